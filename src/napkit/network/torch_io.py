@@ -1,0 +1,92 @@
+"""ReluNetwork from and to torch modules.
+
+Import traces the module with torch.fx, so ``nn.Sequential`` and custom modules whose
+forward calls ``F.relu``/``torch.relu``/``x.view`` work alike. Anything that is not an
+affine map or a ReLU is refused with its node's name.
+"""
+
+from __future__ import annotations
+
+
+import numpy as np
+import torch
+from torch import fx, nn
+
+from napkit.errors import NapkitError
+from napkit.network.affine_chain import AffineChain
+from napkit.network.relu_network import ReluNetwork
+
+_RELU_FUNCS = {torch.relu, torch.nn.functional.relu, torch.relu_}
+_FLAT_FUNCS = {torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze}
+_FLAT_METHODS = {"view", "reshape", "flatten", "squeeze", "unsqueeze", "contiguous"}
+_PASS_MODULES = (nn.Flatten, nn.Identity, nn.Dropout, nn.Unflatten)
+
+
+def from_torch(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> ReluNetwork:
+    """Convert a torch module built of Linear, ReLU and reshapes into a ReluNetwork."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise NapkitError(f"{type(model).__name__} has no nn.Linear layer to import")
+    n_in = linears[0].in_features
+    try:
+        graph = fx.symbolic_trace(model).graph
+    except Exception as exc:  # tracing failures come in many types
+        raise NapkitError(f"cannot trace {type(model).__name__} with torch.fx: {exc}") from exc
+    modules = dict(model.named_modules())
+    chain = AffineChain(n_in)
+    current: fx.Node | None = None
+    for node in graph.nodes:
+        where = f"node '{node.name}' ({node.op} {node.target})"
+        if node.op == "placeholder":
+            current = node if current is None else current
+            continue
+        if node.op == "output":
+            break
+        if node.op == "get_attr":
+            raise NapkitError(f"{where}: parameters used directly in forward are not supported")
+        if node.args and isinstance(node.args[0], fx.Node) and node.args[0] is not current:
+            raise NapkitError(f"{where}: only a chain of layers is supported (no branches)")
+        if node.op == "call_module":
+            mod = modules[node.target]
+            if isinstance(mod, nn.Linear):
+                chain.matmul(mod.weight.detach().double().cpu().numpy(), where)
+                if mod.bias is not None:
+                    chain.add(mod.bias.detach().double().cpu().numpy(), where)
+            elif isinstance(mod, nn.ReLU):
+                chain.relu(node.target)
+            elif not isinstance(mod, _PASS_MODULES):
+                raise NapkitError(f"{where}: layer {type(mod).__name__} is not supported")
+        elif node.op == "call_function":
+            if node.target in _RELU_FUNCS:
+                chain.relu(node.name)
+            elif node.target is torch.nn.functional.linear:
+                raise NapkitError(f"{where}: F.linear with traced weights is not supported")
+            elif node.target not in _FLAT_FUNCS:
+                raise NapkitError(f"{where}: function {getattr(node.target, '__name__', node.target)} is not supported")
+        elif node.op == "call_method":
+            if node.target in ("relu", "relu_"):
+                chain.relu(node.name)
+            elif node.target not in _FLAT_METHODS:
+                raise NapkitError(f"{where}: method .{node.target}() is not supported")
+        current = node
+    shape = tuple(input_shape) if input_shape else (n_in,)
+    return chain.finish(shape, f"torch:{type(model).__name__}")
+
+
+def to_torch(net: ReluNetwork, dtype: torch.dtype = torch.float64) -> nn.Sequential:
+    """An ``nn.Sequential`` of Flatten, Linear and ReLU computing the same function."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+        lin = nn.Linear(w.shape[1], w.shape[0], dtype=dtype)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(np.asarray(w)))
+            lin.bias.copy_(torch.from_numpy(np.asarray(b)))
+        layers.append(lin)
+        if k < len(net.weights) - 1:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers).eval()
+
+
+def relu_module_names(model: nn.Sequential) -> list[str]:
+    """Names of the ReLU modules of a model made by :func:`to_torch`, in order."""
+    return [name for name, m in model.named_modules() if isinstance(m, nn.ReLU)]
