@@ -83,19 +83,24 @@ class ReluNetwork:
         return np.concatenate([[0], np.cumsum(self.layer_sizes)]).astype(np.int64)
 
     # ---- evaluation --------------------------------------------------------------------
-    def flatten_inputs(self, x: np.ndarray | Sequence) -> np.ndarray:
-        """Inputs as a float64 (n, n_inputs) matrix; one input may be given unbatched."""
-        a = np.asarray(x, dtype=np.float64)
+    def reshape_inputs(self, x: np.ndarray | Sequence) -> np.ndarray:
+        """Inputs as an (n, n_inputs) matrix of their own dtype; one input may come unbatched."""
+        a = np.asarray(x)
+        if a.dtype.kind not in "biuf":
+            raise NapkitError(f"inputs must be numeric, got dtype {a.dtype}")
         if a.size == self.n_inputs and a.ndim <= len(self.input_shape):
-            a = a.reshape(1, -1)
-        elif a.ndim >= 1 and a.shape[0] and a[0].size == self.n_inputs:
-            a = a.reshape(a.shape[0], -1)
-        elif a.ndim >= 1 and a.shape[0] == 0:
-            a = a.reshape(0, self.n_inputs)
-        else:
-            raise NapkitError(
-                f"inputs of shape {np.shape(x)} do not fit a network with {self.n_inputs} inputs"
-            )
+            return a.reshape(1, -1)
+        if a.ndim >= 1 and a.shape[0] and a[0].size == self.n_inputs:
+            return a.reshape(a.shape[0], -1)
+        if a.ndim >= 1 and a.shape[0] == 0:
+            return a.reshape(0, self.n_inputs)
+        raise NapkitError(
+            f"inputs of shape {np.shape(x)} do not fit a network with {self.n_inputs} inputs"
+        )
+
+    def flatten_inputs(self, x: np.ndarray | Sequence) -> np.ndarray:
+        """Inputs as a finite float64 (n, n_inputs) matrix."""
+        a = self.reshape_inputs(x).astype(np.float64, copy=False)
         if not np.isfinite(a).all():
             raise NapkitError("inputs contain NaN or infinity")
         return a

@@ -1,0 +1,145 @@
+"""Record activations of a torch model (or a ReluNetwork) batch by batch.
+
+Forward hooks keep a reference to each chosen layer's tensor (the input of a ReLU, the
+output of anything else); nothing is copied beyond what the forward pass computes, and
+only one batch is alive at a time, so memory is bounded by the batch size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from napkit.capture.layers import LayerSpec, expose_functional_relus, select_layers
+from napkit.errors import NapkitError
+from napkit.network import ReluNetwork, to_torch
+from napkit.progress import progress_bar
+
+Model = nn.Module | ReluNetwork
+
+
+@dataclass
+class ActivationBatch:
+    """Rows ``start:start+len(logits)`` of the data: activations per layer and logits."""
+
+    start: int
+    acts: dict[str, np.ndarray]
+    logits: np.ndarray
+
+    def signs(self, names: list[str] | None = None) -> np.ndarray:
+        """On/off pattern (pre-activation > 0) of the chosen layers, concatenated."""
+        names = list(self.acts) if names is None else names
+        return np.concatenate([self.acts[n] > 0 for n in names], axis=1)
+
+
+def model_fingerprint(model: Model) -> str:
+    """sha256 naming a model's weights: the ReluNetwork fingerprint when it converts."""
+    if isinstance(model, ReluNetwork):
+        return model.fingerprint()
+    try:
+        from napkit.network import from_torch
+
+        return from_torch(model).fingerprint()
+    except NapkitError:
+        h = hashlib.sha256()
+        for name, t in sorted(model.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+
+def as_torch(
+    model: Model, layers: LayerSpec = None, dtype: torch.dtype = torch.float32
+) -> tuple[nn.Module, dict[str, str]]:
+    """The torch module to run and a map from its module names to napkit layer names.
+
+    A ReluNetwork runs in ``dtype`` (float32 by default, as ONNX runtimes compute it;
+    float64 reproduces the exact forward pass used by the verifier).
+    """
+    if isinstance(model, ReluNetwork):
+        module = to_torch(model, dtype=dtype)
+        relus = [n for n, m in module.named_modules() if isinstance(m, nn.ReLU)]
+        rename = dict(zip(relus, model.layer_names, strict=True))
+        if callable(layers):
+            rename = {k: v for k, v in rename.items() if layers(v, module.get_submodule(k))}
+            if not rename:
+                raise NapkitError("the layer filter matched no layer")
+        elif layers is not None:
+            back = {v: k for k, v in rename.items()}
+            missing = [n for n in layers if n not in back]
+            if missing:
+                raise NapkitError(f"no layer named {missing[0]!r}; the network has {list(back)}")
+            rename = {back[n]: n for n in layers}
+        return module, rename
+    if not isinstance(model, nn.Module):
+        raise NapkitError(f"cannot record a {type(model).__name__}: give a torch module or a ReluNetwork")
+    module = expose_functional_relus(model) if layers is None else model
+    return module, {n: n for n in select_layers(module, layers)}
+
+
+def _input_tensor(model: Model, module: nn.Module, x: np.ndarray) -> torch.Tensor:
+    try:
+        param = next(module.parameters())
+        dtype, device = param.dtype, param.device
+    except StopIteration:
+        dtype, device = torch.float32, torch.device("cpu")
+    x = model.reshape_inputs(x) if isinstance(model, ReluNetwork) else np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise NapkitError(f"inputs must be numeric, got dtype {x.dtype}")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise NapkitError("inputs contain NaN or infinity")
+    t = torch.as_tensor(x, dtype=dtype)
+    return t if device.type == "cpu" else t.to(device)
+
+
+def iter_activations(
+    model: Model,
+    x: np.ndarray,
+    layers: LayerSpec = None,
+    batch_size: int = 2048,
+    start: int = 0,
+    progress: bool = True,
+    dtype: torch.dtype = torch.float32,
+) -> Iterator[ActivationBatch]:
+    """Run ``model`` over ``x[start:]`` in batches under no_grad, yielding the recorded layers.
+
+    ``dtype`` applies to a ReluNetwork; a torch module runs in its own parameters' dtype.
+    """
+    if batch_size < 1:
+        raise NapkitError("batch_size must be at least 1")
+    module, rename = as_torch(model, layers, dtype)
+    modules = dict(module.named_modules())
+    xt = _input_tensor(model, module, x)
+    was_training = module.training
+    module.eval()
+    current: dict[str, torch.Tensor] = {}
+    handles = []
+    for mname, lname in rename.items():
+        use_input = isinstance(modules[mname], nn.ReLU)
+
+        def hook(_m, inp, out, key=lname, use_input=use_input):
+            current[key] = inp[0] if use_input else out
+
+        handles.append(modules[mname].register_forward_hook(hook))
+    n = len(xt)
+    try:
+        with torch.no_grad(), progress_bar(n - start, "capture", progress) as advance:
+            for lo in range(start, n, batch_size):
+                current.clear()
+                out = module(xt[lo : lo + batch_size])
+                acts = {k: current[k].reshape(len(out), -1).cpu().numpy() for k in rename.values()}
+                logits = out.reshape(len(out), -1).cpu().numpy()
+                for k, a in acts.items():
+                    if not np.isfinite(a).all():
+                        raise NapkitError(f"layer {k!r} produced NaN or infinite activations")
+                advance(len(out))
+                yield ActivationBatch(lo, acts, logits)
+    finally:
+        for h in handles:
+            h.remove()
+        module.train(was_training)

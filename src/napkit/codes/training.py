@@ -1,0 +1,89 @@
+"""Small seeded ReLU MLPs trained on the CPU, for sweeps of width, depth and epochs.
+
+Training is deterministic for a seed (its own torch generator, single-threaded batches
+in a fixed order), and :func:`train_checkpoints` yields the network after chosen
+epochs of one run, so that a sweep over epochs costs one training per architecture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from napkit.codes._input import as_labels, as_rows
+from napkit.errors import NapkitError
+from napkit.network import ReluNetwork, from_torch
+
+
+def make_mlp(n_inputs: int, hidden: Sequence[int], n_classes: int, seed: int = 0) -> nn.Sequential:
+    """Linear/ReLU stack with seeded default (Kaiming-uniform) initialisation."""
+    if not hidden or any(int(h) < 1 for h in hidden):
+        raise NapkitError(f"hidden widths must be positive, got {list(hidden)}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        layers: list[nn.Module] = []
+        width = n_inputs
+        for h in hidden:
+            layers += [nn.Linear(width, int(h)), nn.ReLU()]
+            width = int(h)
+        layers.append(nn.Linear(width, n_classes))
+        return nn.Sequential(*layers)
+
+
+def train_checkpoints(
+    x: Any,
+    y: Any,
+    hidden: Sequence[int],
+    epochs: Sequence[int],
+    seed: int = 0,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    n_classes: int | None = None,
+) -> Iterator[tuple[int, ReluNetwork]]:
+    """Train one MLP with Adam and cross-entropy; yield (epoch, network) at each epoch listed."""
+    xs = as_rows(x, "inputs").astype(np.float32)
+    ys = as_labels(y, xs.shape[0])
+    if xs.shape[0] == 0:
+        raise NapkitError("no training samples")
+    if ys.min() < 0:
+        raise NapkitError("labels must be 0 .. n_classes - 1")
+    stops = sorted({int(e) for e in epochs})
+    if not stops or stops[0] < 0:
+        raise NapkitError(f"epochs must be non-negative, got {list(epochs)}")
+    n_cls = int(n_classes or ys.max() + 1)
+    model = make_mlp(xs.shape[1], hidden, n_cls, seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    xt, yt = torch.from_numpy(xs), torch.from_numpy(ys)
+    loss_fn = nn.CrossEntropyLoss()
+    for epoch in range(stops[-1] + 1):
+        if epoch in stops:
+            yield epoch, from_torch(model.eval())
+        if epoch == stops[-1]:
+            break
+        model.train()
+        order = torch.randperm(xt.shape[0], generator=gen)
+        for start in range(0, xt.shape[0], batch_size):
+            batch = order[start : start + batch_size]
+            opt.zero_grad()
+            loss_fn(model(xt[batch]), yt[batch]).backward()
+            opt.step()
+
+
+def train_mlp(
+    x: Any,
+    y: Any,
+    hidden: Sequence[int] = (100,),
+    epochs: int = 10,
+    seed: int = 0,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    n_classes: int | None = None,
+) -> ReluNetwork:
+    """Train a ReLU MLP on (x, y) and return it as a :class:`ReluNetwork`."""
+    *_, (_, net) = train_checkpoints(x, y, hidden, [epochs], seed, batch_size, lr, n_classes)
+    return net

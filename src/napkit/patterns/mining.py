@@ -1,0 +1,169 @@
+"""Mining NAPs by the δ rule, streaming: counts per class, never all activations in memory.
+
+For class c with samples S_c (by default only those the network classifies correctly)
+and p_j the fraction of S_c on which neuron j is active: j ∈ A iff p_j ≥ δ and j ∈ D iff
+1 − p_j ≥ δ, 0.5 < δ ≤ 1. The comparison is done in exact integer arithmetic on the
+counts, with δ read as the decimal it is written as (0.99 means 99/100).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+from napkit.capture import ActivationStore, iter_activations, model_fingerprint
+from napkit.capture.layers import LayerSpec
+from napkit.capture.recorder import Model
+from napkit.errors import NapkitError
+from napkit.patterns.nap import NAPSet
+
+
+def check_delta(delta: float) -> Fraction:
+    """δ as an exact fraction; refuses values outside (0.5, 1]."""
+    try:
+        d = float(delta)
+    except (TypeError, ValueError):
+        raise NapkitError(f"δ must be a number, not {delta!r}") from None
+    if not (0.5 < d <= 1.0):
+        raise NapkitError(f"δ must satisfy 0.5 < δ ≤ 1, got {delta}")
+    return Fraction(repr(d))
+
+
+def check_labels(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Labels as int64, refusing non-integers and values outside [0, n_classes)."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise NapkitError(f"labels must be a 1-D array, got shape {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all() or (y != np.round(y)).any():
+            raise NapkitError("labels must be whole numbers")
+    elif y.dtype.kind not in "iub":
+        raise NapkitError(f"labels must be integers, got dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise NapkitError(f"labels must lie in 0..{n_classes - 1} (the model has {n_classes} outputs)")
+    return y
+
+
+class NAPMiner:
+    """Accumulates, per class, how often each neuron is active; yields NAPs for any δ."""
+
+    def __init__(
+        self,
+        n_classes: int,
+        layer_names: tuple[str, ...],
+        layer_sizes: tuple[int, ...],
+        fingerprint: str,
+        all_samples: bool = False,
+    ) -> None:
+        self.n_classes = int(n_classes)
+        self.layer_names, self.layer_sizes = tuple(layer_names), tuple(int(s) for s in layer_sizes)
+        self.fingerprint, self.all_samples = fingerprint, all_samples
+        self.counts = np.zeros((self.n_classes, sum(self.layer_sizes)), dtype=np.int64)
+        self.totals = np.zeros(self.n_classes, dtype=np.int64)
+
+    def update(self, signs: np.ndarray, labels: np.ndarray, predictions: np.ndarray) -> None:
+        """Add a batch of on/off patterns (n, neurons) with their labels and predictions."""
+        labels = check_labels(labels, self.n_classes)
+        if signs.shape != (len(labels), self.counts.shape[1]):
+            raise NapkitError(f"patterns of shape {signs.shape} do not match {len(labels)} labels")
+        if not self.all_samples:
+            keep = labels == np.asarray(predictions)
+            signs, labels = signs[keep], labels[keep]
+        if not len(labels):
+            return
+        onehot = np.zeros((len(labels), self.n_classes), dtype=np.float32)
+        onehot[np.arange(len(labels)), labels] = 1.0
+        # float32 sums of 0/1 are exact below 2**24 rows per batch
+        self.counts += np.rint(onehot.T @ signs.astype(np.float32)).astype(np.int64)
+        self.totals += np.bincount(labels, minlength=self.n_classes)
+
+    def naps(self, delta: float, classes: list[int] | None = None) -> NAPSet:
+        """The NAP of every class (or of ``classes``) at δ; a class with no samples is an error."""
+        d = check_delta(delta)
+        labels = np.arange(self.n_classes) if classes is None else np.asarray(classes, dtype=np.int64)
+        what = "samples" if self.all_samples else "correctly classified samples"
+        for c in labels.tolist():
+            if not (0 <= c < self.n_classes):
+                raise NapkitError(f"class {c} is not an output of the model (0..{self.n_classes - 1})")
+            if self.totals[c] == 0:
+                raise NapkitError(f"class {c} has no {what} to mine a NAP from")
+        counts, totals = self.counts[labels], self.totals[labels][:, None]
+        active = counts * d.denominator >= d.numerator * totals
+        inactive = (totals - counts) * d.denominator >= d.numerator * totals
+        return NAPSet(
+            self.layer_names,
+            self.layer_sizes,
+            self.fingerprint,
+            float(delta),
+            labels,
+            active,
+            inactive,
+            self.totals[labels],
+            self.all_samples,
+        )
+
+
+def count_patterns(
+    model: Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    all_samples: bool = False,
+    layers: LayerSpec = None,
+    batch_size: int = 4096,
+    progress: bool = True,
+) -> NAPMiner:
+    """One streaming pass of ``model`` over ``(x, y)``; returns the filled miner."""
+    if len(x) != len(y):
+        raise NapkitError(f"{len(x)} inputs but {len(y)} labels")
+    if not len(x):
+        raise NapkitError("no samples to mine from")
+    miner: NAPMiner | None = None
+    fp = model_fingerprint(model)
+    for batch in iter_activations(model, x, layers, batch_size, progress=progress):
+        if miner is None:
+            names = tuple(batch.acts)
+            sizes = tuple(a.shape[1] for a in batch.acts.values())
+            miner = NAPMiner(batch.logits.shape[1], names, sizes, fp, all_samples)
+            y = check_labels(y, miner.n_classes)
+        rows = slice(batch.start, batch.start + len(batch.logits))
+        miner.update(batch.signs(), y[rows], batch.logits.argmax(axis=1))
+    assert miner is not None
+    return miner
+
+
+def mine(
+    model: Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    delta: float,
+    all_samples: bool = False,
+    layers: LayerSpec = None,
+    classes: list[int] | None = None,
+    batch_size: int = 4096,
+    progress: bool = True,
+) -> NAPSet:
+    """Mine one NAP per class from ``model``'s activations over ``(x, y)`` at δ."""
+    check_delta(delta)
+    miner = count_patterns(model, x, y, all_samples, layers, batch_size, progress)
+    return miner.naps(delta, classes)
+
+
+def mine_store(
+    store: ActivationStore,
+    delta: float,
+    n_classes: int | None = None,
+    all_samples: bool = False,
+    classes: list[int] | None = None,
+) -> NAPSet:
+    """Mine NAPs from a recorded ActivationStore (one pass over its chunks)."""
+    check_delta(delta)
+    if store.n_committed == 0:
+        raise NapkitError(f"the store at {store.path} holds no committed rows")
+    if n_classes is None:
+        n_classes = int(max(store.labels().max(), store.predictions().max())) + 1
+    miner = NAPMiner(n_classes, tuple(store.layer_names), tuple(store.layer_sizes), store.fingerprint, all_samples)
+    for signs, labels, preds in store.iter_signs():
+        miner.update(signs, labels, preds)
+    return miner.naps(delta, classes)

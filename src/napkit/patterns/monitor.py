@@ -1,0 +1,155 @@
+"""NAPMonitor: flag inputs at run time whose pattern is off the NAP of their predicted class.
+
+A scikit-learn style outlier detector: ``fit`` mines NAPs, ``score_samples`` is higher for
+more normal inputs (minus the number of violated constraints of the predicted class's
+NAP), ``predict`` gives +1 (follows within tolerance γ) or -1 (flagged). ``evaluate``
+reports the flagged rate, the share of misclassifications caught, AUROCs (against the
+max-softmax baseline) and, with held-out classes, novelty detection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.metrics import roc_auc_score
+
+from napkit.capture import iter_activations
+from napkit.capture.recorder import Model
+from napkit.errors import NapkitError
+from napkit.patterns.membership import pack_signs, violations_for
+from napkit.patterns.mining import check_labels, count_patterns
+from napkit.patterns.nap import NAPSet
+
+
+@dataclass
+class MonitorReport:
+    """What a monitor does on labelled data (rates in [0, 1]; AUROC None where undefined)."""
+
+    n: int
+    accuracy: float
+    flagged_rate: float
+    misclassified_caught: float | None
+    correct_flagged: float | None
+    auroc: float | None
+    max_softmax_auroc: float | None
+    novel_flagged: float | None = None
+    novelty_auroc: float | None = None
+    tolerance: int = 0
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def _auroc(positive: np.ndarray, score: np.ndarray) -> float | None:
+    if positive.all() or not positive.any():
+        return None
+    return float(roc_auc_score(positive, score))
+
+
+class NAPMonitor(OutlierMixin, BaseEstimator):
+    """Run-time monitor of a model against the NAPs of its classes."""
+
+    def __init__(
+        self,
+        model: Model,
+        delta: float = 0.99,
+        tolerance: int = 0,
+        all_samples: bool = False,
+        batch_size: int = 4096,
+        progress: bool = False,
+    ) -> None:
+        self.model = model
+        self.delta = delta
+        self.tolerance = tolerance
+        self.all_samples = all_samples
+        self.batch_size = batch_size
+        self.progress = progress
+
+    # ---- fitting -------------------------------------------------------------------------
+    def fit(self, X: np.ndarray, y: np.ndarray, classes: list[int] | None = None) -> NAPMonitor:
+        """Mine the NAPs from ``(X, y)``; with ``classes`` only those (the rest held out)."""
+        if classes is not None:
+            keep = np.isin(np.asarray(y), classes)
+            X, y = np.asarray(X)[keep], np.asarray(y)[keep]
+        miner = count_patterns(self.model, X, y, self.all_samples, batch_size=self.batch_size, progress=self.progress)
+        if classes is None:
+            classes = np.flatnonzero(miner.totals).tolist()
+        self.naps_ = miner.naps(self.delta, classes)
+        return self
+
+    def set_naps(self, naps: NAPSet) -> NAPMonitor:
+        """Use NAPs mined elsewhere (a NAP file) instead of fitting."""
+        from napkit.capture import model_fingerprint
+
+        naps.check_model(model_fingerprint(self.model))
+        self.naps_ = naps
+        return self
+
+    # ---- scoring ---------------------------------------------------------------------------
+    def _check_fitted(self) -> NAPSet:
+        if not hasattr(self, "naps_"):
+            raise NapkitError("the monitor is not fitted: call fit() or set_naps() first")
+        if self.tolerance < 0:
+            raise NapkitError(f"tolerance γ must be ≥ 0, got {self.tolerance}")
+        return self.naps_
+
+    def scan(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(violations of the predicted class's NAP, predictions, max softmax) per input.
+
+        An input predicted as a class that has no NAP gets ``n_neurons + 1`` violations.
+        """
+        naps = self._check_fitted()
+        a, d = naps.packed()
+        row_of = np.full(max(int(naps.labels.max()) + 1, 1), -1, np.int64)
+        row_of[naps.labels] = np.arange(len(naps.labels))
+        outs = []
+        layers = list(naps.layer_names)
+        for batch in iter_activations(self.model, X, layers, self.batch_size, progress=self.progress):
+            pred = batch.logits.argmax(1)
+            rows = np.where(pred < len(row_of), row_of[np.minimum(pred, len(row_of) - 1)], -1)
+            v = violations_for(pack_signs(batch.signs(layers)), a, d, np.maximum(rows, 0))
+            v[rows < 0] = naps.n_neurons + 1
+            z = batch.logits - batch.logits.max(1, keepdims=True)
+            soft = 1.0 / np.exp(z).sum(1)
+            outs.append((v, pred, soft))
+        if not outs:
+            return np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0)
+        return tuple(np.concatenate(parts) for parts in zip(*outs, strict=True))  # type: ignore[return-value]
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """Higher is more normal: minus the number of violated constraints."""
+        return -self.scan(X)[0].astype(np.float64)
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Positive for inputs that follow within γ, negative for flagged ones."""
+        return self.score_samples(X) + self.tolerance + 0.5
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """+1 for inputs that follow their predicted class's NAP within γ, -1 for flagged."""
+        return np.where(self.scan(X)[0] <= self.tolerance, 1, -1)
+
+    # ---- evaluation -----------------------------------------------------------------------------
+    def evaluate(self, X: np.ndarray, y: np.ndarray, novel_classes: list[int] | None = None) -> MonitorReport:
+        """Flagged rate, misclassifications caught and AUROCs on labelled data."""
+        v, pred, soft = self.scan(X)
+        y = check_labels(y, int(max(pred.max(initial=0), np.asarray(y).max(initial=0))) + 1)
+        novel = np.isin(y, novel_classes) if novel_classes else np.zeros(len(y), bool)
+        known = ~novel
+        flagged = v > self.tolerance
+        wrong = (pred != y) & known
+        right = (pred == y) & known
+        mean = lambda m: float(m.mean()) if m.size else None  # noqa: E731
+        return MonitorReport(
+            n=int(len(y)),
+            accuracy=float(right[known].mean()) if known.any() else 0.0,
+            flagged_rate=float(flagged[known].mean()) if known.any() else 0.0,
+            misclassified_caught=mean(flagged[wrong]),
+            correct_flagged=mean(flagged[right]),
+            auroc=_auroc(wrong[known], v[known].astype(float)),
+            max_softmax_auroc=_auroc(wrong[known], -soft[known]),
+            novel_flagged=mean(flagged[novel]) if novel.any() else None,
+            novelty_auroc=_auroc(novel, v.astype(float)) if novel.any() else None,
+            tolerance=int(self.tolerance),
+        )

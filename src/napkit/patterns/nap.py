@@ -1,0 +1,200 @@
+"""The NAP type and its versioned JSON file format.
+
+A :class:`NAPSet` holds one NAP per class for one network: boolean masks over all hidden
+neurons (concatenated layer by layer) of the units that must be active (A) and inactive
+(D). The file records the model's fingerprint, layer names and sizes, and δ; loading
+validates it against a model so that a NAP of another model is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from napkit.errors import NapkitError
+
+NAP_FORMAT = "napkit.naps/1"
+
+
+@dataclass(frozen=True)
+class NAP:
+    """The pattern of one class: per layer, indices of must-be-active and must-be-inactive units."""
+
+    label: int
+    active: dict[str, np.ndarray]
+    inactive: dict[str, np.ndarray]
+
+    @property
+    def size(self) -> int:
+        """Number of constrained neurons."""
+        return int(sum(len(v) for v in self.active.values()) + sum(len(v) for v in self.inactive.values()))
+
+
+@dataclass
+class NAPSet:
+    """One NAP per class of a network, as boolean masks over the flat neuron index."""
+
+    layer_names: tuple[str, ...]
+    layer_sizes: tuple[int, ...]
+    fingerprint: str
+    delta: float
+    labels: np.ndarray  # (C,) class label of each row
+    active: np.ndarray  # (C, n_neurons) bool
+    inactive: np.ndarray  # (C, n_neurons) bool
+    support: np.ndarray  # (C,) samples each NAP was mined from
+    all_samples: bool = False
+    _packed: list = field(default_factory=list, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        self.active = np.asarray(self.active, dtype=bool)
+        self.inactive = np.asarray(self.inactive, dtype=bool)
+        self.support = np.asarray(self.support, dtype=np.int64)
+        n = int(sum(self.layer_sizes))
+        shape = (len(self.labels), n)
+        if self.active.shape != shape or self.inactive.shape != shape:
+            raise NapkitError(f"NAP masks must have shape {shape}")
+        if (self.active & self.inactive).any():
+            raise NapkitError("a neuron cannot be both active and inactive in one NAP")
+        if len(set(self.labels.tolist())) != len(self.labels):
+            raise NapkitError("each class may have only one NAP")
+
+    # ---- access ----------------------------------------------------------------------------
+    @property
+    def n_neurons(self) -> int:
+        return int(sum(self.layer_sizes))
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.layer_sizes)]).astype(np.int64)
+
+    def row(self, label: int) -> int:
+        hits = np.flatnonzero(self.labels == label)
+        if not len(hits):
+            raise NapkitError(f"there is no NAP for class {label}; classes: {self.labels.tolist()}")
+        return int(hits[0])
+
+    def nap(self, label: int) -> NAP:
+        r, off = self.row(label), self.offsets
+        split = lambda m: {  # noqa: E731
+            name: np.flatnonzero(m[r, off[k] : off[k + 1]]) for k, name in enumerate(self.layer_names)
+        }
+        return NAP(int(label), split(self.active), split(self.inactive))
+
+    def phases(self, label: int) -> list[np.ndarray]:
+        """Per hidden layer, int8 +1 (must be active), -1 (must be inactive), 0 (free)."""
+        r, off = self.row(label), self.offsets
+        flat = self.active[r].astype(np.int8) - self.inactive[r].astype(np.int8)
+        return [flat[off[k] : off[k + 1]] for k in range(len(self.layer_sizes))]
+
+    def sizes(self) -> np.ndarray:
+        """Number of constrained neurons per class."""
+        return self.active.sum(1) + self.inactive.sum(1)
+
+    def packed(self) -> tuple[np.ndarray, np.ndarray]:
+        """Masks packed into uint64 words (C, words), as :func:`pack_signs` packs patterns."""
+        if not self._packed:
+            from napkit.patterns.membership import pack_signs
+
+            self._packed.extend([pack_signs(self.active), pack_signs(self.inactive)])
+        return self._packed[0], self._packed[1]
+
+    # ---- validation --------------------------------------------------------------------------
+    def check_model(self, fingerprint: str, layer_names=None, layer_sizes=None) -> None:
+        """Refuse to pair these NAPs with another model."""
+        if fingerprint != self.fingerprint:
+            raise NapkitError("these NAPs were mined from another model (fingerprint differs)")
+        if layer_names is not None and tuple(layer_names) != self.layer_names:
+            raise NapkitError(f"NAP layers {list(self.layer_names)} differ from the model's {list(layer_names)}")
+        if layer_sizes is not None and tuple(layer_sizes) != self.layer_sizes:
+            raise NapkitError(f"NAP layer sizes {list(self.layer_sizes)} differ from the model's")
+
+    # ---- file format ----------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        naps = []
+        for c in self.labels.tolist():
+            nap = self.nap(c)
+            naps.append(
+                {
+                    "label": c,
+                    "support": int(self.support[self.row(c)]),
+                    "active": {k: v.tolist() for k, v in nap.active.items()},
+                    "inactive": {k: v.tolist() for k, v in nap.inactive.items()},
+                }
+            )
+        return {
+            "format": NAP_FORMAT,
+            "fingerprint": self.fingerprint,
+            "layers": [{"name": n, "size": int(s)} for n, s in zip(self.layer_names, self.layer_sizes, strict=True)],
+            "delta": self.delta,
+            "all_samples": self.all_samples,
+            "naps": naps,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the JSON file atomically (a temporary file, then a rename)."""
+        p = Path(path)
+        tmp = p.with_name(p.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(self.to_dict()))
+            os.replace(tmp, p)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise NapkitError(f"cannot write {p}: {exc.strerror or exc}") from None
+        return p
+
+    @classmethod
+    def from_dict(cls, d: dict) -> NAPSet:
+        try:
+            if d.get("format") != NAP_FORMAT:
+                raise NapkitError(f"not a napkit NAP file (format {d.get('format')!r}, expected {NAP_FORMAT!r})")
+            names = tuple(str(layer["name"]) for layer in d["layers"])
+            sizes = tuple(int(layer["size"]) for layer in d["layers"])
+            off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+            c = len(d["naps"])
+            active, inactive = np.zeros((c, off[-1]), bool), np.zeros((c, off[-1]), bool)
+            for r, nap in enumerate(d["naps"]):
+                for mask, key in ((active, "active"), (inactive, "inactive")):
+                    for k, name in enumerate(names):
+                        idx = np.asarray(nap[key].get(name, []), dtype=np.int64)
+                        if idx.size and (idx.min() < 0 or idx.max() >= sizes[k]):
+                            raise NapkitError(f"class {nap['label']}: unit index out of range in layer {name!r}")
+                        mask[r, off[k] + idx] = True
+            return cls(
+                layer_names=names,
+                layer_sizes=sizes,
+                fingerprint=str(d["fingerprint"]),
+                delta=float(d["delta"]),
+                labels=np.array([int(n["label"]) for n in d["naps"]], dtype=np.int64),
+                active=active,
+                inactive=inactive,
+                support=np.array([int(n.get("support", 0)) for n in d["naps"]], dtype=np.int64),
+                all_samples=bool(d.get("all_samples", False)),
+            )
+        except NapkitError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise NapkitError(f"malformed NAP file: missing or invalid field ({exc})") from None
+
+    @classmethod
+    def load(cls, path: str | Path, model=None) -> NAPSet:
+        """Read a NAP file; with ``model`` (ReluNetwork or torch module) check it belongs to it."""
+        p = Path(path)
+        try:
+            d = json.loads(p.read_text())
+        except FileNotFoundError:
+            raise NapkitError(f"NAP file not found: {p}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise NapkitError(f"{p} is not valid JSON: {exc}") from None
+        if not isinstance(d, dict):
+            raise NapkitError(f"{p} is not a napkit NAP file")
+        naps = cls.from_dict(d)
+        if model is not None:
+            from napkit.capture import model_fingerprint
+
+            naps.check_model(model_fingerprint(model))
+        return naps

@@ -1,0 +1,31 @@
+"""A rich progress bar on stderr that never gets in the way of machine-readable stdout."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+_console = Console(stderr=True)
+
+
+@contextmanager
+def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator:
+    """Yield an ``advance(n)`` callable; a no-op when disabled or stderr is not a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda n=1: None
+        return
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=_console,
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)

@@ -1,0 +1,1 @@
+"""Verification of NAP specifications (placeholder init, filled in below)."""

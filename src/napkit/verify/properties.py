@@ -1,0 +1,191 @@
+"""What a verification query asks: an input box, an output violation, optional phases.
+
+A query is "does some x in the box, following the phases (closed: active z >= 0,
+inactive z <= 0), reach the violation region of the outputs?". The violation region is a
+disjunction of polytopes ``C y <= d`` (VNN-LIB's form); robustness of label c is the
+disjunction over j != c of ``y_c - y_j <= 0``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from napkit.errors import NapkitError
+
+Phases = list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class InputBox:
+    """Axis-aligned input region ``lower <= x <= upper`` (flat float64 vectors)."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+
+    def __post_init__(self) -> None:
+        lo = np.asarray(self.lower, dtype=np.float64).reshape(-1).copy()
+        hi = np.asarray(self.upper, dtype=np.float64).reshape(-1).copy()
+        if lo.shape != hi.shape or lo.size == 0:
+            raise NapkitError(f"box bounds of sizes {lo.size} and {hi.size} do not match")
+        if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+            raise NapkitError("box bounds must be finite numbers")
+        if (lo > hi).any():
+            i = int(np.argmax(lo > hi))
+            raise NapkitError(f"empty input box: lower {lo[i]} > upper {hi[i]} at input {i}")
+        lo.flags.writeable = False
+        hi.flags.writeable = False
+        object.__setattr__(self, "lower", lo)
+        object.__setattr__(self, "upper", hi)
+
+    @property
+    def n(self) -> int:
+        return int(self.lower.size)
+
+    @property
+    def center(self) -> np.ndarray:
+        return (self.lower + self.upper) / 2
+
+    def contains(self, x: np.ndarray) -> np.ndarray:
+        """Boolean per row of ``x`` (n, inputs): inside the closed box, exactly."""
+        x = np.atleast_2d(x)
+        return ((x >= self.lower) & (x <= self.upper)).all(axis=1)
+
+    def clip(self, x: np.ndarray) -> np.ndarray:
+        return np.clip(x, self.lower, self.upper)
+
+
+def domain_box(n_inputs: int, lo: float = 0.0, hi: float = 1.0) -> InputBox:
+    """The whole input domain ``[lo, hi]^n``."""
+    return InputBox(np.full(int(n_inputs), float(lo)), np.full(int(n_inputs), float(hi)))
+
+
+def linf_ball(x0: np.ndarray, eps: float, lo: float = 0.0, hi: float = 1.0) -> InputBox:
+    """The L-infinity ball of radius ``eps`` around ``x0``, clipped to ``[lo, hi]``."""
+    x0 = np.asarray(x0, dtype=np.float64).reshape(-1)
+    if not eps >= 0:
+        raise NapkitError(f"the radius eps must be >= 0, got {eps}")
+    if (x0 < lo).any() or (x0 > hi).any():
+        raise NapkitError(f"the centre point lies outside the domain [{lo}, {hi}]")
+    return InputBox(np.clip(x0 - eps, lo, hi), np.clip(x0 + eps, lo, hi))
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """Violation region: the union over k of ``{y : C_k y <= d_k}``.
+
+    ``label`` is set when the spec is robustness of that label (then disjunct k is the
+    competitor ``competitors[k]``).
+    """
+
+    disjuncts: tuple[tuple[np.ndarray, np.ndarray], ...]
+    n_outputs: int
+    label: int | None = None
+
+    def __post_init__(self) -> None:
+        out = []
+        for c, d in self.disjuncts:
+            c = np.atleast_2d(np.asarray(c, dtype=np.float64))
+            d = np.asarray(d, dtype=np.float64).reshape(-1)
+            if c.shape[1] != self.n_outputs or c.shape[0] != d.size:
+                raise NapkitError(
+                    f"output constraint of shape {c.shape} does not fit {self.n_outputs} outputs"
+                )
+            out.append((c, d))
+        if not out:
+            raise NapkitError("an output specification needs at least one disjunct")
+        object.__setattr__(self, "disjuncts", tuple(out))
+
+    @property
+    def competitors(self) -> list[int]:
+        if self.label is None:
+            return []
+        return [j for j in range(self.n_outputs) if j != self.label]
+
+    def slack(self, y: np.ndarray) -> np.ndarray:
+        """(n, disjuncts): max_i (C y - d)_i per disjunct; <= 0 means that disjunct holds."""
+        y = np.atleast_2d(y)
+        return np.stack([(y @ c.T - d).max(axis=1) for c, d in self.disjuncts], axis=1)
+
+    def violated(self, y: np.ndarray, strict: bool = False) -> np.ndarray:
+        s = self.slack(y).min(axis=1)
+        return s < 0 if strict else s <= 0
+
+
+def robustness_spec(label: int, n_outputs: int) -> OutputSpec:
+    """Violation of "y_label > y_j for all j != label": some y_j >= y_label."""
+    if not 0 <= int(label) < n_outputs:
+        raise NapkitError(f"label {label} is not one of the {n_outputs} outputs")
+    dis = []
+    for j in range(n_outputs):
+        if j != label:
+            c = np.zeros((1, n_outputs))
+            c[0, label], c[0, j] = 1.0, -1.0
+            dis.append((c, np.zeros(1)))
+    return OutputSpec(tuple(dis), n_outputs, int(label))
+
+
+def check_phases(layer_sizes: Sequence[int], phases: Sequence | None) -> Phases | None:
+    """Validate phases (+1 active, -1 inactive, 0 free per hidden unit); None if all free."""
+    if phases is None:
+        return None
+    if len(phases) != len(layer_sizes):
+        raise NapkitError(
+            f"phases give {len(phases)} layers but the network has {len(layer_sizes)} hidden layers"
+        )
+    out = []
+    for k, (p, n) in enumerate(zip(phases, layer_sizes, strict=True)):
+        a = np.asarray(p).reshape(-1)
+        if a.size != n:
+            raise NapkitError(f"phases of layer {k} have {a.size} units, the layer has {n}")
+        if not np.isin(a, (-1, 0, 1)).all():
+            raise NapkitError(f"phases of layer {k} must be -1, 0 or +1")
+        out.append(a.astype(np.int8))
+    return out if any((a != 0).any() for a in out) else None
+
+
+def merge_phases(pi: Phases, pj: Phases) -> tuple[Phases, bool]:
+    """Both sets of constraints at once; the flag says they conflict on some neuron."""
+    merged, conflict = [], False
+    for a, b in zip(pi, pj, strict=True):
+        conflict |= bool(((a * b) < 0).any())
+        merged.append(np.where(a != 0, a, b).astype(np.int8))
+    return merged, conflict
+
+
+def follows_phases(pre: Sequence[np.ndarray], phases: Phases | None, strict: bool = False) -> np.ndarray:
+    """Per input: does it follow the phases? closed (z >= 0 / z <= 0) or strict (> 0 / <= 0).
+
+    ``strict`` is the paper's definition (active iff z > 0); closed is what proofs use.
+    """
+    n = pre[0].shape[0] if len(pre) else 0
+    ok = np.ones(n, dtype=bool)
+    if phases is None:
+        return ok
+    for z, p in zip(pre, phases, strict=True):
+        act, ina = p > 0, p < 0
+        if strict:
+            ok &= (z[:, act] > 0).all(axis=1) & (z[:, ina] <= 0).all(axis=1)
+        else:
+            ok &= (z[:, act] >= 0).all(axis=1) & (z[:, ina] <= 0).all(axis=1)
+    return ok
+
+
+@dataclass(frozen=True)
+class Property:
+    """One query: some x in ``box`` following ``phases`` with outputs in ``output``'s region."""
+
+    box: InputBox
+    output: OutputSpec
+    phases: Phases | None = None
+
+    def check(self, layer_sizes: Sequence[int], n_inputs: int, n_outputs: int) -> Property:
+        if self.box.n != n_inputs:
+            raise NapkitError(f"the input box has {self.box.n} inputs, the network {n_inputs}")
+        if self.output.n_outputs != n_outputs:
+            raise NapkitError(
+                f"the output spec has {self.output.n_outputs} outputs, the network {n_outputs}"
+            )
+        return Property(self.box, self.output, check_phases(layer_sizes, self.phases))
