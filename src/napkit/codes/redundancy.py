@@ -28,5 +28,6 @@ def distinct_codes(codes: Any) -> int:
 
 def redundancy_ratio(codes: Any) -> float:
     """(N − distinct codes) / N over the rows of ``codes``."""
+    distinct = distinct_codes(codes)  # raises on no samples
     n = as_rows(codes, "codes").shape[0]
-    return (n - distinct_codes(codes)) / n if n else 0.0
+    return (n - distinct) / n

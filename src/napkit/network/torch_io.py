@@ -8,6 +8,8 @@ affine map or a ReLU is refused with its node's name.
 from __future__ import annotations
 
 
+import operator
+
 import numpy as np
 import torch
 from torch import fx, nn
@@ -20,6 +22,13 @@ _RELU_FUNCS = {torch.relu, torch.nn.functional.relu, torch.relu_}
 _FLAT_FUNCS = {torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze}
 _FLAT_METHODS = {"view", "reshape", "flatten", "squeeze", "unsqueeze", "contiguous"}
 _PASS_MODULES = (nn.Flatten, nn.Identity, nn.Dropout, nn.Unflatten)
+_SHAPE_QUERIES = {getattr, operator.getitem}  # x.shape[0] and the like: no data flows
+
+
+def _is_shape_query(node: fx.Node) -> bool:
+    if node.op == "call_method":
+        return node.target in ("size", "dim")
+    return node.op == "call_function" and node.target in _SHAPE_QUERIES
 
 
 def from_torch(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> ReluNetwork:
@@ -42,6 +51,8 @@ def from_torch(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> 
             continue
         if node.op == "output":
             break
+        if _is_shape_query(node):
+            continue
         if node.op == "get_attr":
             raise NapkitError(f"{where}: parameters used directly in forward are not supported")
         if node.args and isinstance(node.args[0], fx.Node) and node.args[0] is not current:

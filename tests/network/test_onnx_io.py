@@ -1,0 +1,95 @@
+import gzip
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from helpers import MNIST_FC, need_shared, random_net
+from napkit.errors import NapkitError
+from napkit.network import from_onnx, load_model, load_onnx_model, onnx_logits, to_onnx
+
+
+def _graph(nodes, inits, in_shape=(1, 3), out_shape=(1, 2)):
+    g = helper.make_graph(
+        nodes,
+        "t",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(out_shape))],
+        [numpy_helper.from_array(np.asarray(v, dtype=np.float32), k) for k, v in inits.items()],
+    )
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_normalisation_and_matmul_fold_into_layers():
+    rng = np.random.default_rng(0)
+    w0, b0, w1 = rng.normal(size=(3, 4)), rng.normal(size=4), rng.normal(size=(4, 2))
+    mean, std = np.array([0.1, 0.2, 0.3]), np.array([2.0, 4.0, 0.5])
+    model = _graph(
+        [
+            helper.make_node("Sub", ["x", "mean"], ["a"]),
+            helper.make_node("Div", ["a", "std"], ["b"]),
+            helper.make_node("MatMul", ["b", "w0"], ["c"]),
+            helper.make_node("Add", ["c", "b0"], ["d"]),
+            helper.make_node("Relu", ["d"], ["e"], name="hidden"),
+            helper.make_node("MatMul", ["e", "w1"], ["y"]),
+        ],
+        {"mean": mean, "std": std, "w0": w0, "b0": b0, "w1": w1},
+    )
+    net = from_onnx(model)
+    assert net.layer_names == ("hidden",) and net.layer_sizes == (4,)
+    x = rng.uniform(size=(25, 3))
+    x32 = x.astype(np.float32).astype(np.float64)
+    expected = np.maximum(((x32 - mean) / std) @ w0 + b0, 0) @ w1
+    np.testing.assert_allclose(net.logits(x32), expected, atol=1e-5)
+    np.testing.assert_allclose(net.logits(x32), onnx_logits(model, x32, net.input_shape), atol=1e-5)
+
+
+def test_unsupported_operator_names_the_node():
+    model = _graph(
+        [helper.make_node("MatMul", ["x", "w"], ["a"]), helper.make_node("Sigmoid", ["a"], ["y"], name="squash")],
+        {"w": np.ones((3, 2))},
+    )
+    with pytest.raises(NapkitError, match="squash.*Sigmoid"):
+        from_onnx(model)
+
+
+def test_round_trip_and_gzip(tmp_path):
+    net = random_net(3)
+    path = tmp_path / "m.onnx.gz"
+    to_onnx(net, path)
+    back = load_model(path)
+    x = np.random.default_rng(1).normal(size=(30, 4))
+    np.testing.assert_allclose(back.logits(x), net.logits(x), atol=1e-5)
+    with gzip.open(path) as f:
+        assert onnx.load_model_from_string(f.read()).graph.node
+
+
+def test_exposed_preactivations_are_outputs():
+    net = random_net(4)
+    model = to_onnx(net, expose_preactivations=True)
+    names = [o.name for o in model.graph.output]
+    assert names == ["logits", *[f"pre_{n}" for n in net.layer_names]]
+
+
+def test_corrupt_and_missing_files(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(NapkitError, match="not a readable ONNX"):
+        load_onnx_model(bad)
+    with pytest.raises(NapkitError, match="not found"):
+        load_model(tmp_path / "nope.onnx")
+    with pytest.raises(NapkitError, match="unknown model format"):
+        load_model(bad.rename(tmp_path / "bad.bin"))
+
+
+@pytest.mark.parametrize("name", ["mnist-net_256x2", "mnist-net_256x4", "mnist-net_256x6"])
+def test_mnist_fc_networks_agree_with_onnxruntime(name, mnist_small):
+    path = need_shared("benchmarks", "mnist_fc", "onnx", f"{name}.onnx.gz")
+    net = load_model(path)
+    x, y = mnist_small
+    ours = net.logits(x)
+    theirs = onnx_logits(load_onnx_model(path), x, net.input_shape)
+    assert np.abs(ours - theirs).max() <= 1e-4
+    assert (ours.argmax(1) == y).mean() > 0.95
+    assert MNIST_FC.exists()

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from napkit.errors import NapkitError
+from napkit.network import from_torch, to_torch
+
+
+class FunctionalNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 5)
+        self.b = nn.Linear(5, 3)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x.view(x.shape[0], -1))))
+
+
+def test_round_trip_keeps_the_function(tiny_net):
+    model = to_torch(tiny_net)
+    x = np.random.default_rng(0).normal(size=(50, 2))
+    np.testing.assert_allclose(model(torch.from_numpy(x)).detach().numpy(), tiny_net.logits(x), atol=1e-12)
+    assert from_torch(model).fingerprint() == tiny_net.fingerprint()
+
+
+def test_functional_relu_and_reshape_are_traced():
+    torch.manual_seed(0)
+    model = FunctionalNet().double()
+    net = from_torch(model)
+    assert net.layer_sizes == (5,)
+    x = torch.randn(20, 4, dtype=torch.float64)
+    np.testing.assert_allclose(net.logits(x.numpy()), model(x).detach().numpy(), atol=1e-12)
+
+
+def test_consecutive_linears_collapse():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3, 4), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)).double()
+    net = from_torch(model)
+    assert net.layer_sizes == (4,)
+    x = torch.randn(10, 3, dtype=torch.float64)
+    np.testing.assert_allclose(net.logits(x.numpy()), model(x).detach().numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("layer", [nn.Sigmoid(), nn.Tanh(), nn.BatchNorm1d(4)])
+def test_unsupported_layer_is_named(layer):
+    model = nn.Sequential(nn.Linear(3, 4), layer, nn.Linear(4, 2))
+    with pytest.raises(NapkitError, match=type(layer).__name__):
+        from_torch(model)
+
+
+def test_unsupported_function_is_named():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return F.softmax(self.a(x), dim=1)
+
+    with pytest.raises(NapkitError, match="softmax"):
+        from_torch(Net())
+
+
+def test_branching_model_is_refused():
+    class Res(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.a(x) + x
+
+    with pytest.raises(NapkitError):
+        from_torch(Res())
