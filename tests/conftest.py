@@ -8,6 +8,7 @@ import pytest
 from helpers import need_shared
 from napkit.network import ReluNetwork
 
+
 @pytest.fixture
 def tiny_net() -> ReluNetwork:
     """2 inputs -> 3 ReLUs -> 2 ReLUs -> 2 logits, weights chosen by hand."""

@@ -26,5 +26,3 @@ def random_net(seed: int, sizes=(4, 8, 6, 3)) -> ReluNetwork:
     ws = tuple(rng.normal(size=(o, i)) / np.sqrt(i) for i, o in zip(sizes[:-1], sizes[1:], strict=True))
     bs = tuple(rng.normal(size=o) * 0.1 for o in sizes[1:])
     return ReluNetwork(ws, bs)
-
-

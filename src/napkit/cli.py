@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -110,8 +109,8 @@ def demo(
             )
         nov = res["novelty"]
         out_console.print(
-            f"novelty (a network trained without class 9): {_fmt(nov.novel_flagged)} of class-9 inputs flagged, "
-            f"AUROC {_fmt(nov.novelty_auroc)}"
+            f"novelty (a network trained without class 9): {_fmt(nov.novel_flagged)} of class-9 "
+            f"inputs flagged, AUROC {_fmt(nov.novelty_auroc)}"
         )
         out_console.print(
             f"{res['syntactically_disjoint_pairs']} of {res['pairs']} NAP pairs are disjoint by syntax"
@@ -142,8 +141,12 @@ def mine(
     data: Annotated[Path, typer.Argument(help=".npz with x and y")],
     delta: Annotated[float, typer.Option("--delta", help="δ in (0.5, 1]")],
     out: Annotated[Path, typer.Option("--out", help="NAP file to write")],
-    all_samples: Annotated[bool, typer.Option("--all-samples", help="Mine misclassified samples too.")] = False,
-    layers: Annotated[list[str] | None, typer.Option("--layers", help="Hidden layers to use (names).")] = None,
+    all_samples: Annotated[
+        bool, typer.Option("--all-samples", help="Mine misclassified samples too.")
+    ] = False,
+    layers: Annotated[
+        list[str] | None, typer.Option("--layers", help="Hidden layers to use (names).")
+    ] = None,
     split: SplitOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 4096,
     progress: ProgressOpt = True,
@@ -160,16 +163,33 @@ def mine(
     net = load_model(model)
     x, y = load_npz(data, split)
     t0 = time.perf_counter()
-    naps = mine_naps(net, x, y, delta, all_samples, _layers(layers), batch_size=batch_size, progress=progress and not as_json)
+    naps = mine_naps(
+        net,
+        x,
+        y,
+        delta,
+        all_samples,
+        _layers(layers),
+        batch_size=batch_size,
+        progress=progress and not as_json,
+    )
     seconds = time.perf_counter() - t0
     naps.save(out)
     sizes = naps.sizes().tolist()
     if not as_json:
-        table = Table(title=f"NAPs at δ = {delta:g} ({naps.n_neurons} neurons in {len(naps.layer_names)} layers)")
+        table = Table(
+            title=f"NAPs at δ = {delta:g} ({naps.n_neurons} neurons in {len(naps.layer_names)} layers)"
+        )
         for col in ("class", "samples", "active", "inactive", "constrained"):
             table.add_column(col, justify="right")
         for i, c in enumerate(naps.labels.tolist()):
-            table.add_row(str(c), str(naps.support[i]), str(naps.active[i].sum()), str(naps.inactive[i].sum()), str(sizes[i]))
+            table.add_row(
+                str(c),
+                str(naps.support[i]),
+                str(naps.active[i].sum()),
+                str(naps.inactive[i].sum()),
+                str(sizes[i]),
+            )
         out_console.print(table)
         out_console.print(f"wrote {out} in {seconds:.2f} s")
     _emit(
@@ -200,7 +220,9 @@ def stats(
     naps: Annotated[Path, typer.Argument(help="NAP file from `napkit mine`")],
     data: Annotated[Path, typer.Argument()],
     tolerance: Annotated[int, typer.Option("--tolerance", help="Hamming tolerance γ")] = 0,
-    only_correct: Annotated[bool, typer.Option("--only-correct", help="Count only correctly classified inputs.")] = False,
+    only_correct: Annotated[
+        bool, typer.Option("--only-correct", help="Count only correctly classified inputs.")
+    ] = False,
     split: SplitOpt = None,
     progress: ProgressOpt = True,
     as_json: JsonOpt = False,
@@ -241,7 +263,8 @@ def monitor(
         out_console.print(
             f"{rep.n} inputs, accuracy {rep.accuracy:.3f}: flagged {rep.flagged_rate:.1%}, "
             f"misclassifications caught {_fmt(rep.misclassified_caught)}, correct ones flagged "
-            f"{_fmt(rep.correct_flagged)}, AUROC {_fmt(rep.auroc)} (max softmax {_fmt(rep.max_softmax_auroc)})"
+            f"{_fmt(rep.correct_flagged)}, AUROC {_fmt(rep.auroc)} "
+            f"(max softmax {_fmt(rep.max_softmax_auroc)})"
         )
     _emit({**rep.to_dict(), "delta": napset.delta}, as_json)
 
@@ -254,23 +277,25 @@ def main(argv: list[str] | None = None) -> int:
     except NapkitError as exc:
         print(f"napkit: error: {exc}", file=sys.stderr)
         return 2
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        print(f"napkit: error: {exc.format_message()}", file=sys.stderr)
-        return 2
-    except click.exceptions.Abort:
+    except typer.Exit as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except typer.Abort:
         print("napkit: interrupted", file=sys.stderr)
         return 130
+    except typer.TyperException as exc:
+        msg = " ".join(str(exc.format_message() if hasattr(exc, "format_message") else exc).split())
+        if msg:  # a bare `napkit` shows the help and has nothing more to say
+            print(f"napkit: error: {msg}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("napkit: interrupted", file=sys.stderr)
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def run() -> None:
     """Console-script wrapper."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -76,7 +76,9 @@ def load_digits_split(test_fraction: float = 0.3, seed: int = 0):
 
     d = load_digits()
     x = (d.data / 16.0).astype(np.float32)
-    return train_test_split(x, d.target.astype(np.int64), test_size=test_fraction, random_state=seed, stratify=d.target)
+    return train_test_split(
+        x, d.target.astype(np.int64), test_size=test_fraction, random_state=seed, stratify=d.target
+    )
 
 
 def mnist_path() -> Path | None:

@@ -69,8 +69,10 @@ def run_demo(out: str | Path = "napkit-demo", progress: bool = True, seed: int =
     held_out = [9]
     seen = y_tr != 9
     net9 = train_mlp(x_tr[seen], y_tr[seen], hidden=DEMO_HIDDEN, epochs=60, seed=seed)
-    novelty = NAPMonitor(net9, delta=DEMO_DELTA).fit(x_tr[seen], y_tr[seen]).evaluate(
-        x_te, y_te, novel_classes=held_out
+    novelty = (
+        NAPMonitor(net9, delta=DEMO_DELTA)
+        .fit(x_tr[seen], y_tr[seen])
+        .evaluate(x_te, y_te, novel_classes=held_out)
     )
     disjoint = syntactic_disjoint(main)
     n_pairs = len(main.labels) * (len(main.labels) - 1) // 2
@@ -78,7 +80,11 @@ def run_demo(out: str | Path = "napkit-demo", progress: bool = True, seed: int =
     plot_naps(main, out / "naps.png")
     plot_delta_sweep(rows, out / "delta_sweep.png")
     metrics = {
-        "model": {"layers": list(net.layer_sizes), "test_accuracy": acc, "fingerprint": net.fingerprint()},
+        "model": {
+            "layers": list(net.layer_sizes),
+            "test_accuracy": acc,
+            "fingerprint": net.fingerprint(),
+        },
         "sweep": [
             {
                 "delta": r["delta"],
@@ -131,7 +137,10 @@ def _write_html(out: Path, metrics: dict, rows: list[dict]) -> None:
         )
     mon = metrics["monitor"]["gamma0"]
     sections = [
-        ("Model", f"<p>MLP {metrics['model']['layers']}, test accuracy {metrics['model']['test_accuracy']:.3f}</p>"),
+        (
+            "Model",
+            f"<p>MLP {metrics['model']['layers']}, test accuracy {metrics['model']['test_accuracy']:.3f}</p>",
+        ),
         (
             "Recall and precision against δ (mean over classes)",
             table_html(["δ", "recall train", "recall test", "precision test", "neurons"], sweep_rows),
@@ -140,7 +149,14 @@ def _write_html(out: Path, metrics: dict, rows: list[dict]) -> None:
             f"Run-time monitor (δ = {metrics['monitor']['delta']}, γ = 0)",
             table_html(
                 ["flagged", "errors caught", "AUROC (NAP)", "AUROC (max softmax)"],
-                [[mon["flagged_rate"], mon["misclassified_caught"], mon["auroc"], mon["max_softmax_auroc"]]],
+                [
+                    [
+                        mon["flagged_rate"],
+                        mon["misclassified_caught"],
+                        mon["auroc"],
+                        mon["max_softmax_auroc"],
+                    ]
+                ],
             ),
         ),
     ]

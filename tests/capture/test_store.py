@@ -92,7 +92,7 @@ def test_corrupt_or_missing_store(tmp_path):
     record(random_net(0), x, y, tmp_path / "s.zarr", progress=False)
     (tmp_path / "s.zarr" / "napkit-progress.json").write_text("{garbage")
     with pytest.raises(NapkitError, match="corrupt"):
-        ActivationStore.open(tmp_path / "s.zarr").n_committed
+        _ = ActivationStore.open(tmp_path / "s.zarr").n_committed
 
 
 def test_create_refuses_non_empty_path_and_bad_mode(tmp_path):

@@ -17,8 +17,8 @@ def test_napkit_model_round_trip(tmp_path, tiny_net):
 
 
 def test_tampered_weights_are_detected(tmp_path, tiny_net):
-    from safetensors.numpy import load_file, save_file
     from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
 
     p = save_model(tiny_net, tmp_path / "m.safetensors")
     with safe_open(str(p), framework="numpy") as f:

@@ -47,7 +47,10 @@ def test_normalisation_and_matmul_fold_into_layers():
 
 def test_unsupported_operator_names_the_node():
     model = _graph(
-        [helper.make_node("MatMul", ["x", "w"], ["a"]), helper.make_node("Sigmoid", ["a"], ["y"], name="squash")],
+        [
+            helper.make_node("MatMul", ["x", "w"], ["a"]),
+            helper.make_node("Sigmoid", ["a"], ["y"], name="squash"),
+        ],
         {"w": np.ones((3, 2))},
     )
     with pytest.raises(NapkitError, match="squash.*Sigmoid"):

@@ -25,7 +25,9 @@ def masks_and_patterns(draw):
 
 
 def naive_violations(active, inactive, signs):
-    return np.array([[int((a & ~s).sum() + (d & s).sum()) for a, d in zip(active, inactive, strict=True)] for s in signs])
+    return np.array(
+        [[int((a & ~s).sum() + (d & s).sum()) for a, d in zip(active, inactive, strict=True)] for s in signs]
+    )
 
 
 @settings(max_examples=150, deadline=None)
@@ -42,7 +44,16 @@ def test_packed_violations_equal_naive_count(data):
 
 def _napset(active, inactive, labels=None):
     c, n = active.shape
-    return NAPSet(("l",), (n,), "fp", 0.9, np.arange(c) if labels is None else labels, active, inactive, np.ones(c))
+    return NAPSet(
+        ("l",),
+        (n,),
+        "fp",
+        0.9,
+        np.arange(c) if labels is None else labels,
+        active,
+        inactive,
+        np.ones(c),
+    )
 
 
 @settings(max_examples=100, deadline=None)

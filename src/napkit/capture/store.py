@@ -159,7 +159,9 @@ class ActivationStore:
             raise NapkitError(f"no layer {name!r} in the store; it has {self.layer_names}")
         return da.from_zarr(self.group[name])[: self.n_committed]
 
-    def iter_signs(self, batch_rows: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def iter_signs(
+        self, batch_rows: int | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(signs of all layers concatenated, labels, predictions) for committed rows, in batches."""
         n = self.n_committed
         step = batch_rows or self.chunk_rows

@@ -24,7 +24,7 @@ from napkit.codes.hamming import HammingKNN, hamming_distances, hamming_kneighbo
 from napkit.codes.redundancy import distinct_codes, redundancy_ratio
 from napkit.codes.report import codes_report
 from napkit.codes.sweep import phase_sweep, phase_table, plot_phase_chart
-from napkit.codes.training import make_mlp, train_checkpoints, train_mlp
+from napkit.codes.training import make_mlp, to_relu_network, train_checkpoints, train_mlp
 
 __all__ = [
     "CodeEncoder",
@@ -46,6 +46,7 @@ __all__ = [
     "phase_table",
     "plot_phase_chart",
     "redundancy_ratio",
+    "to_relu_network",
     "train_checkpoints",
     "train_mlp",
     "unpack_codes",

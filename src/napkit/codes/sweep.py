@@ -34,6 +34,8 @@ def phase_sweep(
     seed: int = 0,
     categorise: bool = False,
     batch_size: int = 128,
+    lr: float = 1e-3,
+    batch_norm: bool = False,
 ) -> list[dict[str, Any]]:
     """Rows of {width, depth, epochs, samples, accuracies, redundancies[, k-NN, LR, k-means]}.
 
@@ -55,7 +57,7 @@ def phase_sweep(
             for width in widths:
                 hidden = [int(width)] * int(depth)
                 for ep, net in train_checkpoints(
-                    xtr[sub], ytr[sub], hidden, epochs, seed, batch_size, n_classes=n_classes
+                    xtr[sub], ytr[sub], hidden, epochs, seed, batch_size, lr, n_classes, batch_norm
                 ):
                     rep = codes_report(
                         net, xtr[sub], ytr[sub], x_test, y_test, seed=seed,

@@ -134,9 +134,7 @@ def to_onnx(
             nodes.append(helper.make_node("Relu", [z], [f"post{k}"], name=net.layer_names[k]))
             cur = f"post{k}"
             if expose_preactivations:
-                outputs.append(
-                    helper.make_tensor_value_info(z, onnx.TensorProto.FLOAT, [None, w.shape[0]])
-                )
+                outputs.append(helper.make_tensor_value_info(z, onnx.TensorProto.FLOAT, [None, w.shape[0]]))
     graph = helper.make_graph(
         nodes,
         "napkit",

@@ -94,9 +94,7 @@ class ReluNetwork:
             return a.reshape(a.shape[0], -1)
         if a.ndim >= 1 and a.shape[0] == 0:
             return a.reshape(0, self.n_inputs)
-        raise NapkitError(
-            f"inputs of shape {np.shape(x)} do not fit a network with {self.n_inputs} inputs"
-        )
+        raise NapkitError(f"inputs of shape {np.shape(x)} do not fit a network with {self.n_inputs} inputs")
 
     def flatten_inputs(self, x: np.ndarray | Sequence) -> np.ndarray:
         """Inputs as a finite float64 (n, n_inputs) matrix."""

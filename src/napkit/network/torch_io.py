@@ -7,7 +7,6 @@ affine map or a ReLU is refused with its node's name.
 
 from __future__ import annotations
 
-
 import operator
 
 import numpy as np
@@ -73,7 +72,9 @@ def from_torch(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> 
             elif node.target is torch.nn.functional.linear:
                 raise NapkitError(f"{where}: F.linear with traced weights is not supported")
             elif node.target not in _FLAT_FUNCS:
-                raise NapkitError(f"{where}: function {getattr(node.target, '__name__', node.target)} is not supported")
+                raise NapkitError(
+                    f"{where}: function {getattr(node.target, '__name__', node.target)} is not supported"
+                )
         elif node.op == "call_method":
             if node.target in ("relu", "relu_"):
                 chain.relu(node.name)

@@ -9,7 +9,14 @@ from napkit.patterns.metrics import (
     nap_stats,
     syntactic_disjoint,
 )
-from napkit.patterns.mining import NAPMiner, check_delta, check_labels, count_patterns, mine, mine_store
+from napkit.patterns.mining import (
+    NAPMiner,
+    check_delta,
+    check_labels,
+    count_patterns,
+    mine,
+    mine_store,
+)
 from napkit.patterns.monitor import MonitorReport, NAPMonitor
 from napkit.patterns.nap import NAP, NAP_FORMAT, NAPSet
 

@@ -69,7 +69,13 @@ class StatsAccumulator:
             recall = np.where(self.n_class > 0, self.n_hit / self.n_class, np.nan)
             precision = np.where(self.n_follow > 0, self.n_hit / self.n_follow, np.nan)
         return NAPStats(
-            self.naps.labels, recall, precision, self.n_class, self.n_follow, self.n_hit, self.tolerance
+            self.naps.labels,
+            recall,
+            precision,
+            self.n_class,
+            self.n_follow,
+            self.n_hit,
+            self.tolerance,
         )
 
 

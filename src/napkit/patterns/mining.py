@@ -163,7 +163,13 @@ def mine_store(
         raise NapkitError(f"the store at {store.path} holds no committed rows")
     if n_classes is None:
         n_classes = int(max(store.labels().max(), store.predictions().max())) + 1
-    miner = NAPMiner(n_classes, tuple(store.layer_names), tuple(store.layer_sizes), store.fingerprint, all_samples)
+    miner = NAPMiner(
+        n_classes,
+        tuple(store.layer_names),
+        tuple(store.layer_sizes),
+        store.fingerprint,
+        all_samples,
+    )
     for signs, labels, preds in store.iter_signs():
         miner.update(signs, labels, preds)
     return miner.naps(delta, classes)

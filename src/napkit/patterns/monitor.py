@@ -73,7 +73,9 @@ class NAPMonitor(OutlierMixin, BaseEstimator):
         if classes is not None:
             keep = np.isin(np.asarray(y), classes)
             X, y = np.asarray(X)[keep], np.asarray(y)[keep]
-        miner = count_patterns(self.model, X, y, self.all_samples, batch_size=self.batch_size, progress=self.progress)
+        miner = count_patterns(
+            self.model, X, y, self.all_samples, batch_size=self.batch_size, progress=self.progress
+        )
         if classes is None:
             classes = np.flatnonzero(miner.totals).tolist()
         self.naps_ = miner.naps(self.delta, classes)

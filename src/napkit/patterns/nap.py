@@ -80,9 +80,10 @@ class NAPSet:
 
     def nap(self, label: int) -> NAP:
         r, off = self.row(label), self.offsets
-        split = lambda m: {  # noqa: E731
-            name: np.flatnonzero(m[r, off[k] : off[k + 1]]) for k, name in enumerate(self.layer_names)
-        }
+
+        def split(mask: np.ndarray) -> dict[str, np.ndarray]:
+            return {n: np.flatnonzero(mask[r, off[k] : off[k + 1]]) for k, n in enumerate(self.layer_names)}
+
         return NAP(int(label), split(self.active), split(self.inactive))
 
     def phases(self, label: int) -> list[np.ndarray]:
@@ -109,7 +110,9 @@ class NAPSet:
         if fingerprint != self.fingerprint:
             raise NapkitError("these NAPs were mined from another model (fingerprint differs)")
         if layer_names is not None and tuple(layer_names) != self.layer_names:
-            raise NapkitError(f"NAP layers {list(self.layer_names)} differ from the model's {list(layer_names)}")
+            raise NapkitError(
+                f"NAP layers {list(self.layer_names)} differ from the model's {list(layer_names)}"
+            )
         if layer_sizes is not None and tuple(layer_sizes) != self.layer_sizes:
             raise NapkitError(f"NAP layer sizes {list(self.layer_sizes)} differ from the model's")
 
@@ -129,7 +132,9 @@ class NAPSet:
         return {
             "format": NAP_FORMAT,
             "fingerprint": self.fingerprint,
-            "layers": [{"name": n, "size": int(s)} for n, s in zip(self.layer_names, self.layer_sizes, strict=True)],
+            "layers": [
+                {"name": n, "size": int(s)} for n, s in zip(self.layer_names, self.layer_sizes, strict=True)
+            ],
             "delta": self.delta,
             "all_samples": self.all_samples,
             "naps": naps,
@@ -151,7 +156,9 @@ class NAPSet:
     def from_dict(cls, d: dict) -> NAPSet:
         try:
             if d.get("format") != NAP_FORMAT:
-                raise NapkitError(f"not a napkit NAP file (format {d.get('format')!r}, expected {NAP_FORMAT!r})")
+                raise NapkitError(
+                    f"not a napkit NAP file (format {d.get('format')!r}, expected {NAP_FORMAT!r})"
+                )
             names = tuple(str(layer["name"]) for layer in d["layers"])
             sizes = tuple(int(layer["size"]) for layer in d["layers"])
             off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -162,7 +169,9 @@ class NAPSet:
                     for k, name in enumerate(names):
                         idx = np.asarray(nap[key].get(name, []), dtype=np.int64)
                         if idx.size and (idx.min() < 0 or idx.max() >= sizes[k]):
-                            raise NapkitError(f"class {nap['label']}: unit index out of range in layer {name!r}")
+                            raise NapkitError(
+                                f"class {nap['label']}: unit index out of range in layer {name!r}"
+                            )
                         mask[r, off[k] + idx] = True
             return cls(
                 layer_names=names,

@@ -19,7 +19,9 @@ def write_report(path: str | Path, title: str, sections: list[tuple[str, str]], 
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
         "text-align:right}img{max-width:100%;margin:1em 0}"
     )
-    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style>"]
+    parts = [
+        f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style>"
+    ]
     parts.append(f"<h1>{html.escape(title)}</h1>")
     for heading, body in sections:
         parts.append(f"<h2>{html.escape(heading)}</h2>{body}")

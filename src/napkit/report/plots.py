@@ -39,8 +39,20 @@ def plot_delta_sweep(rows: list[dict], path: str | Path, which: str = "eval") ->
     for key, style in (("fit", "-"), ("eval", "--")):
         if rows[0].get(key) is None:
             continue
-        ax.plot(deltas, [np.nanmean(r[key].recall) for r in rows], "o" + style, color="#c8423b", label=f"recall ({key})")
-        ax.plot(deltas, [np.nanmean(r[key].precision) for r in rows], "s" + style, color="#3b6fb6", label=f"precision ({key})")
+        ax.plot(
+            deltas,
+            [np.nanmean(r[key].recall) for r in rows],
+            "o" + style,
+            color="#c8423b",
+            label=f"recall ({key})",
+        )
+        ax.plot(
+            deltas,
+            [np.nanmean(r[key].precision) for r in rows],
+            "s" + style,
+            color="#3b6fb6",
+            label=f"precision ({key})",
+        )
     ax.set_xlabel("δ")
     ax.set_ylabel("mean over classes")
     ax.set_ylim(0, 1.02)

@@ -1,0 +1,203 @@
+"""The command-line contract of DESIGN.md: JSON last line, exit codes, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import random_net
+from napkit.cli import main
+from napkit.network import to_onnx
+
+
+@pytest.fixture
+def files(tmp_path):
+    net = random_net(21, sizes=(8, 32, 24, 3))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 8)).astype(np.float32)
+    y = net.predict(x)
+    y[:40] = (y[:40] + 1) % 3
+    model = tmp_path / "model.onnx"
+    to_onnx(net, model)
+    data = tmp_path / "data.npz"
+    np.savez(data, x=x, y=y)
+    return tmp_path, model, data, net
+
+
+def run(args, capsys):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def last_json(out):
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_mine_stats_monitor_round(files, capsys):
+    tmp, model, data, _ = files
+    naps = tmp / "naps.json"
+    code, out, err = run(["mine", model, data, "--delta", "0.9", "--out", naps, "--json"], capsys)
+    assert code == 0, err
+    res = last_json(out)
+    assert res["classes"] == [0, 1, 2] and len(res["neurons"]) == 3 and res["seconds"] >= 0
+    code, out, _ = run(["stats", model, naps, data, "--json"], capsys)
+    res = last_json(out)
+    assert code == 0 and len(res["recall"]) == 3 and len(res["precision"]) == 3
+    assert all(0 <= r <= 1 for r in res["recall"])
+    code, out, _ = run(["monitor", model, naps, data, "--tolerance", "1", "--json"], capsys)
+    res = last_json(out)
+    assert code == 0 and 0 <= res["flagged_rate"] <= 1
+    assert {"misclassified_caught", "auroc"} <= set(res)
+
+
+def test_human_output_has_a_table(files, capsys):
+    tmp, model, data, _ = files
+    code, out, _ = run(
+        ["mine", model, data, "--delta", "0.95", "--out", tmp / "n.json", "--no-progress"], capsys
+    )
+    assert code == 0 and "constrained" in out and "wrote" in out
+
+
+def test_layers_option_selects_layers(files, capsys):
+    tmp, model, data, net = files
+    naps = tmp / "one.json"
+    code, out, err = run(
+        [
+            "mine",
+            model,
+            data,
+            "--delta",
+            "0.9",
+            "--layers",
+            net.layer_names[1],
+            "--out",
+            naps,
+            "--json",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert json.loads(naps.read_text())["layers"] == [{"name": net.layer_names[1], "size": 24}]
+
+
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["mine", "{model}", "{data}", "--delta", "0.4", "--out", "{tmp}/n.json"], "δ"),
+        (["mine", "{model}", "{data}", "--delta", "1.5", "--out", "{tmp}/n.json"], "δ"),
+        (
+            ["mine", "{model}", "{tmp}/none.npz", "--delta", "0.9", "--out", "{tmp}/n.json"],
+            "not found",
+        ),
+        (
+            ["mine", "{model}", "{data}", "--delta", "0.9", "--out", "{tmp}/no/dir/n.json"],
+            "does not exist",
+        ),
+        (
+            [
+                "mine",
+                "{model}",
+                "{data}",
+                "--delta",
+                "0.9",
+                "--split",
+                "train",
+                "--out",
+                "{tmp}/n.json",
+            ],
+            "x_train",
+        ),
+        (["stats", "{model}", "{tmp}/corrupt.json", "{data}"], "not valid JSON"),
+        (["stats", "{tmp}/other.onnx", "{tmp}/good.json", "{data}"], "another model"),
+        (
+            ["mine", "{model}", "{tmp}/badshape.npz", "--delta", "0.9", "--out", "{tmp}/n.json"],
+            "do not fit",
+        ),
+        (["mine", "{model}", "{tmp}/nan.npz", "--delta", "0.9", "--out", "{tmp}/n.json"], "NaN"),
+        (
+            ["mine", "{model}", "{tmp}/badlabels.npz", "--delta", "0.9", "--out", "{tmp}/n.json"],
+            "labels",
+        ),
+        (
+            ["mine", "{model}", "{tmp}/fewlabels.npz", "--delta", "0.9", "--out", "{tmp}/n.json"],
+            "labels",
+        ),
+        (
+            ["mine", "{model}", "{tmp}/onlyone.npz", "--delta", "0.9", "--out", "{tmp}/n.json"],
+            "class 1 has no",
+        ),
+        (["monitor", "{model}", "{tmp}/good.json", "{data}", "--tolerance", "-1"], "γ"),
+        (
+            ["mine", "{data}", "{data}", "--delta", "0.9", "--out", "{tmp}/n.json"],
+            "unknown model format",
+        ),
+        (["mine", "{model}", "{data}", "--delta", "abc", "--out", "{tmp}/n.json"], "delta"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(files, capsys, args, msg):
+    tmp, model, data, net = files
+    (tmp / "corrupt.json").write_text("{oops")
+    to_onnx(random_net(22, sizes=(8, 32, 24, 3)), tmp / "other.onnx")
+    assert main(["mine", str(model), str(data), "--delta", "0.9", "--out", str(tmp / "good.json")]) == 0
+    np.savez(tmp / "badshape.npz", x=np.zeros((5, 7)), y=np.zeros(5, int))
+    np.savez(tmp / "nan.npz", x=np.full((5, 8), np.nan), y=np.zeros(5, int))
+    np.savez(tmp / "badlabels.npz", x=np.zeros((5, 8)), y=np.array([0, 1, 2, 3, 9]))
+    np.savez(tmp / "fewlabels.npz", x=np.zeros((5, 8)), y=np.zeros(4, int))
+    x1 = np.random.default_rng(1).normal(size=(50, 8)).astype(np.float32)
+    only0 = net.predict(x1) == 0
+    np.savez(tmp / "onlyone.npz", x=x1[only0], y=np.zeros(int(only0.sum()), int))
+    capsys.readouterr()
+    filled = [a.format(model=model, data=data, tmp=tmp) for a in args]
+    before = set(os.listdir(tmp))
+    code, out, err = run(filled, capsys)
+    assert code == 2
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and msg in lines[0], err
+    assert "Traceback" not in err
+    assert set(os.listdir(tmp)) == before
+
+
+def test_console_script_runs_as_a_process(files):
+    tmp, model, data, _ = files
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "napkit.cli",
+            "mine",
+            str(model),
+            str(data),
+            "--delta",
+            "0.3",
+            "--out",
+            str(tmp / "n.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "δ" in proc.stderr
+
+
+def test_demo_writes_its_report(tmp_path, capsys):
+    code, out, err = run(["demo", "--out", tmp_path / "demo", "--json"], capsys)
+    assert code == 0, err
+    res = last_json(out)
+    for key in ("report", "naps", "recall", "verified"):
+        assert key in res
+    assert len(res["recall"]) == 10
+    for name in (
+        "index.html",
+        "naps.json",
+        "metrics.json",
+        "naps.png",
+        "delta_sweep.png",
+        "model.safetensors",
+    ):
+        assert (tmp_path / "demo" / name).exists()
+    metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    assert [r["delta"] for r in metrics["sweep"]] == [1.0, 0.99, 0.95, 0.9]
+    assert metrics["model"]["test_accuracy"] > 0.9
