@@ -65,8 +65,8 @@ def _stats_table(title: str, stats_by_delta: list[tuple[str, object]]) -> Table:
     table = Table(title=title)
     table.add_column("class", justify="right")
     for name, _ in stats_by_delta:
-        table.add_column(f"{name} recall", justify="right")
-        table.add_column(f"{name} precision", justify="right")
+        table.add_column(f"{name} R".strip(), justify="right")
+        table.add_column(f"{name} P".strip(), justify="right")
     labels = stats_by_delta[0][1].labels
     for i, c in enumerate(labels.tolist()):
         cells = []
@@ -96,7 +96,7 @@ def demo(
         out_console.print(f"[bold]MLP 64-64-64-10 on digits[/]: test accuracy {res['test_accuracy']:.3f}")
         out_console.print(
             _stats_table(
-                "NAP recall and precision on the test split",
+                "NAP recall (R) and precision (P) on the test split",
                 [(f"δ={r['delta']:g}", r["eval"]) for r in res["rows"]],
             )
         )
@@ -235,7 +235,8 @@ def stats(
     x, y = load_npz(data, split)
     s = nap_stats(net, napset, x, y, tolerance, only_correct, progress=progress and not as_json)
     if not as_json:
-        out_console.print(_stats_table(f"NAPs at δ = {napset.delta:g}, γ = {tolerance}", [("", s)]))
+        title = f"Recall (R) and precision (P) of the NAPs at δ = {napset.delta:g}, γ = {tolerance}"
+        out_console.print(_stats_table(title, [("", s)]))
     _emit({**s.to_dict(), "delta": napset.delta}, as_json)
 
 

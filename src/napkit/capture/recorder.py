@@ -34,7 +34,13 @@ class ActivationBatch:
     def signs(self, names: list[str] | None = None) -> np.ndarray:
         """On/off pattern (pre-activation > 0) of the chosen layers, concatenated."""
         names = list(self.acts) if names is None else names
-        return np.concatenate([self.acts[n] > 0 for n in names], axis=1)
+        widths = [self.acts[n].shape[1] for n in names]
+        out = np.empty((len(self.logits), sum(widths)), dtype=bool)
+        lo = 0
+        for n, w in zip(names, widths, strict=True):
+            np.greater(self.acts[n], 0, out=out[:, lo : lo + w])
+            lo += w
+        return out
 
 
 def model_fingerprint(model: Model) -> str:
@@ -82,18 +88,24 @@ def as_torch(
     return module, {n: n for n in select_layers(module, layers)}
 
 
-def _input_tensor(model: Model, module: nn.Module, x: np.ndarray) -> torch.Tensor:
+def _inputs(model: Model, x: np.ndarray) -> np.ndarray:
+    """The inputs as a numeric array shaped for the model (no copy, no conversion yet)."""
+    x = model.reshape_inputs(x) if isinstance(model, ReluNetwork) else np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise NapkitError(f"inputs must be numeric, got dtype {x.dtype}")
+    return x
+
+
+def _batch_tensor(module: nn.Module, xb: np.ndarray) -> torch.Tensor:
+    """One batch converted to the module's dtype and device (memory bounded by the batch)."""
+    if xb.dtype.kind == "f" and not np.isfinite(xb).all():
+        raise NapkitError("inputs contain NaN or infinity")
     try:
         param = next(module.parameters())
         dtype, device = param.dtype, param.device
     except StopIteration:
         dtype, device = torch.float32, torch.device("cpu")
-    x = model.reshape_inputs(x) if isinstance(model, ReluNetwork) else np.asarray(x)
-    if x.dtype.kind not in "biuf":
-        raise NapkitError(f"inputs must be numeric, got dtype {x.dtype}")
-    if x.dtype.kind == "f" and not np.isfinite(x).all():
-        raise NapkitError("inputs contain NaN or infinity")
-    t = torch.as_tensor(x, dtype=dtype)
+    t = torch.as_tensor(xb, dtype=dtype)
     return t if device.type == "cpu" else t.to(device)
 
 
@@ -114,7 +126,7 @@ def iter_activations(
         raise NapkitError("batch_size must be at least 1")
     module, rename = as_torch(model, layers, dtype)
     modules = dict(module.named_modules())
-    xt = _input_tensor(model, module, x)
+    x = _inputs(model, x)
     was_training = module.training
     module.eval()
     current: dict[str, torch.Tensor] = {}
@@ -126,17 +138,18 @@ def iter_activations(
             current[key] = inp[0] if use_input else out
 
         handles.append(modules[mname].register_forward_hook(hook))
-    n = len(xt)
+    n = len(x)
     try:
         with torch.no_grad(), progress_bar(n - start, "capture", progress) as advance:
             for lo in range(start, n, batch_size):
                 current.clear()
-                out = module(xt[lo : lo + batch_size])
+                out = module(_batch_tensor(module, x[lo : lo + batch_size]))
                 acts = {k: current[k].reshape(len(out), -1).cpu().numpy() for k in rename.values()}
                 logits = out.reshape(len(out), -1).cpu().numpy()
-                for k, a in acts.items():
-                    if not np.isfinite(a).all():
-                        raise NapkitError(f"layer {k!r} produced NaN or infinite activations")
+                if not np.isfinite(logits).all():  # NaN and inf in a hidden layer reach the logits
+                    bad = [k for k, a in acts.items() if not np.isfinite(a).all()]
+                    where = f"layer {bad[0]!r}" if bad else "the model's output"
+                    raise NapkitError(f"{where} produced NaN or infinite activations")
                 advance(len(out))
                 yield ActivationBatch(lo, acts, logits)
     finally:

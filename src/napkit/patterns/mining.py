@@ -68,16 +68,12 @@ class NAPMiner:
         labels = check_labels(labels, self.n_classes)
         if signs.shape != (len(labels), self.counts.shape[1]):
             raise NapkitError(f"patterns of shape {signs.shape} do not match {len(labels)} labels")
-        if not self.all_samples:
-            keep = labels == np.asarray(predictions)
-            signs, labels = signs[keep], labels[keep]
-        if not len(labels):
-            return
-        onehot = np.zeros((len(labels), self.n_classes), dtype=np.float32)
-        onehot[np.arange(len(labels)), labels] = 1.0
-        # float32 sums of 0/1 are exact below 2**24 rows per batch
-        self.counts += np.rint(onehot.T @ signs.astype(np.float32)).astype(np.int64)
-        self.totals += np.bincount(labels, minlength=self.n_classes)
+        kept = labels if self.all_samples else np.where(labels == np.asarray(predictions), labels, -1)
+        present = np.bincount(kept[kept >= 0], minlength=self.n_classes)
+        as_bytes = np.ascontiguousarray(signs, dtype=bool).view(np.uint8)
+        for c in np.flatnonzero(present):  # a loop over classes; each sum is vectorised
+            self.counts[c] += as_bytes[kept == c].sum(axis=0, dtype=np.int64)
+        self.totals += present
 
     def naps(self, delta: float, classes: list[int] | None = None) -> NAPSet:
         """The NAP of every class (or of ``classes``) at δ; a class with no samples is an error."""
@@ -113,19 +109,28 @@ def count_patterns(
     layers: LayerSpec = None,
     batch_size: int = 4096,
     progress: bool = True,
+    miner: NAPMiner | None = None,
 ) -> NAPMiner:
-    """One streaming pass of ``model`` over ``(x, y)``; returns the filled miner."""
+    """One streaming pass of ``model`` over ``(x, y)``; returns the filled miner.
+
+    Pass the ``miner`` of an earlier call to keep counting over data that comes in parts
+    (files read one at a time, a stream): memory stays bounded by one batch.
+    """
     if len(x) != len(y):
         raise NapkitError(f"{len(x)} inputs but {len(y)} labels")
     if not len(x):
         raise NapkitError("no samples to mine from")
-    miner: NAPMiner | None = None
     fp = model_fingerprint(model)
+    if miner is not None and miner.fingerprint != fp:
+        raise NapkitError("the miner to continue was filled from another model")
     for batch in iter_activations(model, x, layers, batch_size, progress=progress):
-        if miner is None:
+        if batch.start == 0:
             names = tuple(batch.acts)
             sizes = tuple(a.shape[1] for a in batch.acts.values())
-            miner = NAPMiner(batch.logits.shape[1], names, sizes, fp, all_samples)
+            if miner is None:
+                miner = NAPMiner(batch.logits.shape[1], names, sizes, fp, all_samples)
+            elif (names, sizes) != (miner.layer_names, miner.layer_sizes):
+                raise NapkitError(f"the miner counts layers {list(miner.layer_names)}, not {list(names)}")
             y = check_labels(y, miner.n_classes)
         rows = slice(batch.start, batch.start + len(batch.logits))
         miner.update(batch.signs(), y[rows], batch.logits.argmax(axis=1))

@@ -32,11 +32,11 @@ def plot_naps(naps: NAPSet, path: str | Path) -> Path:
     return Path(path)
 
 
-def plot_delta_sweep(rows: list[dict], path: str | Path, which: str = "eval") -> Path:
+def plot_delta_sweep(rows: list[dict], path: str | Path, names: tuple[str, str] = ("train", "test")) -> Path:
     """Mean recall and precision (over classes) against δ, for fit and eval data."""
     deltas = [r["delta"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key, style in (("fit", "-"), ("eval", "--")):
+    for key, style, name in (("fit", "-", names[0]), ("eval", "--", names[1])):
         if rows[0].get(key) is None:
             continue
         ax.plot(
@@ -44,14 +44,14 @@ def plot_delta_sweep(rows: list[dict], path: str | Path, which: str = "eval") ->
             [np.nanmean(r[key].recall) for r in rows],
             "o" + style,
             color="#c8423b",
-            label=f"recall ({key})",
+            label=f"recall ({name})",
         )
         ax.plot(
             deltas,
             [np.nanmean(r[key].precision) for r in rows],
             "s" + style,
             color="#3b6fb6",
-            label=f"precision ({key})",
+            label=f"precision ({name})",
         )
     ax.set_xlabel("δ")
     ax.set_ylabel("mean over classes")

@@ -1,0 +1,74 @@
+"""VNN-COMP 2022 mnist_fc: napkit's verdicts and times beside the ground truth and the
+published alpha-beta-CROWN and Marabou times (truth.csv), then totals and wrong answers.
+
+    .venv/bin/python benchmarks/vnncomp_mnist_fc.py --nets 256x2 [--timeout-scale 1] [--limit N]
+
+Instance timeout: 120 s (VNN-COMP 2022 mnist_fc), times --timeout-scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+from napkit.network import from_onnx, load_onnx_model
+from napkit.verify import verify_vnnlib
+
+ROOT = Path(__file__).resolve().parents[1] / ".." / "shared" / "benchmarks" / "mnist_fc"
+INSTANCE_TIMEOUT = 120.0
+
+
+def _secs(s: str) -> float | None:
+    s = s.split()[0] if s and s[0].isdigit() else ""
+    return float(s) if s else None
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nets", nargs="+", default=["256x2"], help="e.g. 256x2 256x4 256x6")
+    ap.add_argument("--timeout-scale", type=float, default=1.0)
+    ap.add_argument("--limit", type=int, default=0, help="at most this many instances per net")
+    ap.add_argument("--root", type=Path, default=ROOT)
+    args = ap.parse_args(argv)
+    if not (args.root / "truth.csv").exists():
+        print(f"benchmark data not found under {args.root}", file=sys.stderr)
+        return 2
+    rows = list(csv.DictReader(open(args.root / "truth.csv")))
+    timeout = INSTANCE_TIMEOUT * args.timeout_scale
+    print(f"# VNN-COMP 2022 mnist_fc, napkit, timeout {timeout:g} s per instance\n")
+    print("| instance | truth | napkit | napkit s | reason | a-b-CROWN s | Marabou s |")
+    print("|---|---|---|---|---|---|---|")
+    tot = {"solved": 0, "wrong": 0, "n": 0, "s": 0.0, "abc": 0, "mar": 0}
+    for net_name in args.nets:
+        proto = load_onnx_model(args.root / "onnx" / f"mnist-net_{net_name}.onnx.gz")
+        net = from_onnx(proto)
+        mine = [r for r in rows if r["inst"].startswith(f"mnist-net_{net_name}-")]
+        if args.limit:
+            mine = mine[: args.limit]
+        for r in mine:
+            prop = r["inst"].split("-", 2)[2]
+            t = time.monotonic()
+            res = verify_vnnlib(net, args.root / "vnnlib" / f"{prop}.vnnlib.gz",
+                                timeout=timeout, onnx_model=proto)
+            secs = time.monotonic() - t
+            truth = r["truth"]
+            wrong = res.verdict != "unknown" and truth in ("sat", "unsat") and res.verdict != truth
+            tot["n"] += 1
+            tot["s"] += secs
+            tot["solved"] += res.verdict != "unknown"
+            tot["wrong"] += wrong
+            tot["abc"] += _secs(r["alpha_beta_crown_s"]) is not None
+            tot["mar"] += _secs(r["marabou_s"]) is not None
+            flag = " **WRONG**" if wrong else ""
+            print(f"| {r['inst']} | {truth} | {res.verdict}{flag} | {secs:.2f} | {res.reason} "
+                  f"| {r['alpha_beta_crown_s']} | {r['marabou_s']} |", flush=True)
+    print(f"\nsolved {tot['solved']}/{tot['n']} (alpha-beta-CROWN {tot['abc']}, Marabou "
+          f"{tot['mar']}), wrong {tot['wrong']}, napkit total {tot['s']:.1f} s")
+    return 1 if tot["wrong"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
