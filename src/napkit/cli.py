@@ -65,8 +65,8 @@ def _stats_table(title: str, stats_by_delta: list[tuple[str, object]]) -> Table:
     table = Table(title=title)
     table.add_column("class", justify="right")
     for name, _ in stats_by_delta:
-        table.add_column(f"{name} R".strip(), justify="right")
-        table.add_column(f"{name} P".strip(), justify="right")
+        table.add_column(f"{name} R" if name else "recall", justify="right")
+        table.add_column(f"{name} P" if name else "precision", justify="right")
     labels = stats_by_delta[0][1].labels
     for i, c in enumerate(labels.tolist()):
         cells = []
@@ -235,7 +235,7 @@ def stats(
     x, y = load_npz(data, split)
     s = nap_stats(net, napset, x, y, tolerance, only_correct, progress=progress and not as_json)
     if not as_json:
-        title = f"Recall (R) and precision (P) of the NAPs at δ = {napset.delta:g}, γ = {tolerance}"
+        title = f"NAPs at δ = {napset.delta:g}, γ = {tolerance}"
         out_console.print(_stats_table(title, [("", s)]))
     _emit({**s.to_dict(), "delta": napset.delta}, as_json)
 
