@@ -201,3 +201,24 @@ def test_demo_writes_its_report(tmp_path, capsys):
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
     assert [r["delta"] for r in metrics["sweep"]] == [1.0, 0.99, 0.95, 0.9]
     assert metrics["model"]["test_accuracy"] > 0.9
+
+
+def test_capture_then_mine_from_the_store(files, capsys):
+    tmp, model, data, _ = files
+    store = tmp / "acts.zarr"
+    code, out, err = run(
+        ["capture", model, data, "--out", store, "--bits", "--batch-size", "64", "--json"], capsys
+    )
+    assert code == 0, err
+    res = last_json(out)
+    assert res["rows"] == 500 and res["mode"] == "bits" and res["resumed_from"] == 0
+    code, out, err = run(["mine", model, store, "--delta", "0.9", "--out", tmp / "s.json", "--json"], capsys)
+    assert code == 0, err
+    run(["mine", model, data, "--delta", "0.9", "--out", tmp / "d.json"], capsys)
+    from_store = json.loads((tmp / "s.json").read_text())["naps"]
+    from_data = json.loads((tmp / "d.json").read_text())["naps"]
+    assert from_store == from_data
+    # a store of this model is refused for another one
+    to_onnx(random_net(22, sizes=(8, 32, 24, 3)), tmp / "other.onnx")
+    code, _, err = run(["mine", tmp / "other.onnx", store, "--delta", "0.9", "--out", tmp / "o.json"], capsys)
+    assert code == 2 and "another model" in err

@@ -138,7 +138,7 @@ def demo(
 @app.command()
 def mine(
     model: Annotated[Path, typer.Argument(help="ONNX (.onnx, .onnx.gz), napkit (.safetensors) or .pt")],
-    data: Annotated[Path, typer.Argument(help=".npz with x and y")],
+    data: Annotated[Path, typer.Argument(help=".npz with x and y, or a store from `napkit capture`")],
     delta: Annotated[float, typer.Option("--delta", help="δ in (0.5, 1]")],
     out: Annotated[Path, typer.Option("--out", help="NAP file to write")],
     all_samples: Annotated[
@@ -161,18 +161,27 @@ def mine(
     check_delta(delta)
     _check_output(out)
     net = load_model(model)
-    x, y = load_npz(data, split)
     t0 = time.perf_counter()
-    naps = mine_naps(
-        net,
-        x,
-        y,
-        delta,
-        all_samples,
-        _layers(layers),
-        batch_size=batch_size,
-        progress=progress and not as_json,
-    )
+    if (data / "zarr.json").exists():  # an activation store from `napkit capture`
+        from napkit.capture import ActivationStore
+        from napkit.patterns import mine_store
+
+        store = ActivationStore.open(data, fingerprint=net.fingerprint())
+        if not store.complete:
+            raise NapkitError(f"the store at {data} is incomplete: run `napkit capture` again to finish it")
+        naps = mine_store(store, delta, net.n_outputs, all_samples)
+    else:
+        x, y = load_npz(data, split)
+        naps = mine_naps(
+            net,
+            x,
+            y,
+            delta,
+            all_samples,
+            _layers(layers),
+            batch_size=batch_size,
+            progress=progress and not as_json,
+        )
     seconds = time.perf_counter() - t0
     naps.save(out)
     sizes = naps.sizes().tolist()
@@ -200,6 +209,53 @@ def mine(
             "total_neurons": naps.n_neurons,
             "delta": delta,
             "out": str(out),
+            "seconds": seconds,
+        },
+        as_json,
+    )
+
+
+@app.command()
+def capture(
+    model: Annotated[Path, typer.Argument(help="ONNX, napkit (.safetensors) or .pt model")],
+    data: Annotated[Path, typer.Argument(help=".npz with x and y")],
+    out: Annotated[Path, typer.Option("--out", help="Activation store (a zarr folder) to write or resume")],
+    bits: Annotated[bool, typer.Option("--bits", help="Store bit-packed signs, not float32 values.")] = False,
+    layers: Annotated[list[str] | None, typer.Option("--layers", help="Hidden layers to record.")] = None,
+    split: SplitOpt = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Rows per chunk")] = 4096,
+    progress: ProgressOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record the hidden pre-activations over DATA into a resumable zarr store."""
+    from napkit.capture import ActivationStore, record
+    from napkit.datasets import load_npz
+    from napkit.network import load_model
+
+    net = load_model(model)
+    x, y = load_npz(data, split)
+    resumed = ActivationStore.open(out).n_committed if (out / "zarr.json").exists() else 0
+    if not (out / "zarr.json").exists():
+        _check_output(out)
+    t0 = time.perf_counter()
+    store = record(
+        net, x, y, out, _layers(layers), "bits" if bits else "float32", batch_size, progress and not as_json
+    )
+    seconds = time.perf_counter() - t0
+    if not as_json:
+        what = f"resumed at row {resumed}, " if resumed else ""
+        out_console.print(
+            f"{what}{store.n_committed} rows of {sum(store.layer_sizes)} neurons in layers "
+            f"{', '.join(store.layer_names)} ({store.mode}) at {out} in {seconds:.2f} s"
+        )
+    _emit(
+        {
+            "store": str(out),
+            "rows": store.n_committed,
+            "layers": store.layer_names,
+            "sizes": store.layer_sizes,
+            "mode": store.mode,
+            "resumed_from": resumed,
             "seconds": seconds,
         },
         as_json,
