@@ -96,3 +96,24 @@ def test_mnist_fc_networks_agree_with_onnxruntime(name, mnist_small):
     assert np.abs(ours - theirs).max() <= 1e-4
     assert (ours.argmax(1) == y).mean() > 0.95
     assert MNIST_FC.exists()
+
+
+def test_initializers_listed_as_graph_inputs_are_ignored():
+    w = np.arange(6, dtype=np.float32).reshape(3, 2)
+    g = helper.make_graph(
+        [
+            helper.make_node("Constant", [], ["shift"], value=numpy_helper.from_array(np.float32([1.0, -1.0]))),
+            helper.make_node("MatMul", ["x", "w"], ["a"]),
+            helper.make_node("Add", ["a", "shift"], ["y"]),
+        ],
+        "old-exporter",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3]),
+            helper.make_tensor_value_info("w", TensorProto.FLOAT, [3, 2]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    net = from_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
+    assert net.layer_sizes == () and net.n_inputs == 3
+    np.testing.assert_allclose(net.logits(np.array([[1.0, 2.0, 3.0]])), [[17.0, 21.0]])
