@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -114,6 +115,15 @@ def demo(
         )
         out_console.print(
             f"{res['syntactically_disjoint_pairs']} of {res['pairs']} NAP pairs are disjoint by syntax"
+        )
+        v = res["verification"]
+        count = lambda d, what: sum(x == what for x in d.values())  # noqa: E731
+        out_console.print(
+            f"verification (timeout 5 s each): NAP robustness over [0,1]^64 verified for "
+            f"{count(v['domain'], 'verified')} of {len(v['domain'])} classes "
+            f"({count(v['domain'], 'falsified')} falsified with a re-checked counterexample); "
+            f"within ε = {v['eps']} of a test image {count(v['local'], 'verified')} of {len(v['local'])}; "
+            f"NAP pairs proved disjoint {count(v['pairs'], 'verified')} of {len(v['pairs'])}"
         )
         out_console.print(f"report: {res['report']}")
     _emit(
@@ -324,6 +334,219 @@ def monitor(
             f"(max softmax {_fmt(rep.max_softmax_auroc)})"
         )
     _emit({**rep.to_dict(), "delta": napset.delta}, as_json)
+
+
+# ---- verification ----------------------------------------------------------------------------
+
+DomainOpt = Annotated[bool, typer.Option("--domain", help="The whole input domain [lo, hi]^n.")]
+CenterOpt = Annotated[Path | None, typer.Option("--center", help=".npz holding the centre point")]
+IndexOpt = Annotated[int, typer.Option("--index", help="Row of --center's data")]
+EpsOpt = Annotated[float | None, typer.Option("--eps", help="L-inf radius around the centre")]
+LoOpt = Annotated[float, typer.Option("--lo", help="Lower end of the input domain")]
+HiOpt = Annotated[float, typer.Option("--hi", help="Upper end of the input domain")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds per query")]
+
+
+def _region(net, domain: bool, center: Path | None, index: int, eps: float | None, split, lo, hi):
+    """The input box of a query: the whole domain or an L-inf ball clipped to it."""
+    from napkit.datasets import load_npz
+    from napkit.verify import domain_box, linf_ball
+
+    if not lo < hi:
+        raise NapkitError(f"the domain needs --lo < --hi, got {lo} and {hi}")
+    if domain == (center is not None):
+        raise NapkitError("give exactly one region: --domain, or --center DATA --index I --eps E")
+    if domain:
+        return domain_box(net.n_inputs, lo, hi), None
+    if eps is None or not math.isfinite(eps) or eps <= 0:
+        raise NapkitError(f"--eps must be a positive number, got {eps}")
+    x, _ = load_npz(center, split)
+    x = net.reshape_inputs(x)
+    if not 0 <= index < len(x):
+        raise NapkitError(f"--index {index} is outside the {len(x)} rows of {center}")
+    return linf_ball(x[index].astype(float), eps, lo, hi), x[index]
+
+
+def _onnx_proto(model: Path):
+    """The ONNX model itself when MODEL is ONNX: counterexamples are re-checked on it too."""
+    from napkit.network import load_onnx_model
+
+    return load_onnx_model(model) if model.name.lower().endswith((".onnx", ".onnx.gz")) else None
+
+
+def _phases_for(net, naps: Path | None, label: int | None):
+    if naps is None:
+        return None, None
+    from napkit.patterns import NAPSet
+
+    if label is None:
+        raise NapkitError("--naps needs --label C: the class whose NAP constrains the query")
+    napset = NAPSet.load(naps, net)
+    return napset, napset.phases(label)
+
+
+def _check_label(net, label: int) -> int:
+    if not 0 <= label < net.n_outputs:
+        raise NapkitError(f"--label must be a class of the model (0..{net.n_outputs - 1}), got {label}")
+    return label
+
+
+def _result_line(res, what: str) -> str:
+    colour = {"verified": "green", "unsat": "green", "falsified": "red", "sat": "red"}.get(
+        res.verdict, "yellow"
+    )
+    return f"{what}: [bold {colour}]{res.verdict}[/] in {res.seconds:.2f} s ({res.reason})"
+
+
+@app.command()
+def verify(
+    model: Annotated[Path, typer.Argument()],
+    label: Annotated[
+        int, typer.Option("--label", help="The class C: is every input of the region classified C?")
+    ],
+    naps: Annotated[
+        Path | None, typer.Option("--naps", help="NAP file; the NAP of C constrains the region")
+    ] = None,
+    domain: DomainOpt = False,
+    center: CenterOpt = None,
+    index: IndexOpt = 0,
+    eps: EpsOpt = None,
+    split: SplitOpt = None,
+    lo: LoOpt = 0.0,
+    hi: HiOpt = 1.0,
+    timeout: TimeoutOpt = 60.0,
+    as_json: JsonOpt = False,
+) -> int:
+    """NAP robustness: every input of the region that follows NAP_C is classified C."""
+    from napkit.network import load_model
+    from napkit.verify import verify_robustness
+
+    net = load_model(model)
+    _check_label(net, label)
+    _, phases = _phases_for(net, naps, label)
+    box, _ = _region(net, domain, center, index, eps, split, lo, hi)
+    res = verify_robustness(net, box, label, phases, timeout=timeout, onnx_model=_onnx_proto(model))
+    if not as_json:
+        with_nap = f" following the NAP of class {label}" if phases is not None else ""
+        out_console.print(_result_line(res, f"class {label}{with_nap}"))
+    _emit({**res.to_dict(), "label": label, "nap": phases is not None}, as_json)
+    return 1 if res.verdict == "falsified" else 0
+
+
+@app.command()
+def ambiguity(
+    model: Annotated[Path, typer.Argument()],
+    naps: Annotated[Path, typer.Argument()],
+    lo: LoOpt = 0.0,
+    hi: HiOpt = 1.0,
+    timeout: TimeoutOpt = 30.0,
+    progress: ProgressOpt = True,
+    as_json: JsonOpt = False,
+) -> int:
+    """Non-ambiguity of every NAP pair: can any input of the domain follow both?"""
+    from napkit.network import load_model
+    from napkit.patterns import NAPSet, syntactic_disjoint
+    from napkit.progress import progress_bar
+    from napkit.verify import domain_box, verify_disjoint
+
+    net = load_model(model)
+    napset = NAPSet.load(naps, net)
+    if not lo < hi:
+        raise NapkitError(f"the domain needs --lo < --hi, got {lo} and {hi}")
+    box = domain_box(net.n_inputs, lo, hi)
+    syntactic = syntactic_disjoint(napset)
+    labels = napset.labels.tolist()
+    pairs = []
+    todo = [(a, b) for a in range(len(labels)) for b in range(a + 1, len(labels))]
+    with progress_bar(len(todo), "pairs", progress and not as_json) as advance:
+        for a, b in todo:
+            i, j = labels[a], labels[b]
+            if syntactic[a, b]:
+                pairs.append(
+                    {"i": i, "j": j, "result": "verified", "reason": "disjoint by syntax", "seconds": 0.0}
+                )
+            else:
+                res = verify_disjoint(net, box, napset.phases(i), napset.phases(j), timeout=timeout)
+                pairs.append(
+                    {"i": i, "j": j, "result": res.verdict, "reason": res.reason, "seconds": res.seconds}
+                )
+            advance()
+    counts = {v: sum(p["result"] == v for p in pairs) for v in ("verified", "falsified", "unknown")}
+    if not as_json:
+        table = Table(title=f"Non-ambiguity of {len(pairs)} NAP pairs (δ = {napset.delta:g})")
+        for col in ("i", "j", "result", "seconds", "reason"):
+            table.add_column(col, justify="left" if col in ("result", "reason") else "right")
+        for p in pairs:
+            if p["reason"] != "disjoint by syntax":
+                table.add_row(str(p["i"]), str(p["j"]), p["result"], f"{p['seconds']:.2f}", p["reason"])
+        out_console.print(table)
+        n_syntactic = int(syntactic[np.triu_indices(len(labels), 1)].sum())
+        out_console.print(
+            f"{counts['verified']} disjoint ({n_syntactic} by syntax), "
+            f"{counts['falsified']} ambiguous, {counts['unknown']} unknown"
+        )
+    _emit({"pairs": pairs, **counts, "delta": napset.delta}, as_json)
+    return 1 if counts["falsified"] else 0
+
+
+@app.command()
+def vnnlib(
+    model: Annotated[Path, typer.Argument()],
+    prop: Annotated[Path, typer.Argument(help="VNN-LIB 1.0 file (.vnnlib or .vnnlib.gz)")],
+    naps: Annotated[Path | None, typer.Option("--naps", help="Intersect the query with a NAP")] = None,
+    label: Annotated[int | None, typer.Option("--label", help="Class of the NAP")] = None,
+    timeout: TimeoutOpt = 60.0,
+    as_json: JsonOpt = False,
+) -> int:
+    """A VNN-COMP query: sat (a counterexample exists), unsat or unknown."""
+    from napkit.network import load_model
+    from napkit.verify import verify_vnnlib
+
+    net = load_model(model)
+    if label is not None:
+        _check_label(net, label)
+    _, phases = _phases_for(net, naps, label)
+    res = verify_vnnlib(net, prop, phases, timeout=timeout, onnx_model=_onnx_proto(model))
+    if not as_json:
+        out_console.print(_result_line(res, prop.name))
+    _emit(res.to_dict(), as_json)
+    return 1 if res.verdict == "sat" else 0
+
+
+@app.command("export-vnnlib")
+def export_vnnlib(
+    model: Annotated[Path, typer.Argument()],
+    naps: Annotated[Path, typer.Option("--naps", help="NAP file")],
+    label: Annotated[int, typer.Option("--label", help="Class whose NAP and robustness to state")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the ONNX and VNN-LIB files")],
+    domain: DomainOpt = False,
+    center: CenterOpt = None,
+    index: IndexOpt = 0,
+    eps: EpsOpt = None,
+    split: SplitOpt = None,
+    lo: LoOpt = 0.0,
+    hi: HiOpt = 1.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write an ONNX exposing the pre-activations and a VNN-LIB spec of the NAP property."""
+    from napkit.network import load_model, to_onnx
+    from napkit.verify import robustness_spec, write_vnnlib
+
+    net = load_model(model)
+    _check_label(net, label)
+    _, phases = _phases_for(net, naps, label)
+    box, _ = _region(net, domain, center, index, eps, split, lo, hi)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NapkitError(f"cannot create {out}: {exc.strerror or exc}") from None
+    onnx_path = _check_output(out / f"{model.name.split('.')[0]}-preacts.onnx")
+    spec_path = _check_output(out / f"nap_class{label}.vnnlib")
+    to_onnx(net, onnx_path, expose_preactivations=True)
+    write_vnnlib(spec_path, box, robustness_spec(label, net.n_outputs), phases)
+    if not as_json:
+        out_console.print(f"wrote {onnx_path} and {spec_path}")
+    _emit({"onnx": str(onnx_path), "vnnlib": str(spec_path), "label": label}, as_json)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ from napkit.zoo import train_mlp
 
 DEMO_DELTAS = (1.0, 0.99, 0.95, 0.9)
 DEMO_HIDDEN = (64, 64)
+DEMO_EPS = 0.05
 DEMO_DELTA = 0.95  # the δ whose NAPs are written to naps.json and monitored
 
 
@@ -76,6 +77,7 @@ def run_demo(out: str | Path = "napkit-demo", progress: bool = True, seed: int =
     )
     disjoint = syntactic_disjoint(main)
     n_pairs = len(main.labels) * (len(main.labels) - 1) // 2
+    verification = verify_naps(net, main, x_te, y_te, monitor)
 
     plot_naps(main, out / "naps.png")
     plot_delta_sweep(rows, out / "delta_sweep.png")
@@ -98,6 +100,7 @@ def run_demo(out: str | Path = "napkit-demo", progress: bool = True, seed: int =
         "novelty": {"held_out": held_out, **novelty.to_dict()},
         "syntactically_disjoint_pairs": int(np.triu(disjoint, 1).sum()),
         "pairs": n_pairs,
+        "verification": verification,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _write_html(out, metrics, rows)
@@ -113,9 +116,54 @@ def run_demo(out: str | Path = "napkit-demo", progress: bool = True, seed: int =
         "monitor": report0,
         "monitor_gamma2": report2,
         "novelty": novelty,
-        "verified": None,
+        "verified": verification["verified"],
+        "verification": verification,
         "seconds": time.perf_counter() - t0,
         **{k: metrics[k] for k in ("syntactically_disjoint_pairs", "pairs")},
+    }
+
+
+def verify_naps(
+    net, naps, x_te, y_te, monitor: NAPMonitor, eps: float = DEMO_EPS, timeout: float = 5.0
+) -> dict:
+    """Prove or refute NAP properties of the demo network (short timeouts: a demo, not a study).
+
+    - NAP robustness over the whole domain [0, 1]^64 for each class;
+    - NAP-augmented local robustness in an L-inf ball of radius ``eps`` around the first
+      test image of each class that is classified correctly and follows its NAP;
+    - non-ambiguity of every pair of NAPs over the domain.
+    """
+    from napkit.verify import domain_box, linf_ball, verify_disjoint, verify_robustness
+
+    box = domain_box(net.n_inputs)
+    labels = naps.labels.tolist()
+    domain = {c: verify_robustness(net, box, c, naps.phases(c), timeout=timeout).verdict for c in labels}
+    follows = (monitor.predict(x_te) == 1) & (net.predict(x_te) == y_te)
+    local = {}
+    for c in labels:
+        rows = np.flatnonzero(follows & (y_te == c))
+        if len(rows):
+            ball = linf_ball(np.asarray(x_te[rows[0]], float), eps)
+            local[c] = verify_robustness(net, ball, c, naps.phases(c), timeout=timeout).verdict
+    syntactic = syntactic_disjoint(naps)
+    pairs = {}
+    for a in range(len(labels)):
+        for b in range(a + 1, len(labels)):
+            if syntactic[a, b]:
+                pairs[f"{labels[a]}-{labels[b]}"] = "verified"
+            else:
+                res = verify_disjoint(
+                    net, box, naps.phases(labels[a]), naps.phases(labels[b]), timeout=timeout
+                )
+                pairs[f"{labels[a]}-{labels[b]}"] = res.verdict
+    verdicts = [*domain.values(), *local.values(), *pairs.values()]
+    return {
+        "domain": domain,
+        "local": local,
+        "eps": eps,
+        "pairs": pairs,
+        "verified": sum(v == "verified" for v in verdicts),
+        "queries": len(verdicts),
     }
 
 

@@ -117,3 +117,12 @@ def test_initializers_listed_as_graph_inputs_are_ignored():
     net = from_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
     assert net.layer_sizes == () and net.n_inputs == 3
     np.testing.assert_allclose(net.logits(np.array([[1.0, 2.0, 3.0]])), [[17.0, 21.0]])
+
+
+def test_model_with_exposed_preactivations_loads_as_the_same_network(tmp_path):
+    net = random_net(6)
+    to_onnx(net, tmp_path / "pre.onnx", expose_preactivations=True)
+    back = load_model(tmp_path / "pre.onnx")
+    assert back.layer_sizes == net.layer_sizes and back.n_outputs == net.n_outputs
+    x = np.random.default_rng(2).normal(size=(20, 4))
+    np.testing.assert_allclose(back.logits(x), net.logits(x), atol=1e-5)

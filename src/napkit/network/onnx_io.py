@@ -59,6 +59,7 @@ def from_onnx(source: str | Path | onnx.ModelProto) -> ReluNetwork:
         raise NapkitError("the ONNX graph input has no known size")
     chain = AffineChain(int(np.prod(shape)))
     current = name
+    relu_inputs: list[str] = []
     for node in graph.node:
         where = f"node '{node.name or node.output[0]}' ({node.op_type})"
         if node.op_type == "Constant":
@@ -100,12 +101,18 @@ def from_onnx(source: str | Path | onnx.ModelProto) -> ReluNetwork:
             else:
                 raise NapkitError(f"{where}: dividing a constant by the data is not affine")
         elif op == "Relu":
+            relu_inputs.append(current)
             chain.relu(node.name or f"relu{len(chain.names)}")
         elif op not in _SHAPE_OPS:
             raise NapkitError(f"{where}: operator {op} is not supported")
         current = node.output[0]
-    if [o.name for o in graph.output] != [current]:
-        raise NapkitError("the ONNX graph must have one output, the end of its layer chain")
+    outs = [o.name for o in graph.output]
+    # extra outputs are allowed when they expose the hidden pre-activations (napkit export-vnnlib)
+    if not outs or outs[0] != current or any(o not in relu_inputs for o in outs[1:]):
+        raise NapkitError(
+            "the ONNX graph's first output must be the end of its layer chain and any other "
+            "outputs hidden pre-activations"
+        )
     return chain.finish(shape, "onnx")
 
 

@@ -1,4 +1,4 @@
-"""VNN-LIB 1.0 in and out, as VNN-COMP writes it.
+"""Reading VNN-LIB 1.0 as VNN-COMP writes it (the writer is in ``vnnlib_write``).
 
 Reading: ``declare-const X_i/Y_i Real``; asserts that bound single inputs (``(<= X_3 0.5)``,
 also inside ``(and ...)``); asserts over the outputs, each a single constraint, an
@@ -6,10 +6,9 @@ also inside ``(and ...)``); asserts over the outputs, each a single constraint, 
 Terms are linear: numbers, variables, ``(+ ...)``, ``(- ...)``, ``(* c t)``. The result
 is a :class:`VnnlibSpec`: an input box and the violation disjunction ``C y <= d``.
 
-Writing: the same, plus optional NAP phases stated on extra outputs ``Y_{m+i}`` that are
-the hidden pre-activations in ``to_onnx(..., expose_preactivations=True)`` order (logits
-first, then the layers in order), as ``(>= Y_k 0)`` for active and ``(<= Y_k 0)`` for
-inactive neurons.
+A spec may declare more outputs than the network has logits: the extra ``Y_{m+i}`` are
+then the hidden pre-activations (the writer's NAP form) and their sign constraints become
+phases in :meth:`VnnlibSpec.to_property`.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from napkit.errors import NapkitError
-from napkit.verify.properties import InputBox, OutputSpec, Phases, Property, robustness_spec
+from napkit.verify.properties import InputBox, OutputSpec, Property, robustness_spec
 
 _TOKEN = re.compile(r"[()]|[^\s()]+")
 _COMMENT = re.compile(r";[^\n]*")
@@ -261,51 +260,7 @@ def read_vnnlib(path: str | Path) -> VnnlibSpec:
         raise NapkitError(f"VNN-LIB file not found: {p}") from None
     except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise NapkitError(f"{p} is not a readable VNN-LIB file: {exc}") from None
-    return read_vnnlib_text(text)
-
-
-def _fmt_row(c: np.ndarray, d: float) -> str:
-    nz = np.flatnonzero(c)
-    if len(nz) == 2 and d == 0 and sorted(c[nz]) == [-1.0, 1.0]:
-        pos, neg = (nz[0], nz[1]) if c[nz[0]] > 0 else (nz[1], nz[0])
-        return f"(>= Y_{neg} Y_{pos})"  # y_pos - y_neg <= 0
-    if len(nz) == 1 and abs(c[nz[0]]) == 1.0:
-        op = "<=" if c[nz[0]] > 0 else ">="
-        return f"({op} Y_{nz[0]} {float(d * c[nz[0]])!r})"
-    terms = " ".join(f"(* {float(c[i])!r} Y_{i})" for i in nz)
-    return f"(<= (+ {terms}) {float(d)!r})"
-
-
-def vnnlib_text(box: InputBox, output: OutputSpec, phases: Phases | None = None) -> str:
-    """VNN-LIB 1.0 text of a query; phases go on outputs after the logits."""
-    m = output.n_outputs
-    n_pre = sum(p.size for p in phases) if phases is not None else 0
-    lines = ["; written by napkit", ""]
-    lines += [f"(declare-const X_{i} Real)" for i in range(box.n)]
-    lines += [f"(declare-const Y_{i} Real)" for i in range(m + n_pre)]
-    lines.append("")
-    for i, (lo, hi) in enumerate(zip(box.lower, box.upper, strict=True)):
-        lines.append(f"(assert (<= X_{i} {float(hi)!r}))")
-        lines.append(f"(assert (>= X_{i} {float(lo)!r}))")
-    if phases is not None:
-        flat = np.concatenate(phases)
-        lines.append("; NAP: Y_%d onward are the hidden pre-activations" % m)
-        for i in np.flatnonzero(flat):
-            op = ">=" if flat[i] > 0 else "<="
-            lines.append(f"(assert ({op} Y_{m + i} 0.0))")
-    conj = [
-        "(and " + " ".join(_fmt_row(c[r], d[r]) for r in range(c.shape[0])) + ")"
-        for c, d in output.disjuncts
-    ]
-    lines.append("(assert (or\n    " + "\n    ".join(conj) + "\n))")
-    return "\n".join(lines) + "\n"
-
-
-def write_vnnlib(
-    path: str | Path, box: InputBox, output: OutputSpec, phases: Phases | None = None
-) -> Path:
-    """Write a query as VNN-LIB 1.0 (gzip-compressed when the name ends in ``.gz``)."""
-    p = Path(path)
-    data = vnnlib_text(box, output, phases).encode()
-    p.write_bytes(gzip.compress(data) if p.suffix == ".gz" else data)
-    return p
+    try:
+        return read_vnnlib_text(text)
+    except NapkitError as exc:
+        raise NapkitError(f"{p.name}: {exc}") from None

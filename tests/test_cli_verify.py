@@ -1,0 +1,229 @@
+"""`napkit verify`, `ambiguity`, `vnnlib`, `export-vnnlib`: verdicts, exit codes, round trip."""
+
+import json
+
+import numpy as np
+import pytest
+
+from helpers import random_net
+from napkit.cli import main
+from napkit.network import load_model, to_onnx
+from napkit.patterns import mine
+
+
+@pytest.fixture
+def setup(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(600, 3)).astype(np.float32)
+    for seed in range(31, 80):  # a network whose three classes all occur on [0,1]^3
+        net = random_net(seed, sizes=(3, 10, 8, 3))
+        y = net.predict(x)
+        if np.bincount(y, minlength=3).min() >= 60:
+            break
+    model = tmp_path / "m.onnx"
+    to_onnx(net, model)
+    net = load_model(model)  # float32 weights, as the file holds them
+    data = tmp_path / "d.npz"
+    np.savez(data, x=x, y=y)
+    naps_path = tmp_path / "naps.json"
+    mine(net, x, y, 0.95, progress=False).save(naps_path)
+    return tmp_path, model, data, naps_path, net
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def last_json(out):
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_verify_domain_and_ball_agree_with_exit_codes(setup, capsys):
+    tmp, model, data, naps, net = setup
+    for label in range(3):
+        code, out, err = run(
+            capsys, "verify", model, "--naps", naps, "--label", label, "--domain", "--timeout", "20", "--json"
+        )
+        res = last_json(out)
+        assert res["result"] in {"verified", "falsified", "unknown", "vacuous"}, err
+        assert code == (1 if res["result"] == "falsified" else 0)
+        if res["result"] == "falsified":
+            x = np.array(res["counterexample"])
+            assert ((0 <= x) & (x <= 1)).all()
+            assert net.logits(x)[0].argmax() != label or res["strict"] is False
+    code, out, _ = run(
+        capsys,
+        "verify",
+        model,
+        "--label",
+        0,
+        "--center",
+        data,
+        "--index",
+        0,
+        "--eps",
+        "0.01",
+        "--timeout",
+        "20",
+        "--json",
+    )
+    assert last_json(out)["nap"] is False
+
+
+def test_export_then_vnnlib_agrees_with_verify(setup, capsys):
+    tmp, model, data, naps, net = setup
+    label = int(net.predict(np.load(data)["x"][:1])[0])
+    code, out, _ = run(
+        capsys,
+        "verify",
+        model,
+        "--naps",
+        naps,
+        "--label",
+        label,
+        "--center",
+        data,
+        "--index",
+        0,
+        "--eps",
+        "0.2",
+        "--timeout",
+        "20",
+        "--json",
+    )
+    verdict = last_json(out)["result"]
+    code, out, err = run(
+        capsys,
+        "export-vnnlib",
+        model,
+        "--naps",
+        naps,
+        "--label",
+        label,
+        "--center",
+        data,
+        "--index",
+        0,
+        "--eps",
+        "0.2",
+        "--out",
+        tmp / "export",
+        "--json",
+    )
+    assert code == 0, err
+    files = last_json(out)
+    code, out, err = run(capsys, "vnnlib", files["onnx"], files["vnnlib"], "--timeout", "20", "--json")
+    answer = last_json(out)["result"]
+    expected = {"verified": "unsat", "vacuous": "unsat", "falsified": "sat", "unknown": "unknown"}[verdict]
+    if "unknown" not in (answer, expected):
+        assert answer == expected, (verdict, answer, err)
+    assert code == (1 if answer == "sat" else 0)
+
+
+def test_ambiguity_lists_every_pair(setup, capsys):
+    tmp, model, data, naps, net = setup
+    code, out, err = run(capsys, "ambiguity", model, naps, "--timeout", "10", "--json")
+    res = last_json(out)
+    assert [(p["i"], p["j"]) for p in res["pairs"]] == [(0, 1), (0, 2), (1, 2)]
+    assert code == (1 if res["falsified"] else 0)
+    for p in res["pairs"]:
+        assert p["result"] in {"verified", "falsified", "unknown"}
+
+
+def test_vnnlib_with_the_shared_properties(capsys):
+    from helpers import need_shared
+
+    onnx_path = need_shared("benchmarks", "mnist_fc", "onnx", "mnist-net_256x2.onnx.gz")
+    prop = need_shared("benchmarks", "mnist_fc", "vnnlib", "prop_0_0.03.vnnlib.gz")
+    code, out, err = run(capsys, "vnnlib", onnx_path, prop, "--timeout", "20", "--json")
+    res = last_json(out)
+    assert res["result"] in {"unsat", "unknown"}, err  # ground truth: unsat
+    assert code == 0
+
+
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (
+            [
+                "verify",
+                "{model}",
+                "--naps",
+                "{naps}",
+                "--label",
+                "0",
+                "--domain",
+                "--center",
+                "{data}",
+                "--eps",
+                "0.1",
+            ],
+            "exactly one region",
+        ),
+        (["verify", "{model}", "--naps", "{naps}", "--label", "0"], "exactly one region"),
+        (
+            ["verify", "{model}", "--naps", "{naps}", "--label", "0", "--center", "{data}", "--eps", "-1"],
+            "--eps",
+        ),
+        (["verify", "{model}", "--naps", "{naps}", "--label", "7", "--domain"], "--label"),
+        (
+            [
+                "verify",
+                "{model}",
+                "--naps",
+                "{naps}",
+                "--label",
+                "0",
+                "--center",
+                "{data}",
+                "--index",
+                "9999",
+                "--eps",
+                "0.1",
+            ],
+            "--index",
+        ),
+        (["verify", "{other}", "--naps", "{naps}", "--label", "0", "--domain"], "another model"),
+        (["vnnlib", "{model}", "{tmp}/bad.vnnlib"], "bad.vnnlib"),
+        (["vnnlib", "{model}", "{tmp}/wrongdim.vnnlib"], "1 inputs but the network has 3"),
+        (["verify", "{tmp}/sigmoid.onnx", "--label", "0", "--domain"], "Sigmoid"),
+        (
+            [
+                "export-vnnlib",
+                "{model}",
+                "--naps",
+                "{naps}",
+                "--label",
+                "0",
+                "--domain",
+                "--out",
+                "{tmp}/naps.json",
+            ],
+            "cannot",
+        ),
+    ],
+)
+def test_bad_input_exit_2(setup, capsys, args, msg):
+    tmp, model, data, naps, net = setup
+    to_onnx(random_net(32, sizes=(3, 10, 8, 3)), tmp / "other.onnx")
+    (tmp / "bad.vnnlib").write_text("(declare-const X_0 Real)\n(assert (<= X_0 ")
+    (tmp / "wrongdim.vnnlib").write_text(
+        "(declare-const X_0 Real)\n(declare-const Y_0 Real)\n(assert (<= X_0 1))\n(assert (>= X_0 0))\n"
+        "(assert (>= Y_0 0))\n"
+    )
+    import onnx
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph(
+        [helper.make_node("Sigmoid", ["x"], ["y"], name="squash")],
+        "s",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+    )
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), tmp / "sigmoid.onnx")
+    filled = [a.format(model=model, data=data, naps=naps, tmp=tmp, other=tmp / "other.onnx") for a in args]
+    code, out, err = run(capsys, *filled)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and msg in lines[0], err
