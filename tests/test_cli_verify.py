@@ -227,3 +227,49 @@ def test_bad_input_exit_2(setup, capsys, args, msg):
     code, out, err = run(capsys, *filled)
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1 and msg in lines[0], err
+
+
+def test_minimize_writes_a_smaller_reverified_nap(tmp_path, capsys):
+    from napkit.network import ReluNetwork, save_model
+    from napkit.patterns import NAPSet
+
+    w0 = np.array([[-1.0, 0.0], [1.0, 1.0], [0.0, -1.0], [0.0, 1.0]])
+    w1 = np.array([[0.0, 0.0, 0.0, 0.0], [10.0, 0.0, 0.0, 0.0]])
+    net = ReluNetwork((w0, w1), (np.array([0.5, 1.0, -1.0, -0.5]), np.array([1.0, 0.5])))
+    save_model(net, tmp_path / "m.safetensors")
+    naps = NAPSet(
+        net.layer_names,
+        net.layer_sizes,
+        net.fingerprint(),
+        0.9,
+        np.array([0]),
+        np.array([[False, True, False, True]]),
+        np.array([[True, False, True, False]]),
+        np.array([10]),
+    )
+    naps.save(tmp_path / "naps.json")
+    x = np.random.default_rng(0).uniform(size=(300, 2))
+    np.savez(tmp_path / "d.npz", x=x, y=net.predict(x))
+    code, out, err = run(
+        capsys,
+        "minimize",
+        tmp_path / "m.safetensors",
+        "--naps",
+        tmp_path / "naps.json",
+        "--label",
+        "0",
+        "--domain",
+        "--method",
+        "greedy",
+        "--data",
+        tmp_path / "d.npz",
+        "--out",
+        tmp_path / "min.json",
+        "--json",
+    )
+    assert code == 0, err
+    res = last_json(out)
+    assert (res["original"], res["kept"], res["final"]) == (4, 1, "verified")
+    assert res["recall_after"] >= res["recall_before"]
+    smaller = NAPSet.load(tmp_path / "min.json", net)
+    assert smaller.inactive[0].tolist() == [True, False, False, False] and not smaller.active.any()

@@ -549,6 +549,69 @@ def export_vnnlib(
     _emit({"onnx": str(onnx_path), "vnnlib": str(spec_path), "label": label}, as_json)
 
 
+@app.command()
+def minimize(
+    model: Annotated[Path, typer.Argument()],
+    naps: Annotated[Path, typer.Option("--naps", help="NAP file")],
+    label: Annotated[int, typer.Option("--label", help="Class whose NAP to minimise")],
+    out: Annotated[Path, typer.Option("--out", help="NAP file to write, with the minimised NAP")],
+    method: Annotated[
+        str, typer.Option("--method", help="ranked (fast) or greedy (conservative)")
+    ] = "ranked",
+    domain: DomainOpt = False,
+    center: CenterOpt = None,
+    index: IndexOpt = 0,
+    eps: EpsOpt = None,
+    split: SplitOpt = None,
+    lo: LoOpt = 0.0,
+    hi: HiOpt = 1.0,
+    data: Annotated[
+        Path | None, typer.Option("--data", help=".npz: rank by activation statistics, report recall")
+    ] = None,
+    timeout: TimeoutOpt = 10.0,
+    budget: Annotated[float, typer.Option("--budget", help="Seconds for the whole search")] = 300.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """The coarsest NAP of class C that still proves its robustness over the region."""
+    from napkit.datasets import load_npz
+    from napkit.network import load_model
+    from napkit.patterns import count_patterns, nap_stats
+    from napkit.verify import minimize_nap
+
+    net = load_model(model)
+    _check_label(net, label)
+    napset, phases = _phases_for(net, naps, label)
+    _check_output(out)
+    box, _ = _region(net, domain, center, index, eps, split, lo, hi)
+    priority, xy = None, None
+    if data is not None:
+        xy = load_npz(data, split)
+        miner = count_patterns(net, *xy, progress=False)
+        if miner.totals[label]:
+            p = miner.counts[label] / miner.totals[label]
+            priority = 1.0 - np.abs(2 * p - 1)  # the least certain constraints go first
+    res = minimize_nap(net, box, label, phases, method, priority, timeout, budget)
+    smaller = napset.with_phases(label, res.phases)
+    smaller.save(out)
+    payload = {**res.to_dict(), "out": str(out)}
+    if xy is not None:
+        before = nap_stats(net, napset, *xy, progress=False)
+        after = nap_stats(net, smaller, *xy, progress=False)
+        r = smaller.row(label)
+        payload["recall_before"], payload["recall_after"] = float(before.recall[r]), float(after.recall[r])
+    if not as_json:
+        msg = (
+            f"class {label}: kept {res.kept} of {res.original} constraints "
+            f"({res.implied} implied by the region), re-verified: {res.final.verdict}; "
+            f"{res.calls} verifier calls in {res.seconds:.1f} s"
+        )
+        if xy is not None:
+            msg += f"; recall {payload['recall_before']:.3f} -> {payload['recall_after']:.3f}"
+        out_console.print(msg)
+        out_console.print(f"wrote {out}")
+    _emit(payload, as_json)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and maps errors to exit codes."""
     try:

@@ -92,6 +92,26 @@ class NAPSet:
         flat = self.active[r].astype(np.int8) - self.inactive[r].astype(np.int8)
         return [flat[off[k] : off[k + 1]] for k in range(len(self.layer_sizes))]
 
+    def with_phases(self, label: int, phases: list[np.ndarray]) -> NAPSet:
+        """A copy whose NAP of ``label`` is given by per-layer phases (+1, -1, 0)."""
+        r = self.row(label)
+        flat = np.concatenate([np.asarray(p) for p in phases])
+        if flat.shape != (self.n_neurons,):
+            raise NapkitError(f"phases cover {flat.size} neurons, the NAPs {self.n_neurons}")
+        active, inactive = self.active.copy(), self.inactive.copy()
+        active[r], inactive[r] = flat > 0, flat < 0
+        return NAPSet(
+            self.layer_names,
+            self.layer_sizes,
+            self.fingerprint,
+            self.delta,
+            self.labels.copy(),
+            active,
+            inactive,
+            self.support.copy(),
+            self.all_samples,
+        )
+
     def sizes(self) -> np.ndarray:
         """Number of constrained neurons per class."""
         return self.active.sum(1) + self.inactive.sum(1)
