@@ -70,26 +70,48 @@ def bench_knn(n_train: int, n_test: int) -> None:
     )
     print("| k-NN (k=9) on codes | accuracy | seconds | peak traced MiB |")
     print("|---|---|---|---|")
-    print(f"| napkit HammingKNN (packed, blocked) | {(ours == yte).mean():.4f} | {t_ours:.2f} "
-          f"| {m_ours:.0f} |")
-    print(f"| sklearn KNeighborsClassifier(metric='hamming') | {(ref == yte).mean():.4f} "
-          f"| {t_ref:.2f} | {m_ref:.0f} |")
-    print(f"speed-up {t_ref / t_ours:.1f}x, memory ratio {m_ref / max(m_ours, 1e-9):.1f}x, "
-          f"prediction agreement {(ours == ref).mean():.4f}")
+    print(
+        f"| napkit HammingKNN (packed, blocked) | {(ours == yte).mean():.4f} | {t_ours:.2f} | {m_ours:.0f} |"
+    )
+    print(
+        f"| sklearn KNeighborsClassifier(metric='hamming') | {(ref == yte).mean():.4f} "
+        f"| {t_ref:.2f} | {m_ref:.0f} |"
+    )
+    print(
+        f"speed-up {t_ref / t_ours:.1f}x, memory ratio {m_ref / max(m_ours, 1e-9):.1f}x, "
+        f"prediction agreement {(ours == ref).mean():.4f}"
+    )
 
 
 def bench_mnist(widths: list[int], epochs: int, seed: int) -> None:
     xtr, ytr, xte, yte = load(60000, 10000)
     xtr, ytr = xtr[:48000], ytr[:48000]
-    keys = ["test_accuracy", "redundancy_train", "redundancy_test", "knn_accuracy",
-            "logistic_accuracy", "kmeans_train_matched", "kmeans_train_greedy",
-            "kmeans_test_matched", "kmeans_test_greedy"]
+    keys = [
+        "test_accuracy",
+        "redundancy_train",
+        "redundancy_test",
+        "knn_accuracy",
+        "logistic_accuracy",
+        "kmeans_train_matched",
+        "kmeans_train_greedy",
+        "kmeans_test_matched",
+        "kmeans_test_greedy",
+    ]
     print("| width | bits | " + " | ".join(keys) + " | seconds |")
     print("|---" * (len(keys) + 3) + "|")
     for w in widths:
         t = time.perf_counter()
-        net = train_mlp(xtr, ytr, (w,), epochs=epochs, seed=seed, lr=1e-2, batch_size=64,
-                        batch_norm=True, lr_decay_every=20)
+        net = train_mlp(
+            xtr,
+            ytr,
+            (w,),
+            epochs=epochs,
+            seed=seed,
+            lr=1e-2,
+            batch_size=64,
+            batch_norm=True,
+            lr_decay_every=20,
+        )
         rep = codes_report(net, xtr, ytr, xte, yte, seed=seed)
         cells = " | ".join(f"{rep[k]:.4f}" for k in keys)
         print(f"| {w} | {rep['bits']} | {cells} | {time.perf_counter() - t:.0f} |", flush=True)
@@ -97,8 +119,18 @@ def bench_mnist(widths: list[int], epochs: int, seed: int) -> None:
 
 def bench_sweep(n_train: int, widths: list[int], seed: int, png: str | None) -> None:
     xtr, ytr, xte, yte = load(n_train, 10000)
-    rows = phase_sweep(xtr, ytr, xte, yte, widths=widths, epochs=(0, 1, 2, 5), seed=seed,
-                       lr=1e-2, batch_size=64, batch_norm=True)
+    rows = phase_sweep(
+        xtr,
+        ytr,
+        xte,
+        yte,
+        widths=widths,
+        epochs=(0, 1, 2, 5),
+        seed=seed,
+        lr=1e-2,
+        batch_size=64,
+        batch_norm=True,
+    )
     for value in ("redundancy_test", "test_accuracy"):
         xs, ys, mat = phase_table(rows, "width", "epochs", value)
         print(f"\n{value} ({n_train} training images; rows: epochs, columns: width)\n")

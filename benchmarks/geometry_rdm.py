@@ -52,8 +52,10 @@ def compare(n: int, p: int) -> None:
         sys.exit("rsatoolbox is needed for the baseline: pip install rsatoolbox")
     x = patterns(n, p)
     print(f"{n} patterns x {p} units, float64")
-    print("| method | napkit s | rsatoolbox s | speed-up | napkit peak MiB | rsatoolbox peak MiB "
-          "| max abs diff |")
+    print(
+        "| method | napkit s | rsatoolbox s | speed-up | napkit peak MiB | rsatoolbox peak MiB "
+        "| max abs diff |"
+    )
     print("|---|---|---|---|---|---|---|")
     for method in ("euclidean", "correlation"):
         ours, t_ours, m_ours = timed(lambda m=method: rdm(x, m, condensed=True), repeat=3)
@@ -61,8 +63,11 @@ def compare(n: int, p: int) -> None:
         ref_v = to_condensed(ref.get_matrices()[0])
         mine = ours**2 / p if method == "euclidean" else ours
         diff = np.abs(mine - ref_v).max()
-        print(f"| {method} | {t_ours:.3f} | {t_ref:.3f} | {t_ref / t_ours:.1f}x | {m_ours:.0f} "
-              f"| {m_ref:.0f} | {diff:.1e} |", flush=True)
+        print(
+            f"| {method} | {t_ours:.3f} | {t_ref:.3f} | {t_ref / t_ours:.1f}x | {m_ours:.0f} "
+            f"| {m_ref:.0f} | {diff:.1e} |",
+            flush=True,
+        )
 
 
 def one_memory_run(n: int, p: int, method: str, condensed: bool, dtype: str) -> None:
@@ -72,28 +77,51 @@ def one_memory_run(n: int, p: int, method: str, condensed: bool, dtype: str) -> 
     out = rdm(x, method, condensed=condensed, dtype=np.dtype(dtype))
     seconds = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"input_mib": x.nbytes / 2**20, "output_mib": out.nbytes / 2**20,
-                      "rss_before_mib": base / 1024, "peak_rss_mib": peak / 1024,
-                      "seconds": seconds}))
+    print(
+        json.dumps(
+            {
+                "input_mib": x.nbytes / 2**20,
+                "output_mib": out.nbytes / 2**20,
+                "rss_before_mib": base / 1024,
+                "peak_rss_mib": peak / 1024,
+                "seconds": seconds,
+            }
+        )
+    )
 
 
 def memory(n: int, p: int) -> None:
     print(f"{n} patterns x {p} units; peak RSS of a fresh process (input made before the RDM)")
-    print("| method | form | dtype | input MiB | output MiB | RSS before MiB | peak RSS MiB "
-          "| seconds |")
+    print("| method | form | dtype | input MiB | output MiB | RSS before MiB | peak RSS MiB | seconds |")
     print("|---|---|---|---|---|---|---|---|")
-    for method, condensed, dtype in [("correlation", True, "float64"),
-                                     ("euclidean", True, "float64"),
-                                     ("correlation", False, "float64"),
-                                     ("correlation", True, "float32")]:
-        cmd = [sys.executable, __file__, "_one", "--patterns", str(n), "--units", str(p),
-               "--method", method, "--dtype", dtype] + (["--condensed"] if condensed else [])
-        r = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True)
-                       .stdout.strip().splitlines()[-1])
+    for method, condensed, dtype in [
+        ("correlation", True, "float64"),
+        ("euclidean", True, "float64"),
+        ("correlation", False, "float64"),
+        ("correlation", True, "float32"),
+    ]:
+        cmd = [
+            sys.executable,
+            __file__,
+            "_one",
+            "--patterns",
+            str(n),
+            "--units",
+            str(p),
+            "--method",
+            method,
+            "--dtype",
+            dtype,
+        ] + (["--condensed"] if condensed else [])
+        r = json.loads(
+            subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        )
         form = "condensed" if condensed else "square"
-        print(f"| {method} | {form} | {dtype} | {r['input_mib']:.0f} | {r['output_mib']:.0f} "
-              f"| {r['rss_before_mib']:.0f} | {r['peak_rss_mib']:.0f} | {r['seconds']:.1f} |",
-              flush=True)
+        print(
+            f"| {method} | {form} | {dtype} | {r['input_mib']:.0f} | {r['output_mib']:.0f} "
+            f"| {r['rss_before_mib']:.0f} | {r['peak_rss_mib']:.0f} | {r['seconds']:.1f} |",
+            flush=True,
+        )
 
 
 def main() -> None:

@@ -61,8 +61,7 @@ def test_network_on_off_by_name_and_index():
         layer_names=("h0", "h1"),
     )
     x = np.array([[1.0], [-1.0], [0.25]])
-    assert network_on_off(net, x).tolist() == [[True, False, True], [False, True, True],
-                                                [True, False, False]]
+    assert network_on_off(net, x).tolist() == [[True, False, True], [False, True, True], [True, False, False]]
     assert network_on_off(net, x, ["h1"]).tolist() == [[True], [True], [False]]
     assert network_on_off(net, x, [-1]).tolist() == [[True], [True], [False]]
     with pytest.raises(NapkitError, match="no hidden layer named"):

@@ -72,6 +72,10 @@ def test_bad_input():
         hamming_kneighbors(codes.astype(np.int64), codes, 1)
     with pytest.raises(NapkitError, match="different lengths"):
         hamming_kneighbors(np.zeros((1, 9), np.uint8), codes, 1)
+    with pytest.raises(NapkitError, match="different lengths"):
+        hamming_distances(np.zeros((1, 9), np.uint8), codes)
+    with pytest.raises(NapkitError, match="uint8"):
+        hamming_distances([[0, 1]], codes)
     with pytest.raises(NapkitError, match="labels"):
         HammingKNN(1).fit(codes, [0, 1])
     with pytest.raises(NapkitError, match="not fitted"):

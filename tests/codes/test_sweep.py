@@ -26,8 +26,9 @@ def test_training_is_seeded_and_checkpoints_match_fresh_runs():
 def test_sweep_rows_and_table(tmp_path):
     xtr, ytr = _task(300, 0)
     xte, yte = _task(100, 1)
-    rows = phase_sweep(xtr, ytr, xte, yte, widths=(2, 16), depths=(1, 2), epochs=(0, 4),
-                       sample_sizes=(100, None), seed=0)
+    rows = phase_sweep(
+        xtr, ytr, xte, yte, widths=(2, 16), depths=(1, 2), epochs=(0, 4), sample_sizes=(100, None), seed=0
+    )
     assert len(rows) == 2 * 2 * 2 * 2
     assert {r["samples"] for r in rows} == {100, 300}
     assert all(0.0 <= r["redundancy_test"] <= 1.0 for r in rows)
@@ -47,3 +48,19 @@ def test_sweep_with_categorisation_and_bad_sizes():
     assert {"knn_accuracy", "logistic_accuracy", "kmeans_test_matched"} <= set(rows[0])
     with pytest.raises(NapkitError, match="sample size"):
         phase_sweep(xtr, ytr, xtr, ytr, widths=(4,), epochs=(1,), sample_sizes=(500,))
+
+
+def test_batch_norm_is_folded_exactly_into_the_relu_network():
+    import torch
+
+    from napkit.codes import make_mlp, to_relu_network
+
+    model = make_mlp(5, [7, 4], 3, seed=1, batch_norm=True)
+    model.train()
+    model(torch.randn(64, 5) * 3 + 1)  # move the running statistics away from 0/1
+    model.eval()
+    x = torch.randn(20, 5)
+    net = to_relu_network(model)
+    assert net.layer_sizes == (7, 4)
+    expected = model.double()(x.double()).detach().numpy()
+    assert np.allclose(net.logits(x.double().numpy()), expected, atol=1e-10)

@@ -41,7 +41,7 @@ def hamming_distances(a: Any, b: Any) -> np.ndarray:
     """Full (len a, len b) Hamming distance matrix between packed codes (for small inputs)."""
     wa, wb = as_words(a), as_words(b)
     if wa.shape[1] != wb.shape[1]:
-        raise NapkitError(f"codes of different lengths: {a.shape[1]} and {b.shape[1]} bytes")
+        raise NapkitError(f"codes of different lengths: {wa.shape[1]} and {wb.shape[1]} words")
     return _block_distances(wa, wb)
 
 

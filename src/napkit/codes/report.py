@@ -30,6 +30,7 @@ def codes_report(
     seed: int = 0,
     kmeans: bool = True,
     logistic: bool = True,
+    knn: bool = True,
 ) -> dict[str, Any]:
     """Redundancy, k-NN, logistic-regression and k-means figures of a network's codes.
 
@@ -37,6 +38,8 @@ def codes_report(
     (constant units dropped), k-NN and logistic regression train on train codes and are
     scored on test codes, k-means clusters train and test codes separately (as Lei et
     al. do). ``net`` is a :class:`ReluNetwork` or a torch module of Linear and ReLU.
+    If no unit varies over the train inputs, the constant units are kept (every code is
+    the same) so that a sweep over tiny or untrained networks still gets its row.
     """
     if not isinstance(net, ReluNetwork):
         if hasattr(net, "named_modules"):
@@ -46,7 +49,8 @@ def codes_report(
     bits_tr, pred_tr = on_off_and_predictions(net, x_train, layers)
     bits_te, pred_te = on_off_and_predictions(net, x_test, layers)
     ytr, yte = as_labels(y_train, bits_tr.shape[0]), as_labels(y_test, bits_te.shape[0])
-    enc = CodeEncoder().fit(bits_tr)
+    varying = bits_tr.any(axis=0) & ~bits_tr.all(axis=0)
+    enc = CodeEncoder(drop_constant=bool(varying.any())).fit(bits_tr)
     ctr, cte = enc.transform(bits_tr), enc.transform(bits_te)
     n_tr, n_te = ctr.shape[0], cte.shape[0]
     d_tr, d_te = distinct_codes(ctr), distinct_codes(cte)
@@ -56,6 +60,7 @@ def codes_report(
         "layers": chosen,
         "units": int(enc.n_units_in_),
         "bits": int(enc.n_bits_),
+        "varying_units": int(varying.sum()),
         "train_samples": n_tr,
         "test_samples": n_te,
         "train_accuracy": float((pred_tr == ytr).mean()),
@@ -64,8 +69,9 @@ def codes_report(
         "distinct_test": d_te,
         "redundancy_train": (n_tr - d_tr) / n_tr,
         "redundancy_test": (n_te - d_te) / n_te,
-        "knn_accuracy": float((HammingKNN(k).fit(ctr, ytr).predict(cte) == yte).mean()),
     }
+    if knn:
+        out["knn_accuracy"] = float((HammingKNN(k).fit(ctr, ytr).predict(cte) == yte).mean())
     if logistic:
         out["logistic_accuracy"] = logistic_accuracy(ctr, ytr, cte, yte, enc.n_bits_, seed)
     if kmeans:

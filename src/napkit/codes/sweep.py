@@ -60,13 +60,18 @@ def phase_sweep(
                     xtr[sub], ytr[sub], hidden, epochs, seed, batch_size, lr, n_classes, batch_norm
                 ):
                     rep = codes_report(
-                        net, xtr[sub], ytr[sub], x_test, y_test, seed=seed,
-                        kmeans=categorise, logistic=categorise,
+                        net,
+                        xtr[sub],
+                        ytr[sub],
+                        x_test,
+                        y_test,
+                        seed=seed,
+                        kmeans=categorise,
+                        logistic=categorise,
                     )
                     if not categorise:
                         rep.pop("knn_accuracy")
-                    rows.append({"width": int(width), "depth": int(depth), "epochs": ep,
-                                 "samples": n, **rep})
+                    rows.append({"width": int(width), "depth": int(depth), "epochs": ep, "samples": n, **rep})
     return rows
 
 
@@ -103,18 +108,20 @@ def plot_phase_chart(
 ) -> Figure:
     """Heat map of ``value`` over two swept axes; saved to ``path`` when given."""
     xs, ys, mat = phase_table(rows, x, y, value)
-    fig = Figure(figsize=(1.2 + 0.55 * len(xs), 1.2 + 0.45 * len(ys)), layout="constrained")
+    size = (max(4.5, 1.6 + 0.6 * len(xs)), max(3.0, 1.4 + 0.45 * len(ys)))
+    fig = Figure(figsize=size, layout="constrained")
     ax = fig.add_subplot()
     im = ax.imshow(mat, origin="lower", aspect="auto", cmap="viridis")
     ax.set_xticks(range(len(xs)), [str(v) for v in xs])
     ax.set_yticks(range(len(ys)), [str(v) for v in ys])
     ax.set_xlabel(x)
     ax.set_ylabel(y)
-    ax.set_title(f"activation hash phase chart: {value}")
+    ax.set_title(f"activation hash phase chart: {value}", fontsize=9)
     for i in range(mat.shape[0]):
         for j in range(mat.shape[1]):
             if np.isfinite(mat[i, j]):
-                ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=7, color="w")
+                colour = "k" if im.norm(mat[i, j]) > 0.6 else "w"
+                ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=7, color=colour)
     fig.colorbar(im, ax=ax)
     if path is not None:
         fig.savefig(path, dpi=120)

@@ -47,9 +47,7 @@ def _hsic_unbiased(cross: float, k: np.ndarray, l_: np.ndarray) -> float:
     n = k.shape[0]
     # with centred columns K·1 = 0, so the zero-diagonal K~ has K~·1 = −k and 1'K~1 = −Σk
     kl = float(k @ l_)
-    return (cross - kl + k.sum() * l_.sum() / ((n - 1) * (n - 2)) - 2.0 * kl / (n - 2)) / (
-        n * (n - 3)
-    )
+    return (cross - kl + k.sum() * l_.sum() / ((n - 1) * (n - 2)) - 2.0 * kl / (n - 2)) / (n * (n - 3))
 
 
 def _cka(a: _Centred, b: _Centred, debiased: bool) -> float:

@@ -90,8 +90,10 @@ def rdm(
                 off = i * n - i * (i + 1) // 2
                 out[off : off + n - i - 1] = g[i - a, i - a + 1 :]
         else:
-            out[a:b, a:] = g
-            out[a:, a:b] = g.T
+            out[a:b, b:] = g[:, b - a :]
+            out[b:, a:b] = g[:, b - a :].T
+            diag = np.triu(g[:, : b - a])  # the product is not exactly symmetric: mirror
+            out[a:b, a:b] = diag + np.triu(diag, 1).T
     assert out is not None
     return out
 

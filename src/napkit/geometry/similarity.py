@@ -75,14 +75,15 @@ def plot_similarity(
     m = np.asarray(matrix, dtype=np.float64)
     if m.shape != (len(names_a), len(names_b)):
         raise NapkitError(f"matrix {m.shape} does not fit {len(names_a)} x {len(names_b)} names")
-    fig = Figure(figsize=(1.8 + 0.6 * len(names_b), 1.5 + 0.5 * len(names_a)), layout="constrained")
+    size = (max(4.0, 1.8 + 0.6 * len(names_b)), max(3.0, 1.5 + 0.5 * len(names_a)))
+    fig = Figure(figsize=size, layout="constrained")
     ax = fig.add_subplot()
     im = ax.imshow(m, cmap="magma", vmin=min(0.0, float(np.nanmin(m))), vmax=1.0)
     ax.set_xticks(range(len(names_b)), names_b, rotation=45, ha="right")
     ax.set_yticks(range(len(names_a)), names_a)
     ax.set_xlabel(labels[1])
     ax.set_ylabel(labels[0])
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     for i in range(m.shape[0]):
         for j in range(m.shape[1]):
             colour = "k" if m[i, j] > 0.6 else "w"

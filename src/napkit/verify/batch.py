@@ -1,0 +1,214 @@
+"""Batches: many properties in parallel worker processes, streamed to a resumable JSON-lines file.
+
+Each :class:`BatchJob` (an id, a network, a property, its own timeout, a backend) runs
+in a worker process; the parent writes one JSON object per finished job as one line
+(``{"id": ..., "result": ..., "seconds": ..., ...}``), flushed and fsynced, so a batch
+that is interrupted (Ctrl-C, a killed machine) resumes where it stopped: ids already
+in the file are skipped. A line is counted only when it is complete (ends in a newline)
+and parses as JSON with an ``id``; a torn last line is cut off before appending.
+
+Where the workers run: locally, a ``concurrent.futures.ProcessPoolExecutor`` (spawned
+processes; ``dask.distributed`` is not a dependency of napkit and dask's own local
+schedulers cannot stream results as they finish); with ``scheduler="tcp://host:8786"``,
+the workers of that ``dask.distributed`` cluster (needs ``pip install distributed``).
+Each job's timeout is the verifier's own; a worker is not killed from outside.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import traceback
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+from napkit.errors import NapkitError
+from napkit.network import ReluNetwork
+from napkit.progress import progress_bar
+from napkit.verify.properties import Property
+
+BACKENDS = ("napkit", "marabou")
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One query of a batch; ``id`` names it in the results file (unique within the batch)."""
+
+    id: str
+    net: ReluNetwork
+    prop: Property
+    timeout: float = 60.0
+    backend: str = "napkit"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", str(self.id))
+        if self.backend not in BACKENDS:
+            raise NapkitError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+        if not self.timeout > 0:
+            raise NapkitError(f"job {self.id}: the timeout must be > 0, got {self.timeout}")
+
+
+def run_job(job: BatchJob) -> dict:
+    """Run one job (in a worker): its result as a JSON-ready dict; an error is a result too."""
+    try:
+        if job.backend == "marabou":
+            from napkit.verify.marabou import verify_property_marabou
+
+            res = verify_property_marabou(job.net, job.prop, job.timeout)
+        else:
+            from napkit.verify.engine import verify_property
+
+            res = verify_property(job.net, job.prop, job.timeout)
+        return {"id": job.id, "backend": job.backend, "timeout": job.timeout, **res.to_dict()}
+    except Exception as err:  # one bad job must not sink the batch
+        kind = "bad input" if isinstance(err, NapkitError) else "error"
+        return {"id": job.id, "backend": job.backend, "timeout": job.timeout, "result": "error",
+                "reason": f"{kind}: {type(err).__name__}: {err}",
+                "traceback": "" if isinstance(err, NapkitError) else traceback.format_exc()}
+
+
+def read_results(path: str | Path, repair: bool = False) -> dict[str, dict]:
+    """The complete records of a results file by id (a later line for an id wins).
+
+    With ``repair`` a torn last line (no final newline) is cut off the file, so that
+    appending starts on a fresh line.
+    """
+    path = Path(path)
+    if not path.exists():
+        return {}
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if repair and end < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(end)
+            f.flush()
+            os.fsync(f.fileno())
+    out: dict[str, dict] = {}
+    for line in data[:end].splitlines():
+        try:
+            rec = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(rec, dict) and "id" in rec and "result" in rec:
+            out[str(rec["id"])] = rec
+    return out
+
+
+def _append(f, rec: dict) -> None:
+    f.write((json.dumps(rec) + "\n").encode())
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def run_batch(
+    jobs: Iterable[BatchJob],
+    out: str | Path,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    retry_errors: bool = False,
+) -> dict[str, dict]:
+    """Run every job not yet in ``out`` and append its result there; all results by id.
+
+    ``workers`` bounds the local processes (default: the CPU count); ``scheduler`` is a
+    ``dask.distributed`` scheduler address to run on a cluster instead. ``retry_errors``
+    runs again the jobs whose recorded result is ``error``.
+    """
+    jobs = list(jobs)
+    ids = [j.id for j in jobs]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise NapkitError(f"job ids must be unique within a batch; {dup!r} repeats")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = read_results(out, repair=True)
+    if retry_errors:
+        done = {k: v for k, v in done.items() if v.get("result") != "error"}
+    pending = [j for j in jobs if j.id not in done]
+    results = {i: done[i] for i in ids if i in done}
+    if not pending:
+        return results
+    with open(out, "ab") as f, progress_bar(len(pending), "verifying", progress) as advance:
+        def record(rec: dict) -> None:
+            _append(f, rec)
+            results[rec["id"]] = rec
+            advance(1)
+
+        if scheduler is not None:
+            _run_distributed(pending, scheduler, record)
+        else:
+            _run_local(pending, workers, record)
+    return {i: results[i] for i in ids if i in results}
+
+
+def _run_local(pending: list[BatchJob], workers: int | None, record) -> None:
+    n = max(1, min(int(workers or os.cpu_count() or 1), len(pending)))
+    ctx = multiprocessing.get_context("spawn")  # torch in the parent: no fork
+    ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx)
+    queue = iter(pending)
+    running: dict = {}
+
+    def submit_next() -> None:
+        job = next(queue, None)
+        if job is not None:
+            running[ex.submit(run_job, job)] = job
+
+    try:
+        for _ in range(2 * n):  # at most 2 jobs per worker in flight (each pickles its network)
+            submit_next()
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            broken = False
+            for fut in finished:
+                job = running.pop(fut)
+                try:
+                    rec = fut.result()
+                except BrokenProcessPool:  # a worker died (e.g. a crash in a native solver)
+                    broken = True
+                    running[fut] = job
+                    continue
+                record(rec)
+                submit_next()
+            if broken:  # every job of the dead pool is lost: run each alone to find the culprit
+                lost = list(running.values())
+                running.clear()
+                ex.shutdown(wait=False, cancel_futures=True)
+                for job in lost:
+                    record(_run_alone(job, ctx))
+                ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx)
+                for _ in range(2 * n):
+                    submit_next()
+    finally:
+        ex.shutdown(wait=False, cancel_futures=True)
+
+
+def _run_alone(job: BatchJob, ctx) -> dict:
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as solo:
+        try:
+            return solo.submit(run_job, job).result()
+        except BrokenProcessPool as err:
+            return {"id": job.id, "backend": job.backend, "timeout": job.timeout, "result": "error",
+                    "reason": f"the worker process died: {err}"}
+
+
+def _run_distributed(pending: list[BatchJob], scheduler: str, record) -> None:
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError as err:
+        raise NapkitError(
+            f"a scheduler address ({scheduler}) needs dask.distributed: pip install distributed"
+        ) from err
+    with Client(scheduler) as client:
+        futures = {client.submit(run_job, job, pure=False, key=f"napkit-{job.id}"): job for job in pending}
+        for fut in as_completed(futures):
+            job = futures[fut]
+            try:
+                rec = fut.result()
+            except Exception as err:
+                rec = {"id": job.id, "backend": job.backend, "timeout": job.timeout,
+                       "result": "error", "reason": f"worker failed: {type(err).__name__}: {err}"}
+            record(rec)

@@ -1,0 +1,319 @@
+"""Verdicts: bounds, then attack, then MILP, with vacuity checked and counterexamples re-checked.
+
+Order for one query: phase-aware bounds (an empty interval: vacuous), the LP relaxation
+of the phase-constrained region (infeasible: vacuous), bounds on each disjunct of the
+violation (a positive lower bound refutes it), a projected-gradient attack, then one
+MILP per disjunct left. ``verified`` also needs the region to be non-empty (a witness
+point, or a feasibility MILP); otherwise the answer is ``vacuous`` or ``unknown``.
+A counterexample is reported only after an exact float64 forward pass (and onnxruntime,
+when an ONNX model is given) confirms it. MILP "infeasible" is trusted up to HiGHS's
+feasibility tolerances (1e-6 integrality, 1e-7 primal).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from napkit.network import ReluNetwork, onnx_logits
+from napkit.verify.attack import Counterexample, check_point, pgd_attack
+from napkit.verify.bounds import propagate, spec_lower
+from napkit.verify.bab import branch_and_bound
+from napkit.verify.milp import MilpEncoding, tighten_bounds
+from napkit.verify.optimized import one_thread, optimize_rows, tighten_optimized
+from napkit.verify.properties import (
+    InputBox,
+    OutputSpec,
+    Phases,
+    Property,
+    check_phases,
+    merge_phases,
+    robustness_spec,
+)
+from napkit.verify.vnnlib import VnnlibSpec, read_vnnlib
+
+VNNLIB_ANSWER = {"verified": "unsat", "vacuous": "unsat", "falsified": "sat", "unknown": "unknown"}
+
+
+@dataclass
+class VerificationResult:
+    verdict: str  # verified / falsified / unknown / vacuous (sat / unsat / unknown for VNN-LIB)
+    reason: str
+    seconds: float
+    counterexample: np.ndarray | None = None
+    logits: np.ndarray | None = None
+    strict: bool | None = None
+    stats: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "result": self.verdict,
+            "reason": self.reason,
+            "seconds": round(self.seconds, 4),
+            "counterexample": None if self.counterexample is None else self.counterexample.tolist(),
+            "strict": self.strict,
+            **{k: v for k, v in self.stats.items() if isinstance(v, int | float | str | bool)},
+        }
+
+
+class _Run:
+    """One query in progress: its deadline, statistics and re-checks."""
+
+    def __init__(self, net, prop: Property, timeout: float, onnx_model, witness=None):
+        self.net, self.prop, self.onnx = net, prop, onnx_model
+        self.t0 = time.monotonic()
+        self.deadline = self.t0 + float(timeout)
+        self.stats: dict = {}
+        self.witness = witness
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def done(self, verdict: str, reason: str, ce: Counterexample | None = None):
+        return VerificationResult(
+            verdict, reason, time.monotonic() - self.t0,
+            None if ce is None else ce.x, None if ce is None else ce.logits,
+            None if ce is None else ce.strict, self.stats,
+        )
+
+    def confirm(self, ce: Counterexample | None, spec: OutputSpec | None) -> Counterexample | None:
+        """Keep a candidate only if the float64 pass (and onnxruntime) agree it is one."""
+        if ce is None:
+            return None
+        ce = check_point(self.net, self.prop.box, spec, self.prop.phases, ce.x)
+        if ce is not None and self.onnx is not None and spec is not None:
+            y32 = onnx_logits(self.onnx, ce.x[None], self.net.input_shape)
+            self.stats["onnx_checked"] = True
+            if not spec.violated(y32)[0]:
+                self.stats["onnx_disagreed"] = True
+                return None
+        if ce is not None and self.witness is None:
+            self.witness = ce
+        return ce
+
+
+def _milp_point(run: _Run, enc_maker, spec, c, d) -> tuple[str, Counterexample | None, str]:
+    """One disjunct by MILP: ('infeasible'|'found'|'unknown', counterexample, reason)."""
+    res = enc_maker(0.0).solve(c, d, time_limit=run.left())
+    run.stats["milp_s"] = run.stats.get("milp_s", 0.0) + res.seconds
+    if res.status == "infeasible":
+        return "infeasible", None, ""
+    if res.status != "feasible":
+        return "unknown", None, res.message
+    ce = run.confirm(Counterexample(res.x, np.empty(0), False), spec)
+    if ce is None:  # a near-boundary solution: repair by a local attack, then a margin
+        att = pgd_attack(run.net, run.prop.box, spec, run.prop.phases, restarts=4, steps=60,
+                         starts=res.x[None], deadline=time.monotonic() + min(5.0, run.left()))
+        ce = run.confirm(att, spec)
+    if ce is None:
+        res2 = enc_maker(1e-6).solve(c, d, time_limit=run.left())
+        if res2.status == "feasible":
+            ce = run.confirm(Counterexample(res2.x, np.empty(0), False), spec)
+    if ce is None:
+        return "unknown", None, "MILP solution failed the exact float64 re-check"
+    return "found", ce, ""
+
+
+def _nonempty(run: _Run, enc_maker) -> tuple[bool | None, str]:
+    """Does some input of the box follow the phases? True/False/None (undecided)."""
+    if run.prop.phases is None or run.witness is not None:
+        return True, ""
+    cand = pgd_attack(run.net, run.prop.box, None, run.prop.phases, restarts=8, steps=50,
+                      deadline=time.monotonic() + min(5.0, max(run.left(), 0)))
+    if run.confirm(cand, None) is not None:
+        return True, ""
+    res = enc_maker(0.0).solve(time_limit=run.left())
+    if res.status == "infeasible":
+        return False, "no input of the region follows the phases (MILP infeasible)"
+    if res.status == "feasible" and run.confirm(Counterexample(res.x, np.empty(0), False), None):
+        return True, ""
+    return None, "could not decide whether any input follows the phases"
+
+
+def verify_property(
+    net: ReluNetwork,
+    prop: Property,
+    timeout: float = 60.0,
+    onnx_model=None,
+    attack: bool = True,
+    tighten: bool = False,
+    witness: np.ndarray | None = None,
+    optimize: bool = True,
+    bab: bool = True,
+) -> VerificationResult:
+    """Decide whether some x of ``prop.box`` following ``prop.phases`` violates ``prop.output``.
+
+    ``optimize``: optimised (alpha-beta-CROWN style) bounds with the phases as split
+    constraints before attack and MILP; ``bab``: branch and bound over unstable neurons
+    on those bounds before the MILP; ``tighten``: LP tightening before the MILP.
+    """
+    with one_thread():
+        return _verify_property(net, prop, timeout, onnx_model, attack, tighten, witness, optimize, bab)
+
+
+def _verify_property(net, prop, timeout, onnx_model, attack, tighten, witness, optimize, bab):
+    prop = prop.check(net.layer_sizes, net.n_inputs, net.n_outputs)
+    run = _Run(net, prop, timeout, onnx_model)
+    if witness is not None:
+        run.confirm(Counterexample(np.asarray(witness, dtype=np.float64), np.empty(0), False), None)
+    spec = prop.output
+    b = propagate(net, prop.box, prop.phases)
+    run.stats["unstable"] = b.n_unstable
+    if b.vacuous:
+        return run.done("vacuous", b.reason)
+    encs: dict[float, MilpEncoding] = {}
+
+    def enc_maker(margin: float) -> MilpEncoding:
+        if margin not in encs:
+            encs[margin] = MilpEncoding(net, b, strict_margin=margin)
+        return encs[margin]
+
+    lows = spec_lower(net, b, spec)
+    open_ids = [k for k, lo in enumerate(lows) if not (lo > 0).any()]
+    run.stats["open_after_bounds"] = len(open_ids)
+    how = "bounds"
+    n_h = len(net.layer_sizes)
+    if open_ids and optimize and run.left() > 0:
+        t = time.monotonic()
+        tighten_optimized(net, b, iters=20, deadline=time.monotonic() + min(0.25 * timeout, run.left()))
+        run.stats["unstable_final"] = b.n_unstable
+        if b.vacuous:
+            run.stats["optimize_s"] = time.monotonic() - t
+            return run.done("vacuous", b.reason)
+        rows = np.vstack([spec.disjuncts[k][0] for k in open_ids])
+        consts = -np.concatenate([spec.disjuncts[k][1] for k in open_ids])
+        v, _ = optimize_rows(net, b, n_h, rows, consts, iters=40, stop_at=0.0,
+                             deadline=time.monotonic() + min(0.25 * timeout, run.left()))
+        sizes = np.cumsum([0] + [spec.disjuncts[k][0].shape[0] for k in open_ids])
+        opt_lows = {k: v[sizes[i]:sizes[i + 1]] for i, k in enumerate(open_ids)}
+        for k in open_ids:
+            lows[k] = np.maximum(lows[k], opt_lows[k])
+        open_ids = [k for k in open_ids if not (lows[k] > 0).any()]
+        run.stats["open_after_optimize"] = len(open_ids)
+        run.stats["optimize_s"] = time.monotonic() - t
+        how = "optimised bounds"
+    if prop.phases is not None and run.witness is None and open_ids:
+        lp = enc_maker(0.0).solve(time_limit=max(run.left(), 0.01), relax=True)
+        if lp.status == "infeasible":
+            return run.done("vacuous", "the LP relaxation of the phase constraints is infeasible")
+    if open_ids and attack and run.left() > 0:
+        sub = OutputSpec(tuple(spec.disjuncts[k] for k in open_ids), spec.n_outputs)
+        budget = min(max(0.1 * timeout, 1.0), 6.0, run.left())
+        t = time.monotonic()
+        ce = run.confirm(pgd_attack(net, prop.box, sub, prop.phases,
+                                    deadline=time.monotonic() + budget), spec)
+        run.stats["attack_s"] = time.monotonic() - t
+        if ce is not None:
+            return run.done("falsified", "counterexample found by attack", ce)
+    if open_ids and tighten and run.left() > 0:
+        run.stats["tightened"] = tighten_bounds(net, b, time.monotonic() + 0.3 * run.left())
+        encs.clear()
+    open_ids.sort(key=lambda k: float(lows[k].max()))
+    reasons = []
+    for k in open_ids:
+        if run.left() <= 0:
+            reasons.append("timeout")
+            break
+        c, d = spec.disjuncts[k]
+        status, ce, why = "unknown", None, ""
+        if bab and run.left() > 0:
+            t = time.monotonic()
+            status, ce, why = _bab_disjunct(run, b, spec, c, d)
+            run.stats["bab_s"] = run.stats.get("bab_s", 0.0) + time.monotonic() - t
+            if status == "infeasible":
+                how = "branch and bound" if how != "MILP" else how
+        if status == "unknown" and run.left() > 0:
+            status, ce, why = _milp_point(run, enc_maker, spec, c, d)
+            if status == "infeasible":
+                how = "MILP"
+        if status == "found":
+            src = "MILP" if "milp_s" in run.stats and "bab_found" not in run.stats else "branch and bound"
+            return run.done("falsified", f"counterexample found by {src}", ce)
+        if status == "unknown":
+            reasons.append(why or "timeout")
+    if reasons:
+        return run.done("unknown", "; ".join(dict.fromkeys(reasons)))
+    ok, why = _nonempty(run, enc_maker)
+    if ok is False:
+        return run.done("vacuous", why)
+    if ok is None:
+        return run.done("unknown", f"property holds on the region ({how}) but {why}")
+    return run.done("verified", f"proved by {how}")
+
+
+def _bab_disjunct(run: _Run, b, spec, c, d) -> tuple[str, Counterexample | None, str]:
+    """Branch and bound on one disjunct, with half the time left (the MILP gets the rest)."""
+    budget = 0.5 * run.left()
+    res = branch_and_bound(run.net, b, c, -np.asarray(d, dtype=np.float64),
+                           deadline=time.monotonic() + budget,
+                           check=lambda x: run.confirm(Counterexample(x, np.empty(0), False), spec))
+    run.stats["bab_domains"] = run.stats.get("bab_domains", 0) + res.domains
+    if res.status == "proved":
+        return "infeasible", None, ""
+    if res.status == "found":
+        run.stats["bab_found"] = True
+        return "found", res.counterexample, ""
+    return "unknown", None, res.reason
+
+
+def verify_robustness(
+    net: ReluNetwork, box: InputBox, label: int, phases: Phases | None = None,
+    timeout: float = 60.0, onnx_model=None, **kw,
+) -> VerificationResult:
+    """Is ``argmax f(x) = label`` (strictly) for every x of ``box`` following ``phases``?"""
+    prop = Property(box, robustness_spec(label, net.n_outputs), phases)
+    return verify_property(net, prop, timeout, onnx_model, **kw)
+
+
+def verify_disjoint(
+    net: ReluNetwork, box: InputBox, phases_i: Phases, phases_j: Phases, timeout: float = 60.0,
+) -> VerificationResult:
+    """Non-ambiguity: ``verified`` when no x of ``box`` follows both sets of phases."""
+    pi = check_phases(net.layer_sizes, phases_i) or [np.zeros(n, np.int8) for n in net.layer_sizes]
+    pj = check_phases(net.layer_sizes, phases_j) or [np.zeros(n, np.int8) for n in net.layer_sizes]
+    t0 = time.monotonic()
+    merged, conflict = merge_phases(pi, pj)
+    if conflict:
+        return VerificationResult("verified", "the patterns fix some neuron to opposite phases",
+                                  time.monotonic() - t0)
+    prop = Property(box, robustness_spec(0, net.n_outputs), check_phases(net.layer_sizes, merged))
+    run = _Run(net, prop, timeout, None)
+    b = propagate(net, box, prop.phases)
+    if b.vacuous:
+        return run.done("verified", "no input follows both: " + b.reason)
+    enc = MilpEncoding(net, b)
+    if enc.solve(time_limit=max(run.left(), 0.01), relax=True).status == "infeasible":
+        return run.done("verified", "no input follows both (LP relaxation infeasible)")
+    ok, why = _nonempty(run, lambda m: enc)
+    if ok is True:
+        if run.witness is None:  # no phases at all: any point follows both
+            run.witness = check_point(net, box, None, None, box.center)
+        return run.done("falsified", "an input follows both patterns", run.witness)
+    if ok is False:
+        return run.done("verified", why)
+    return run.done("unknown", why)
+
+
+def verify_vnnlib(
+    net: ReluNetwork, spec: VnnlibSpec | str | Path, phases: Phases | None = None,
+    timeout: float = 60.0, onnx_model=None, **kw,
+) -> VerificationResult:
+    """A VNN-LIB query (optionally with phases): verdict ``sat``, ``unsat`` or ``unknown``."""
+    if not isinstance(spec, VnnlibSpec):
+        spec = read_vnnlib(spec)
+    prop = spec.to_property(net.n_inputs, net.n_outputs, net.layer_sizes)
+    extra = check_phases(net.layer_sizes, phases)
+    own = check_phases(net.layer_sizes, prop.phases)
+    if extra is not None and own is not None:
+        extra, conflict = merge_phases(extra, own)
+        if conflict:
+            return VerificationResult("unsat", "vacuous: the phases conflict", 0.0)
+    prop = Property(prop.box, prop.output, extra if extra is not None else own)
+    res = verify_property(net, prop, timeout, onnx_model, **kw)
+    if res.verdict == "vacuous":
+        res.reason = "vacuous: " + res.reason
+    res.verdict = VNNLIB_ANSWER[res.verdict]
+    return res

@@ -1,0 +1,64 @@
+import time
+
+import numpy as np
+from verify_helpers import random_net, random_phases
+
+from napkit.verify import (
+    InputBox,
+    MilpEncoding,
+    check_point,
+    follows_phases,
+    pgd_attack,
+    propagate,
+    robustness_spec,
+    tighten_bounds,
+)
+
+
+def test_milp_feasible_point_is_real_and_infeasible_is_exact():
+    rng = np.random.default_rng(7)
+    net = random_net(rng, 2, [6, 6], 3)
+    box = InputBox(np.zeros(2), np.ones(2))
+    b = propagate(net, box)
+    enc = MilpEncoding(net, b)
+    assert enc.n_binary == b.n_unstable
+    g = np.linspace(0, 1, 201)
+    x = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    y, _ = net.forward(x)
+    for c, d in robustness_spec(0, 3).disjuncts:
+        r = enc.solve(c, d, time_limit=10)
+        hit = ((y @ c.T - d) <= 0).all(axis=1)
+        if r.status == "infeasible":
+            assert not hit.any()
+        else:
+            assert r.status == "feasible"
+            yx, _ = net.forward(r.x)
+            assert (yx @ c.T - d <= 1e-6).all()
+
+
+def test_tightening_stays_sound():
+    rng = np.random.default_rng(11)
+    net = random_net(rng, 3, [10, 10, 10], 2)
+    box = InputBox(np.zeros(3), np.ones(3))
+    phases = random_phases(rng, net.layer_sizes, 0.2)
+    b = propagate(net, box, phases)
+    if b.vacuous:
+        return
+    tighten_bounds(net, b, time.monotonic() + 20)
+    x = rng.random((20000, 3))
+    _, pre = net.forward(x)
+    ok = follows_phases(pre, phases)
+    for z, lo, up in zip(pre, b.lower, b.upper, strict=True):
+        assert (z[ok] >= lo).all() and (z[ok] <= up).all()
+
+
+def test_check_point_rejects_outside_and_non_violating():
+    rng = np.random.default_rng(1)
+    net = random_net(rng, 2, [4], 2)
+    box = InputBox(np.zeros(2), np.ones(2))
+    spec = robustness_spec(0, 2)
+    assert check_point(net, box, spec, None, np.array([1.5, 0.5])) is None
+    ce = pgd_attack(net, box, spec, None, restarts=8, steps=30)
+    if ce is not None:
+        assert check_point(net, box, spec, None, ce.x) is not None
+        assert spec.violated(net.forward(ce.x)[0])[0]
