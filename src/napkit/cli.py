@@ -612,6 +612,126 @@ def minimize(
     _emit(payload, as_json)
 
 
+# ---- representations ------------------------------------------------------------------------
+
+
+def _train_test(data: Path, split: str | None, test_split: str | None, seed: int = 0):
+    """(x_train, y_train, x_test, y_test): named splits, the file's train/test, or a seeded 80/20 split."""
+    from sklearn.model_selection import train_test_split
+
+    from napkit.datasets import load_npz
+
+    if split is None and test_split is None:
+        try:
+            with np.load(data, allow_pickle=False) as f:
+                keys = set(f.files)
+        except (OSError, ValueError) as exc:
+            raise NapkitError(f"{data} is not a readable .npz file: {exc}") from None
+        if {"x_train", "y_train", "x_test", "y_test"} <= keys:
+            split, test_split = "train", "test"
+    x, y = load_npz(data, split)
+    if test_split is not None:
+        xt, yt = load_npz(data, test_split)
+        return x, y, xt, yt
+    x, xt, y, yt = train_test_split(x, y, test_size=0.2, random_state=seed)
+    return x, y, xt, yt
+
+
+@app.command()
+def codes(
+    model: Annotated[Path, typer.Argument()],
+    data: Annotated[Path, typer.Argument(help=".npz: x_train/x_test, or x and y (split 80/20, seeded)")],
+    split: SplitOpt = None,
+    test_split: Annotated[
+        str | None, typer.Option("--test-split", help="Read the test set from x_<S>")
+    ] = None,
+    layers: Annotated[list[str] | None, typer.Option("--layers", help="Hidden layers of the code")] = None,
+    kmeans: Annotated[bool, typer.Option("--kmeans/--no-kmeans", help="k-means categorisation")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Binary activation codes: redundancy, and k-NN, logistic regression and k-means on codes."""
+    from napkit.codes import codes_report
+    from napkit.network import load_model
+
+    net = load_model(model)
+    x, y, xt, yt = _train_test(data, split, test_split)
+    rep = codes_report(net, x, y, xt, yt, layers=_layers(layers), kmeans=kmeans)
+    if not as_json:
+        table = Table(
+            title=f"Activation codes of {model.name} ({rep['bits']} varying of {rep['units']} units)"
+        )
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        for key, value in rep.items():
+            if isinstance(value, float):
+                table.add_row(key, f"{value:.4f}")
+            elif isinstance(value, int):
+                table.add_row(key, str(value))
+        out_console.print(table)
+    _emit(rep, as_json)
+
+
+@app.command()
+def similarity(
+    paths: Annotated[list[Path], typer.Argument(help="MODEL_A [MODEL_B] DATA")],
+    method: Annotated[str, typer.Option("--method", help="cka, debiased_cka or rsa_<spearman|...>")] = "cka",
+    split: SplitOpt = None,
+    samples: Annotated[int, typer.Option("--samples", help="Use the first N inputs")] = 2000,
+    pre: Annotated[bool, typer.Option("--pre", help="Compare pre-activations, not ReLU outputs")] = False,
+    png: Annotated[Path | None, typer.Option("--png", help="Write the heat map here")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Layer × layer representational similarity of two models (or one with itself)."""
+    from napkit.capture import iter_activations
+    from napkit.datasets import load_npz
+    from napkit.geometry import plot_similarity, similarity_matrix
+    from napkit.network import load_model
+
+    if len(paths) not in (2, 3):
+        raise NapkitError("give MODEL DATA or MODEL_A MODEL_B DATA")
+    if samples < 2:
+        raise NapkitError("--samples must be at least 2")
+    if png is not None:
+        _check_output(png)
+    *models, data = paths
+    x, _ = load_npz(data, split)
+    x = x[:samples]
+
+    def acts(path: Path) -> dict[str, np.ndarray]:
+        net = load_model(path)
+        parts: dict[str, list[np.ndarray]] = {}
+        for batch in iter_activations(net, x, progress=False):
+            for k, a in batch.acts.items():
+                parts.setdefault(k, []).append(a if pre else np.maximum(a, 0))
+        return {k: np.concatenate(v) for k, v in parts.items()}
+
+    acts_a = acts(models[0])
+    acts_b = acts(models[1]) if len(models) == 2 else None
+    matrix, names_a, names_b = similarity_matrix(acts_a, acts_b, method=method)
+    if png is not None:
+        labels = (models[0].name, models[-1].name)
+        plot_similarity(matrix, names_a, names_b, title=f"{method} between layers", labels=labels, path=png)
+    if not as_json:
+        table = Table(title=f"{method}: rows {models[0].name}, columns {models[-1].name}")
+        table.add_column("")
+        for n in names_b:
+            table.add_column(n, justify="right")
+        for n, row in zip(names_a, matrix, strict=True):
+            table.add_row(n, *[f"{v:.3f}" for v in row])
+        out_console.print(table)
+    _emit(
+        {
+            "method": method,
+            "rows": names_a,
+            "columns": names_b,
+            "matrix": matrix.tolist(),
+            "samples": len(x),
+            "png": None if png is None else str(png),
+        },
+        as_json,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and maps errors to exit codes."""
     try:

@@ -59,3 +59,16 @@ def test_report_on_mnist_small():
     assert rep["test_accuracy"] > 0.85
     assert rep["redundancy_test"] < 0.05
     assert rep["knn_accuracy"] > 0.75 and rep["logistic_accuracy"] > 0.75
+
+
+def test_report_when_no_unit_varies():
+    dead = ReluNetwork(
+        weights=(np.array([[1.0, 1.0], [-1.0, -1.0]]), np.array([[1.0, 0.0], [0.0, 1.0]])),
+        biases=(np.array([5.0, -5.0]), np.zeros(2)),
+    )
+    x, y = _data(0)
+    rep = codes_report(dead, x, y, x, y, kmeans=False, logistic=False)
+    assert rep["varying_units"] == 0 and rep["distinct_train"] == 1
+    assert rep["redundancy_train"] == pytest.approx(199 / 200)
+    assert 0.0 <= rep["knn_accuracy"] <= 1.0
+    assert "knn_accuracy" not in codes_report(_net(), x, y, x, y, knn=False, kmeans=False)

@@ -68,9 +68,8 @@ def phase_sweep(
                         seed=seed,
                         kmeans=categorise,
                         logistic=categorise,
+                        knn=categorise,
                     )
-                    if not categorise:
-                        rep.pop("knn_accuracy")
                     rows.append({"width": int(width), "depth": int(depth), "epochs": ep, "samples": n, **rep})
     return rows
 
