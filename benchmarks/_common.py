@@ -39,3 +39,16 @@ def run_worker(script: Path, *args: str) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"worker {args} failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def load_mnist():
+    """MNIST as float32 (n, 784) in [0, 1] with int64 labels: x_train, y_train, x_test, y_test."""
+    import numpy as np
+
+    with np.load(need(MNIST)) as f:
+        return (
+            f["x_train"].reshape(60000, -1).astype(np.float32) / 255,
+            f["y_train"].astype(np.int64),
+            f["x_test"].reshape(10000, -1).astype(np.float32) / 255,
+            f["y_test"].astype(np.int64),
+        )

@@ -114,7 +114,9 @@ def main() -> None:
     need(MNIST)
     script = Path(__file__).resolve()
     print(f"# mining benchmark: {args.net}, δ = {DELTA}, MNIST train (60000 images) x repeats\n")
-    print("| samples | approach | seconds (best of {}) | peak memory above start (MiB) | ratio to bare forward |".format(args.trials))
+    print(
+        f"| samples | approach | seconds (best of {args.trials}) | peak MiB above start | ratio to bare forward |"
+    )
     print("|---|---|---|---|---|")
     for rep in args.repeats:
         res = {}

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import MNIST, ONNX, need  # noqa: E402
+from _common import ONNX, load_mnist, need  # noqa: E402
 
 DELTAS = (1.0, 0.99, 0.95, 0.9, 0.85)
 NETS = ("mnist-net_256x2", "mnist-net_256x4", "mnist-net_256x6")
@@ -31,13 +31,11 @@ def main() -> None:
     ap.add_argument("--nets", nargs="+", default=list(NETS))
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    with np.load(need(MNIST)) as f:
-        xtr = f["x_train"].reshape(60000, -1).astype(np.float32) / 255
-        ytr = f["y_train"].astype(np.int64)
-        xte = f["x_test"].reshape(10000, -1).astype(np.float32) / 255
-        yte = f["y_test"].astype(np.int64)
+    xtr, ytr, xte, yte = load_mnist()
     dump = {}
-    print("| network | δ | neurons per NAP (mean) | recall train (correct) | precision train | recall test | precision test |")
+    print(
+        "| network | δ | neurons per NAP | recall train (correct) | precision train | recall test | precision test |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name in args.nets:
         net = load_model(need(ONNX / f"{name}.onnx.gz"))

@@ -26,20 +26,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import MNIST, ONNX, ROOT, SHARED, need  # noqa: E402
+from _common import ONNX, ROOT, SHARED, load_mnist, need  # noqa: E402
 
 VNNLIB = SHARED / "benchmarks" / "mnist_fc" / "vnnlib"
 RESULTS = ROOT / "benchmarks" / "results"
-
-
-def load_mnist():
-    with np.load(need(MNIST)) as f:
-        return (
-            f["x_train"].reshape(60000, -1).astype(np.float32) / 255,
-            f["y_train"].astype(np.int64),
-            f["x_test"].reshape(10000, -1).astype(np.float32) / 255,
-            f["y_test"].astype(np.int64),
-        )
 
 
 def md_table(header: list[str], rows: list[list]) -> list[str]:
