@@ -136,7 +136,8 @@ def main(argv=None) -> int:
                     mcounts[mv] += 1
                     ratios.append(ms / max(secs, 1e-3))
                     clash = {r.verdict, mv} == {"verified", "falsified"}
-                    row += f" {mv}{' **CONTRADICTION**' if clash else ''} | {ms:.2f} | {ms / max(secs, 1e-3):.1f}× |"
+                    flag = " **CONTRADICTION**" if clash else ""
+                    row += f" {mv}{flag} | {ms:.2f} | {ms / max(secs, 1e-3):.1f}× |"
                 print(row, flush=True)
     print(f"\nnapkit: {len(times)} queries, median {statistics.median(times):.3f} s, "
           f"mean {statistics.fmean(times):.3f} s, max {max(times):.2f} s; "

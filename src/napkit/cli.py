@@ -29,6 +29,23 @@ app = typer.Typer(
 )
 out_console = Console()
 
+
+def _version(value: bool) -> None:
+    if value:
+        from napkit import __version__
+
+        print(f"napkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Neural activation patterns: capture, mine, monitor and verify them."""
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 SplitOpt = Annotated[str | None, typer.Option("--split", help="Read x_<split>/y_<split> from DATA.")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")]

@@ -127,3 +127,21 @@ def test_count_patterns_refuses_mismatched_data():
         count_patterns(net, np.zeros((3, 4)), np.zeros(2, np.int64), progress=False)
     with pytest.raises(NapkitError, match="0..2"):
         count_patterns(net, np.zeros((3, 4)), np.array([0, 1, 5]), progress=False)
+
+
+def test_mining_memory_does_not_grow_with_the_number_of_samples():
+    """Peak memory numpy allocates while mining is set by the batch, not by the data size."""
+    import tracemalloc
+
+    net = random_net(9, sizes=(20, 64, 64, 4))
+    peaks = []
+    for n in (2000, 16000):
+        x = np.random.default_rng(0).normal(size=(n, 20)).astype(np.float32)
+        y = net.predict(x)
+        tracemalloc.start()
+        tracemalloc.reset_peak()
+        count_patterns(net, x, y, batch_size=500, progress=False)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    # 8x the samples: the dense approach would need 8x the memory (16000 x 128 x 4 bytes = 8 MB)
+    assert peaks[1] < 1.5 * peaks[0] + 100_000, peaks

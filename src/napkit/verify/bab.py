@@ -178,8 +178,8 @@ def branch_and_bound(
                 sub = with_phases(bounds, ph)
                 if sub.vacuous:
                     continue
-                res = MilpEncoding(net, sub).solve(c, -const, time_limit=max(deadline - time.monotonic(), 0.01),
-                                                   relax=True)
+                left = max(deadline - time.monotonic(), 0.01)
+                res = MilpEncoding(net, sub).solve(c, -const, time_limit=left, relax=True)
                 if res.status == "infeasible":
                     continue
                 if res.status == "feasible":

@@ -1,9 +1,11 @@
 """Verdicts: bounds, then attack, then MILP, with vacuity checked and counterexamples re-checked.
 
-Order for one query: phase-aware bounds (an empty interval: vacuous), the LP relaxation
-of the phase-constrained region (infeasible: vacuous), bounds on each disjunct of the
-violation (a positive lower bound refutes it), a projected-gradient attack, then one
-MILP per disjunct left. ``verified`` also needs the region to be non-empty (a witness
+Order for one query: phase-aware bounds (an empty interval: vacuous), bounds on each
+disjunct of the violation (a positive lower bound refutes it), optimised bounds with the
+phases as Lagrangian constraints (``optimized.py``), the LP relaxation of the
+phase-constrained region (infeasible: vacuous), a projected-gradient attack, then per
+disjunct left branch and bound on the optimised bounds (``bab.py``, half the time left)
+and a MILP with the rest. ``verified`` also needs the region to be non-empty (a witness
 point, or a feasibility MILP); otherwise the answer is ``vacuous`` or ``unknown``.
 A counterexample is reported only after an exact float64 forward pass (and onnxruntime,
 when an ONNX model is given) confirms it. MILP "infeasible" is trusted up to HiGHS's
@@ -20,8 +22,8 @@ import numpy as np
 
 from napkit.network import ReluNetwork, onnx_logits
 from napkit.verify.attack import Counterexample, check_point, pgd_attack
-from napkit.verify.bounds import propagate, spec_lower
 from napkit.verify.bab import branch_and_bound
+from napkit.verify.bounds import propagate, spec_lower
 from napkit.verify.milp import MilpEncoding, tighten_bounds
 from napkit.verify.optimized import one_thread, optimize_rows, tighten_optimized
 from napkit.verify.properties import (

@@ -188,6 +188,8 @@ class MilpEncoding:
         h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("mip_max_improving_sols", 1)
         h.setOptionValue("threads", 1)
+        if not relax:  # HiGHS 1.14's MIP presolve (probing) ignores time_limit: 5 s asked, 32 s taken
+            h.setOptionValue("presolve", "off")
         h.passModel(self._lp(rows, cost, relax))
         h.run()
         st = h.getModelStatus()

@@ -1,0 +1,113 @@
+"""Optimised (alpha-beta) bounds with phases as constraints, and branch and bound: soundness."""
+
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from verify_helpers import random_net, random_phases
+
+from napkit.verify import (
+    InputBox,
+    OutputSpec,
+    check_point,
+    domain_box,
+    follows_phases,
+    propagate,
+    robustness_spec,
+)
+from napkit.verify.bab import branch_and_bound
+from napkit.verify.optimized import optimize_rows, tighten_optimized
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    widths=st.lists(st.integers(1, 7), min_size=1, max_size=3),
+    n_in=st.integers(1, 3),
+    p=st.sampled_from([0.0, 0.2, 0.5]),
+)
+def test_optimised_bounds_are_sound_against_sampling(seed, widths, n_in, p):
+    rng = np.random.default_rng(seed)
+    net = random_net(rng, n_in, widths, 3)
+    c = rng.random(n_in)
+    r = rng.random(n_in) * 0.8
+    box = InputBox(c - r, c + r)
+    phases = random_phases(rng, net.layer_sizes, p) if p else None
+    b = propagate(net, box, phases)
+    x = box.lower + (box.upper - box.lower) * rng.random((4000, n_in))
+    x = np.vstack([x, box.lower, box.upper])
+    y, pre = net.forward(x)
+    ok = follows_phases(pre, phases)
+    if b.vacuous:
+        assert not ok.any()
+        return
+    tighten_optimized(net, b, iters=15)
+    if b.vacuous:
+        assert not ok.any(), "optimised bounds called a region with samples vacuous"
+        return
+    for z, lo, up in zip(pre, b.lower, b.upper, strict=True):
+        assert (z[ok] >= lo).all() and (z[ok] <= up).all()
+    g = rng.normal(size=(4, 3))
+    g0 = rng.normal(size=4)
+    low, _ = optimize_rows(net, b, len(widths), g, g0, iters=25)
+    assert ((y[ok] @ g.T + g0) >= low[None]).all()
+    # intermediate layer objectives too (phases of that layer enter as constraints)
+    k = len(widths) - 1
+    a = rng.normal(size=(3, widths[k]))
+    low, _ = optimize_rows(net, b, k, a, np.zeros(3), iters=25)
+    assert ((pre[k][ok] @ a.T) >= low[None]).all()
+
+
+def test_phases_of_other_neurons_tighten_a_bound():
+    # z0 = x0 - x1, z1 = x0 + x1 - 1 on [0,1]^2; with z1 inactive (x0 + x1 <= 1),
+    # y = z0 + 0 has lower bound -1 either way, but y = x0 + x1 (through relu z2) gets <= 1.
+    from napkit.network import ReluNetwork
+
+    w0 = np.array([[1.0, -1.0], [1.0, 1.0], [-1.0, -1.0]])
+    b0 = np.array([0.0, -1.0, 2.0])  # z2 = 2 - x0 - x1 >= 0: always active
+    w1 = np.array([[0.0, 0.0, 1.0]])  # y = z2
+    net = ReluNetwork((w0, w1), (b0, np.zeros(1)))
+    ph = [np.array([0, -1, 0], np.int8)]
+    b = propagate(net, domain_box(2), ph)
+    plain = float(optimize_rows(net, b, 1, np.array([[1.0]]), np.zeros(1), iters=0)[0][0])
+    opt = float(optimize_rows(net, b, 1, np.array([[1.0]]), np.zeros(1), iters=200, lr=0.05)[0][0])
+    assert plain == pytest.approx(0.0, abs=1e-6)  # over the box: min 2 - 2 = 0
+    assert opt > 0.9 and opt <= 1.0 + 1e-6  # with x0 + x1 <= 1: min is exactly 1
+
+
+def _grid(n=161):
+    g = np.linspace(0.0, 1.0, n)
+    return np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_branch_and_bound_brute_force_2d(seed):
+    rng = np.random.default_rng(300 + seed)
+    net = random_net(rng, 2, [7, 6], 3)
+    phases = random_phases(rng, net.layer_sizes, 0.2) if seed % 2 else None
+    box = InputBox(np.zeros(2), np.ones(2))
+    label = seed % 3
+    spec = robustness_spec(label, 3)
+    b = propagate(net, box, phases)
+    x = _grid()
+    y, pre = net.forward(x)
+    follow = follows_phases(pre, phases)
+    if b.vacuous:
+        assert not follow.any()
+        return
+    for c, d in spec.disjuncts:
+        res = branch_and_bound(net, b, c, -d, deadline=time.monotonic() + 20,
+                               check=lambda z, c=c, d=d: check_point(net, box, OutputSpec(((c, d),), 3),
+                                                                     phases, z),
+                               batch=4)
+        bad = follow & ((y @ c.T - d) <= 0).all(1)
+        if res.status == "proved":
+            assert not bad.any(), "branch and bound proved a disjunct that a grid point violates"
+        elif res.status == "found":
+            ce = res.counterexample
+            yc, pc = net.forward(ce.x)
+            assert follows_phases(pc, phases)[0] and ((yc @ c.T - d) <= 0).all()
+        else:
+            pytest.fail(f"tiny network left undecided: {res.reason}")
