@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from napkit.errors import NapkitError
 from napkit.network import ReluNetwork
 from napkit.verify.properties import InputBox, OutputSpec, Phases
 
@@ -128,6 +129,12 @@ def propagate(
             both = backsub_lower(net, relax, k, np.vstack([eye, -eye]), np.zeros(2 * n), box)
             lo = np.maximum(lo, both[:n])
             up = np.minimum(up, -both[n:])
+        if not (np.isfinite(lo).all() and np.isfinite(up).all()):
+            # NaN compares false both ways and would pass for a stable neuron: never go on
+            raise NapkitError(
+                f"bound propagation overflowed float64 in layer {net.layer_names[k]!r}: the weights "
+                "or the input region are too large to verify soundly"
+            )
         apply_phases(lo, up, None if phases is None else phases[k])
         lowers.append(lo)
         uppers.append(up)

@@ -93,6 +93,8 @@ class OutputSpec:
                 raise NapkitError(
                     f"output constraint of shape {c.shape} does not fit {self.n_outputs} outputs"
                 )
+            if not (np.isfinite(c).all() and np.isfinite(d).all()):
+                raise NapkitError("output constraints must be finite numbers (no NaN or infinity)")
             out.append((c, d))
         if not out:
             raise NapkitError("an output specification needs at least one disjunct")

@@ -14,6 +14,7 @@ phases in :meth:`VnnlibSpec.to_property`.
 from __future__ import annotations
 
 import gzip
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,9 +61,12 @@ def _term(t, declared: dict) -> dict:
                 raise NapkitError(f"VNN-LIB uses {t} before declaring it")
             return {key: 1.0}
         try:
-            return {None: float(t)}
+            value = float(t)
         except ValueError:
             raise NapkitError(f"malformed VNN-LIB: unknown symbol {t!r}") from None
+        if not math.isfinite(value):
+            raise NapkitError(f"malformed VNN-LIB: the constant {t!r} is not a finite number")
+        return {None: value}
     if not t or not isinstance(t[0], str):
         raise NapkitError(f"malformed VNN-LIB term: {t!r}"[:120])
     op, args = t[0], [_term(a, declared) for a in t[1:]]
