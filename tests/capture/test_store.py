@@ -110,3 +110,13 @@ def test_torch_module_with_its_own_dtype(tmp_path):
     x, y = _data(20)
     store = record(model, x, y, tmp_path / "t.zarr", progress=False)
     assert store.layer_names == ["1"] and store.layer_sizes == [6]
+
+
+def test_signs_are_the_same_from_float_and_bits_stores(tmp_path):
+    net = random_net(3)
+    x, y = _data()
+    f = record(net, x, y, tmp_path / "f.zarr", progress=False)
+    b = record(net, x, y, tmp_path / "b.zarr", mode="bits", progress=False)
+    for name in net.layer_names:
+        np.testing.assert_array_equal(f.signs(name), b.signs(name))
+        assert f.signs(name).shape == (len(x), net.layer_sizes[net.layer_names.index(name)])

@@ -151,6 +151,18 @@ class ActivationStore:
             raise NapkitError(f"no layer {name!r} in the store; it has {self.layer_names}")
         return self.group[name][: self.n_committed]
 
+    def signs(self, name: str) -> np.ndarray:
+        """Committed on/off pattern of one layer as booleans, whichever way it is stored.
+
+        This is what ``napkit.codes`` takes; ``layer(name)`` of a float32 store is what
+        ``napkit.geometry`` takes.
+        """
+        block = self.layer(name)
+        if self.mode == "bits":
+            units = self.layer_sizes[self.layer_names.index(name)]
+            return np.unpackbits(block, axis=1, count=units).astype(bool)
+        return block > 0
+
     def to_dask(self, name: str):
         """One layer's committed rows as a lazy dask array (chunks as stored)."""
         import dask.array as da
