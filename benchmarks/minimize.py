@@ -1,8 +1,8 @@
 """Minimal NAP specifications on the mnist_fc networks: how much of a NAP a proof needs.
 
 For each network, δ = 0.99 NAPs are mined from all MNIST training images (correct only).
-For the first test images of some classes that are classified correctly, follow their
-class's NAP and are proved robust at ε with the NAP, the NAP is minimised (ranked and
+For the first test image of some classes that is classified correctly, follows its
+class's NAP, is proved robust at ε with the NAP and is not proved robust without it, the NAP is minimised (ranked and
 greedy) and the table reports the fraction of constrained neurons kept, the recall of
 the class's NAP on the training set before and after, the verifier calls and the time.
 
@@ -30,7 +30,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nets", nargs="+", default=["256x2", "256x4", "256x6"])
     ap.add_argument("--classes", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--eps", type=float, default=0.03)
+    ap.add_argument("--eps", type=float, default=0.05)
     ap.add_argument("--methods", nargs="+", default=["ranked", "greedy"])
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds per verifier call")
     ap.add_argument("--budget", type=float, default=120.0, help="seconds per minimisation")
@@ -55,13 +55,15 @@ def main() -> None:
         for c in args.classes:
             rows = np.flatnonzero(ok & (yte == c))
             chosen = None
-            for i in rows[:5]:  # the first image whose NAP proves robustness at ε
+            for i in rows[:5]:  # the first image robust at ε with the NAP but not proved without it
                 box = linf_ball(xte[i].astype(float), args.eps)
+                if verify_robustness(net, box, c, None, timeout=args.timeout).verdict == "verified":
+                    continue  # the NAP is not needed here: minimising it to nothing proves nothing new
                 if verify_robustness(net, box, c, naps.phases(c), timeout=args.timeout).verdict == "verified":
                     chosen = (int(i), box)
                     break
             if chosen is None:
-                print(f"| {name} | {c} | - | - | no image of the first 5 verified with the NAP | | | | | | |")
+                print(f"| {name} | {c} | - | - | no image of the first 5 needs and verifies with the NAP | | | | | | |")
                 continue
             i, box = chosen
             priority = 1.0 - np.abs(2 * p[c] - 1)
