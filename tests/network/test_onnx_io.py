@@ -102,7 +102,9 @@ def test_initializers_listed_as_graph_inputs_are_ignored():
     w = np.arange(6, dtype=np.float32).reshape(3, 2)
     g = helper.make_graph(
         [
-            helper.make_node("Constant", [], ["shift"], value=numpy_helper.from_array(np.float32([1.0, -1.0]))),
+            helper.make_node(
+                "Constant", [], ["shift"], value=numpy_helper.from_array(np.float32([1.0, -1.0]))
+            ),
             helper.make_node("MatMul", ["x", "w"], ["a"]),
             helper.make_node("Add", ["a", "shift"], ["y"]),
         ],

@@ -16,6 +16,8 @@ from napkit.verify.engine import (
 )
 from napkit.verify.marabou import marabou_available, verify_disjoint_marabou, verify_property_marabou
 from napkit.verify.milp import MilpEncoding, MilpResult, tighten_bounds
+from napkit.verify.minimize import MinimalNAP, cut_share, minimize_nap
+from napkit.verify.patternlp import PatternSearch
 from napkit.verify.properties import (
     InputBox,
     OutputSpec,
@@ -32,6 +34,10 @@ from napkit.verify.vnnlib import VnnlibSpec, read_vnnlib, read_vnnlib_text
 from napkit.verify.vnnlib_write import vnnlib_text, write_vnnlib
 
 __all__ = [
+    "MinimalNAP",
+    "PatternSearch",
+    "cut_share",
+    "minimize_nap",
     "BatchJob",
     "Bounds",
     "Counterexample",
@@ -73,7 +79,3 @@ __all__ = [
     "vnnlib_text",
     "write_vnnlib",
 ]
-
-from napkit.verify.minimize import MinimalNAP, cut_share, minimize_nap  # noqa: E402
-
-__all__ += ["MinimalNAP", "cut_share", "minimize_nap"]

@@ -63,8 +63,13 @@ def pgd_attack(
     starts: np.ndarray | None = None,
     deadline: float | None = None,
     seed: int = 0,
+    keep: list | None = None,
 ) -> Counterexample | None:
-    """Search a counterexample; with ``spec=None`` any point following the phases."""
+    """Search a counterexample; with ``spec=None`` any point following the phases.
+
+    ``keep``: a list that receives the last iterates, best (lowest loss) first, when no
+    counterexample is found (starting points for ``patternlp``).
+    """
     rng = np.random.default_rng(seed)
     lo, hi = box.lower, box.upper
     pts = [box.center[None]]
@@ -91,6 +96,7 @@ def pgd_attack(
     ] if phases is not None else None
     x = torch.from_numpy(x0.copy()).requires_grad_(True)
     lam = 1.0
+    total = None
     for t in range(steps):
         if deadline is not None and time.monotonic() > deadline:
             break
@@ -124,4 +130,8 @@ def pgd_attack(
             if c.strict:
                 return c
             best = best or c
+    if keep is not None and best is None:
+        xs = x.detach().numpy().copy()
+        order = np.argsort(total.detach().numpy()) if total is not None else np.arange(xs.shape[0])
+        keep.extend(xs[order])
     return best

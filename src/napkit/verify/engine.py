@@ -3,10 +3,14 @@
 Order for one query: phase-aware bounds (an empty interval: vacuous), bounds on each
 disjunct of the violation (a positive lower bound refutes it), optimised bounds with the
 phases as Lagrangian constraints (``optimized.py``), the LP relaxation of the
-phase-constrained region (infeasible: vacuous), a projected-gradient attack, then per
-disjunct left branch and bound on the optimised bounds (``bab.py``, half the time left)
-and a MILP with the rest. ``verified`` also needs the region to be non-empty (a witness
-point, or a feasibility MILP); otherwise the answer is ``vacuous`` or ``unknown``.
+phase-constrained region (infeasible: vacuous), a projected-gradient attack, pattern-fixed
+LPs (``patternlp.py``: the network is linear on the activation region of a candidate point,
+from the optimised bounds' minimisers, the LP relaxation and the attack's iterates), then
+per disjunct left branch and bound on the optimised bounds (``bab.py``, half the time left;
+pattern-fixed LPs from its candidate points when it stays undecided) and a MILP with the
+rest. ``verified`` also needs the region to be non-empty (a witness point: the box centre,
+pattern-fixed and elastic LPs, the attack, or a feasibility MILP); otherwise the answer is
+``vacuous`` or ``unknown``.
 A counterexample is reported only after an exact float64 forward pass (and onnxruntime,
 when an ONNX model is given) confirms it. MILP "infeasible" is trusted up to HiGHS's
 feasibility tolerances (1e-6 integrality, 1e-7 primal).
@@ -26,6 +30,7 @@ from napkit.verify.bab import branch_and_bound
 from napkit.verify.bounds import propagate, spec_lower
 from napkit.verify.milp import MilpEncoding, tighten_bounds
 from napkit.verify.optimized import one_thread, optimize_rows, tighten_optimized
+from napkit.verify.patternlp import PatternSearch, agreement_starts
 from napkit.verify.properties import (
     InputBox,
     OutputSpec,
@@ -70,11 +75,25 @@ class _Run:
         self.deadline = self.t0 + float(timeout)
         self.stats: dict = {}
         self.witness = witness
+        self.starts: list[np.ndarray] = []  # candidate points for pattern-fixed LPs
+        self.patterns: PatternSearch | None = None
+        self.lp_x: np.ndarray | None = None  # a point of the LP relaxation of the phase polytope
+
+    def pattern_search(self, bounds=None) -> PatternSearch:
+        if self.patterns is None:
+            self.patterns = PatternSearch(self.net, self.prop.box, self.prop.phases, bounds)
+        return self.patterns
+
+    def pattern_stats(self) -> None:
+        if self.patterns is not None:
+            st = self.patterns.stats
+            self.stats.update(pattern_lps=st.lps, pattern_s=round(st.seconds, 3), pattern_flips=st.flips)
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
 
     def done(self, verdict: str, reason: str, ce: Counterexample | None = None):
+        self.pattern_stats()
         return VerificationResult(
             verdict, reason, time.monotonic() - self.t0,
             None if ce is None else ce.x, None if ce is None else ce.logits,
@@ -119,14 +138,43 @@ def _milp_point(run: _Run, enc_maker, spec, c, d) -> tuple[str, Counterexample |
     return "found", ce, ""
 
 
-def _nonempty(run: _Run, enc_maker) -> tuple[bool | None, str]:
+def _nonempty(run: _Run, enc_maker, bounds=None) -> tuple[bool | None, str]:
     """Does some input of the box follow the phases? True/False/None (undecided)."""
     if run.prop.phases is None or run.witness is not None:
         return True, ""
+    def confirm(x):
+        return run.confirm(Counterexample(x, np.empty(0), False), None)
+
+    if confirm(run.prop.box.center) is not None:  # e.g. the centre of a small ball
+        return True, ""
+
+    # 1. pattern-fixed LPs from points that tend to follow the phases (cheap: one LP each)
+    first = [*agreement_starts(run.net, bounds)] if bounds is not None else []
+    first += [] if run.lp_x is None else [run.lp_x]
+    if first and run.pattern_search(bounds).witness(
+            np.array(first), time.monotonic() + min(0.3 * run.left(), 3.0), confirm) is not None:
+        run.stats["witness"] = "pattern LP"
+        return True, ""
+    # 2. the attack with the phases as a penalty
+    keep: list[np.ndarray] = []
     cand = pgd_attack(run.net, run.prop.box, None, run.prop.phases, restarts=8, steps=50,
-                      deadline=time.monotonic() + min(5.0, max(run.left(), 0)))
+                      deadline=time.monotonic() + min(5.0, max(run.left(), 0)), keep=keep)
     if run.confirm(cand, None) is not None:
         return True, ""
+    # 3. pattern-fixed LPs from its iterates and the LP relaxation, then elastic repairs
+    if run.lp_x is None and run.left() > 0:
+        lp = enc_maker(0.0).solve(time_limit=min(5.0, max(run.left(), 0.01)), relax=True)
+        run.lp_x = lp.x
+    starts = ([] if run.lp_x is None else [run.lp_x]) + keep[:4] + run.starts[:4]
+    if starts and run.left() > 0:
+        ps = run.pattern_search(bounds)
+        w = ps.witness(np.array(starts), time.monotonic() + min(0.5 * run.left(), 5.0), confirm)
+        if w is None and run.left() > 0:
+            w = ps.repair(np.array(first + starts), time.monotonic() + min(0.5 * run.left(), 5.0),
+                          confirm)
+        if w is not None:
+            run.stats["witness"] = "pattern LP"
+            return True, ""
     res = enc_maker(0.0).solve(time_limit=run.left())
     if res.status == "infeasible":
         return False, "no input of the region follows the phases (MILP infeasible)"
@@ -145,18 +193,22 @@ def verify_property(
     witness: np.ndarray | None = None,
     optimize: bool = True,
     bab: bool = True,
+    patterns: bool = True,
 ) -> VerificationResult:
     """Decide whether some x of ``prop.box`` following ``prop.phases`` violates ``prop.output``.
 
     ``optimize``: optimised (alpha-beta-CROWN style) bounds with the phases as split
     constraints before attack and MILP; ``bab``: branch and bound over unstable neurons
-    on those bounds before the MILP; ``tighten``: LP tightening before the MILP.
+    on those bounds before the MILP; ``tighten``: LP tightening before the MILP;
+    ``patterns``: pattern-fixed LPs (``patternlp.py``) from the attack's iterates, the LP
+    relaxation and branch and bound's candidates, for counterexamples and witnesses.
     """
     with one_thread():
-        return _verify_property(net, prop, timeout, onnx_model, attack, tighten, witness, optimize, bab)
+        return _verify_property(net, prop, timeout, onnx_model, attack, tighten, witness, optimize, bab,
+                                patterns)
 
 
-def _verify_property(net, prop, timeout, onnx_model, attack, tighten, witness, optimize, bab):
+def _verify_property(net, prop, timeout, onnx_model, attack, tighten, witness, optimize, bab, patterns):
     prop = prop.check(net.layer_sizes, net.n_inputs, net.n_outputs)
     run = _Run(net, prop, timeout, onnx_model)
     if witness is not None:
@@ -187,9 +239,11 @@ def _verify_property(net, prop, timeout, onnx_model, attack, tighten, witness, o
             return run.done("vacuous", b.reason)
         rows = np.vstack([spec.disjuncts[k][0] for k in open_ids])
         consts = -np.concatenate([spec.disjuncts[k][1] for k in open_ids])
-        v, _ = optimize_rows(net, b, n_h, rows, consts, iters=40, stop_at=0.0,
-                             deadline=time.monotonic() + min(0.25 * timeout, run.left()))
+        v, info = optimize_rows(net, b, n_h, rows, consts, iters=40, stop_at=0.0,
+                                deadline=time.monotonic() + min(0.25 * timeout, run.left()))
         sizes = np.cumsum([0] + [spec.disjuncts[k][0].shape[0] for k in open_ids])
+        # the minimisers of the weakest bounds first: starts for the pattern-fixed LPs
+        run.starts.extend(info["argmin"][np.argsort(v)[:4]])
         opt_lows = {k: v[sizes[i]:sizes[i + 1]] for i, k in enumerate(open_ids)}
         for k in open_ids:
             lows[k] = np.maximum(lows[k], opt_lows[k])
@@ -198,18 +252,28 @@ def _verify_property(net, prop, timeout, onnx_model, attack, tighten, witness, o
         run.stats["optimize_s"] = time.monotonic() - t
         how = "optimised bounds"
     if prop.phases is not None and run.witness is None and open_ids:
-        lp = enc_maker(0.0).solve(time_limit=max(run.left(), 0.01), relax=True)
+        # capped: on deep nets this LP alone can take the whole budget (256x4 domain: > 8 s)
+        lp = enc_maker(0.0).solve(time_limit=max(min(0.15 * timeout, run.left()), 0.01), relax=True)
         if lp.status == "infeasible":
             return run.done("vacuous", "the LP relaxation of the phase constraints is infeasible")
+        if lp.x is not None:
+            run.starts.append(lp.x)
+            run.lp_x = lp.x
     if open_ids and attack and run.left() > 0:
         sub = OutputSpec(tuple(spec.disjuncts[k] for k in open_ids), spec.n_outputs)
         budget = min(max(0.1 * timeout, 1.0), 6.0, run.left())
         t = time.monotonic()
+        keep: list[np.ndarray] = []
         ce = run.confirm(pgd_attack(net, prop.box, sub, prop.phases,
-                                    deadline=time.monotonic() + budget), spec)
+                                    deadline=time.monotonic() + budget, keep=keep), spec)
         run.stats["attack_s"] = time.monotonic() - t
         if ce is not None:
             return run.done("falsified", "counterexample found by attack", ce)
+        run.starts.extend(keep[:6])
+    if open_ids and patterns and run.left() > 0 and run.starts:
+        ce = _pattern_stage(run, b, spec, open_ids, min(0.12 * timeout, 0.3 * run.left()))
+        if ce is not None:
+            return run.done("falsified", "counterexample found by a pattern-fixed LP", ce)
     if open_ids and tighten and run.left() > 0:
         run.stats["tightened"] = tighten_bounds(net, b, time.monotonic() + 0.3 * run.left())
         encs.clear()
@@ -223,7 +287,7 @@ def _verify_property(net, prop, timeout, onnx_model, attack, tighten, witness, o
         status, ce, why = "unknown", None, ""
         if bab and run.left() > 0:
             t = time.monotonic()
-            status, ce, why = _bab_disjunct(run, b, spec, c, d)
+            status, ce, why = _bab_disjunct(run, b, spec, c, d, k if patterns else None)
             run.stats["bab_s"] = run.stats.get("bab_s", 0.0) + time.monotonic() - t
             if status == "infeasible":
                 how = "branch and bound" if how != "MILP" else how
@@ -233,12 +297,14 @@ def _verify_property(net, prop, timeout, onnx_model, attack, tighten, witness, o
                 how = "MILP"
         if status == "found":
             src = "MILP" if "milp_s" in run.stats and "bab_found" not in run.stats else "branch and bound"
+            if run.stats.get("pattern_found"):
+                src = "a pattern-fixed LP (from branch and bound's candidates)"
             return run.done("falsified", f"counterexample found by {src}", ce)
         if status == "unknown":
             reasons.append(why or "timeout")
     if reasons:
         return run.done("unknown", "; ".join(dict.fromkeys(reasons)))
-    ok, why = _nonempty(run, enc_maker)
+    ok, why = _nonempty(run, enc_maker, b)
     if ok is False:
         return run.done("vacuous", why)
     if ok is None:
@@ -246,18 +312,57 @@ def _verify_property(net, prop, timeout, onnx_model, attack, tighten, witness, o
     return run.done("verified", f"proved by {how}")
 
 
-def _bab_disjunct(run: _Run, b, spec, c, d) -> tuple[str, Counterexample | None, str]:
-    """Branch and bound on one disjunct, with half the time left (the MILP gets the rest)."""
+def _pattern_stage(run: _Run, b, spec, open_ids, budget: float) -> Counterexample | None:
+    """Pattern-fixed LPs from the candidate starts (60% of the budget); then, when no point is
+    known to follow the phases, repair a start into one (elastic LPs) and walk from there."""
+    t_end = time.monotonic() + budget
+    ps = run.pattern_search(b)
+
+    def check(x):
+        return run.confirm(Counterexample(x, np.empty(0), False), spec)
+
+    ce = ps.search(np.array(run.starts), spec, time.monotonic() + 0.6 * budget, check,
+                   order=open_ids, rounds=4)
+    if ce is not None or run.prop.phases is None or time.monotonic() > t_end:
+        return ce
+    if run.witness is None:
+        ps.repair(np.array([*agreement_starts(run.net, b), *run.starts[:3]]), t_end,
+                  lambda x: run.confirm(Counterexample(x, np.empty(0), False), None))
+    if run.witness is not None:  # its region is non-empty: the walk starts from a feasible LP
+        ce = ps.search(run.witness.x[None], spec, t_end, check, order=open_ids, rounds=6)
+    return ce
+
+
+def _bab_disjunct(run: _Run, b, spec, c, d, k=None) -> tuple[str, Counterexample | None, str]:
+    """Branch and bound on one disjunct, with half the time left (the MILP gets the rest).
+
+    With ``k`` (the disjunct's index), the first candidate points branch and bound tried
+    start pattern-fixed LPs for that disjunct when it ends undecided (a third of its budget).
+    """
     budget = 0.5 * run.left()
+    tried: list[np.ndarray] = []
+
+    def check(x):
+        if len(tried) < 16:
+            tried.append(np.array(x, dtype=np.float64))
+        return run.confirm(Counterexample(x, np.empty(0), False), spec)
+
+    bab_budget = budget if k is None else budget * 2 / 3
     res = branch_and_bound(run.net, b, c, -np.asarray(d, dtype=np.float64),
-                           deadline=time.monotonic() + budget,
-                           check=lambda x: run.confirm(Counterexample(x, np.empty(0), False), spec))
+                           deadline=time.monotonic() + bab_budget, check=check)
     run.stats["bab_domains"] = run.stats.get("bab_domains", 0) + res.domains
     if res.status == "proved":
         return "infeasible", None, ""
     if res.status == "found":
         run.stats["bab_found"] = True
         return "found", res.counterexample, ""
+    if k is not None and tried and run.left() > 0:
+        ce = run.pattern_search(b).search(
+            np.array(tried[::-1]), spec, time.monotonic() + budget / 3,
+            lambda x: run.confirm(Counterexample(x, np.empty(0), False), spec), order=[k])
+        if ce is not None:
+            run.stats["pattern_found"] = True
+            return "found", ce, ""
     return "unknown", None, res.reason
 
 
@@ -289,7 +394,7 @@ def verify_disjoint(
     enc = MilpEncoding(net, b)
     if enc.solve(time_limit=max(run.left(), 0.01), relax=True).status == "infeasible":
         return run.done("verified", "no input follows both (LP relaxation infeasible)")
-    ok, why = _nonempty(run, lambda m: enc)
+    ok, why = _nonempty(run, lambda m: enc, b)
     if ok is True:
         if run.witness is None:  # no phases at all: any point follows both
             run.witness = check_point(net, box, None, None, box.center)

@@ -219,8 +219,11 @@ def optimize_rows(
     with torch.no_grad():
         alphas = {j: v.detach().clamp(0.0, 1.0) for j, v in alphas.items()}
         betas = {j: v.detach().clamp(min=0.0) for j, v in betas.items()}
-        val, coefs, _ = _backward(tn, layers, k, a_t, c_t, alphas, betas, box_lo, box_hi, exact=True)
-    return val.numpy().copy(), {"alphas": alphas, "betas": betas, "coefs": coefs, "layers": layers}
+        val, coefs, ax = _backward(tn, layers, k, a_t, c_t, alphas, betas, box_lo, box_hi, exact=True)
+    # ``argmin``: per row, the box corner that minimises the final linear bound (a candidate point)
+    argmin = torch.where(ax > 0, box_lo, box_hi).numpy().copy()
+    return val.numpy().copy(), {"alphas": alphas, "betas": betas, "coefs": coefs, "layers": layers,
+                                "argmin": argmin}
 
 
 def tighten_optimized(
