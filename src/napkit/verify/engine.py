@@ -37,6 +37,7 @@ from napkit.verify.properties import (
     Phases,
     Property,
     check_phases,
+    follows_phases,
     merge_phases,
     robustness_spec,
 )
@@ -111,9 +112,20 @@ class _Run:
             if not spec.violated(y32)[0]:
                 self.stats["onnx_disagreed"] = True
                 return None
-        if ce is not None and self.witness is None:
-            self.witness = ce
+        if ce is not None and self.witness is None and self.follows_strictly(ce.x):
+            self.witness = ce  # proves the region non-empty under the strict definition
         return ce
+
+    def follows_strictly(self, x: np.ndarray) -> bool:
+        """Does ``x`` follow the phases with active meaning z > 0 (DESIGN's definition)?
+
+        A point that follows only on the closed boundary (z = 0 for an active neuron) does
+        not show that any input follows the NAP, so it is no witness of non-emptiness.
+        """
+        if self.prop.phases is None:
+            return True
+        _, pre = self.net.forward(np.asarray(x, dtype=np.float64)[None])
+        return bool(follows_phases(pre, self.prop.phases, strict=True)[0])
 
 
 def _milp_point(run: _Run, enc_maker, spec, c, d) -> tuple[str, Counterexample | None, str]:
@@ -142,8 +154,9 @@ def _nonempty(run: _Run, enc_maker, bounds=None) -> tuple[bool | None, str]:
     """Does some input of the box follow the phases? True/False/None (undecided)."""
     if run.prop.phases is None or run.witness is not None:
         return True, ""
-    def confirm(x):
-        return run.confirm(Counterexample(x, np.empty(0), False), None)
+    def confirm(x):  # a witness must follow strictly (see _Run.follows_strictly)
+        ce = run.confirm(Counterexample(x, np.empty(0), False), None)
+        return ce if run.witness is not None else None
 
     if confirm(run.prop.box.center) is not None:  # e.g. the centre of a small ball
         return True, ""
@@ -159,7 +172,8 @@ def _nonempty(run: _Run, enc_maker, bounds=None) -> tuple[bool | None, str]:
     keep: list[np.ndarray] = []
     cand = pgd_attack(run.net, run.prop.box, None, run.prop.phases, restarts=8, steps=50,
                       deadline=time.monotonic() + min(5.0, max(run.left(), 0)), keep=keep)
-    if run.confirm(cand, None) is not None:
+    run.confirm(cand, None)
+    if run.witness is not None:
         return True, ""
     # 3. pattern-fixed LPs from its iterates and the LP relaxation, then elastic repairs
     if run.lp_x is None and run.left() > 0:
@@ -178,9 +192,9 @@ def _nonempty(run: _Run, enc_maker, bounds=None) -> tuple[bool | None, str]:
     res = enc_maker(0.0).solve(time_limit=run.left())
     if res.status == "infeasible":
         return False, "no input of the region follows the phases (MILP infeasible)"
-    if res.status == "feasible" and run.confirm(Counterexample(res.x, np.empty(0), False), None):
+    if res.status == "feasible" and confirm(res.x) is not None:
         return True, ""
-    return None, "could not decide whether any input follows the phases"
+    return None, "could not decide whether any input follows the phases (strictly)"
 
 
 def verify_property(
@@ -386,7 +400,8 @@ def verify_disjoint(
     if conflict:
         return VerificationResult("verified", "the patterns fix some neuron to opposite phases",
                                   time.monotonic() - t0)
-    prop = Property(box, robustness_spec(0, net.n_outputs), check_phases(net.layer_sizes, merged))
+    anything = OutputSpec(((np.zeros((1, net.n_outputs)), np.zeros(1)),), net.n_outputs)  # not used
+    prop = Property(box, anything, check_phases(net.layer_sizes, merged))
     run = _Run(net, prop, timeout, None)
     b = propagate(net, box, prop.phases)
     if b.vacuous:
