@@ -46,6 +46,7 @@ def _root(
 ) -> None:
     """Neural activation patterns: capture, mine, monitor and verify them."""
 
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 SplitOpt = Annotated[str | None, typer.Option("--split", help="Read x_<split>/y_<split> from DATA.")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")]
@@ -408,6 +409,17 @@ def _check_label(net, label: int) -> int:
     return label
 
 
+def _nap_query(model: Path, naps: Path | None, label: int, region: tuple):
+    """(network, NAP set, phases of ``label``, input box) for verify, export-vnnlib, minimize."""
+    from napkit.network import load_model
+
+    net = load_model(model)
+    _check_label(net, label)
+    napset, phases = _phases_for(net, naps, label)
+    box, _ = _region(net, *region)
+    return net, napset, phases, box
+
+
 def _result_line(res, what: str) -> str:
     colour = {"verified": "green", "unsat": "green", "falsified": "red", "sat": "red"}.get(
         res.verdict, "yellow"
@@ -435,13 +447,9 @@ def verify(
     as_json: JsonOpt = False,
 ) -> int:
     """NAP robustness: every input of the region that follows NAP_C is classified C."""
-    from napkit.network import load_model
     from napkit.verify import verify_robustness
 
-    net = load_model(model)
-    _check_label(net, label)
-    _, phases = _phases_for(net, naps, label)
-    box, _ = _region(net, domain, center, index, eps, split, lo, hi)
+    net, _, phases, box = _nap_query(model, naps, label, (domain, center, index, eps, split, lo, hi))
     res = verify_robustness(net, box, label, phases, timeout=timeout, onnx_model=_onnx_proto(model))
     if not as_json:
         with_nap = f" following the NAP of class {label}" if phases is not None else ""
@@ -546,13 +554,10 @@ def export_vnnlib(
     as_json: JsonOpt = False,
 ) -> None:
     """Write an ONNX exposing the pre-activations and a VNN-LIB spec of the NAP property."""
-    from napkit.network import load_model, to_onnx
+    from napkit.network import to_onnx
     from napkit.verify import robustness_spec, write_vnnlib
 
-    net = load_model(model)
-    _check_label(net, label)
-    _, phases = _phases_for(net, naps, label)
-    box, _ = _region(net, domain, center, index, eps, split, lo, hi)
+    net, _, phases, box = _nap_query(model, naps, label, (domain, center, index, eps, split, lo, hi))
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -591,15 +596,11 @@ def minimize(
 ) -> None:
     """The coarsest NAP of class C that still proves its robustness over the region."""
     from napkit.datasets import load_npz
-    from napkit.network import load_model
     from napkit.patterns import count_patterns, nap_stats
     from napkit.verify import minimize_nap
 
-    net = load_model(model)
-    _check_label(net, label)
-    napset, phases = _phases_for(net, naps, label)
     _check_output(out)
-    box, _ = _region(net, domain, center, index, eps, split, lo, hi)
+    net, napset, phases, box = _nap_query(model, naps, label, (domain, center, index, eps, split, lo, hi))
     priority, xy = None, None
     if data is not None:
         xy = load_npz(data, split)

@@ -20,7 +20,7 @@ import torch
 
 from napkit.network import ReluNetwork
 from napkit.verify.bounds import Bounds
-from napkit.verify.optimized import _Adam, _backward, _Layer, _tnet, with_phases
+from napkit.verify.optimized import _Adam, _backward, _Layer, _tnet, ascend, with_phases
 
 
 @dataclass
@@ -69,13 +69,7 @@ def _bound_batch(net, box_lo, box_hi, layers, a, const, iters, lr, init=None):
         val, _ = _backward(tn, layers, n_h, a, const, alphas, betas, box_lo, box_hi)
         if bool((val > 0).all()):
             break
-        grads = torch.autograd.grad(-val.sum(), params)
-        opt.step(grads)
-        with torch.no_grad():
-            for v in alphas.values():
-                v.clamp_(0.0, 1.0)
-            for v in betas.values():
-                v.clamp_(min=0.0)
+        ascend(opt, val, params, alphas, betas)
     with torch.no_grad():
         alphas = {j: v.detach().clamp(0.0, 1.0) for j, v in alphas.items()}
         betas = {j: v.detach().clamp(min=0.0) for j, v in betas.items()}

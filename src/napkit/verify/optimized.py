@@ -207,13 +207,7 @@ def optimize_rows(
                         best[1][j] = torch.where(better[:, None], v.detach(), best[1][j])
             if stop_at is not None and bool((best_val > stop_at).all()):
                 break
-            grads = torch.autograd.grad(-val.sum(), params)
-            opt.step(grads)
-            with torch.no_grad():
-                for v in alphas.values():
-                    v.clamp_(0.0, 1.0)
-                for v in betas.values():
-                    v.clamp_(min=0.0)
+            ascend(opt, val, params, alphas, betas)
     if best is not None:
         alphas, betas = best
     with torch.no_grad():
@@ -285,3 +279,15 @@ def with_phases(bounds: Bounds, phases: Phases) -> Bounds:
             return out
     out.relax = [relaxation(a, b) for a, b in zip(lo, up, strict=True)]
     return out
+
+
+def ascend(opt: _Adam, val: torch.Tensor, params: list, alphas: dict, betas: dict) -> None:
+    """One gradient-ascent step on the bound, then back into the valid set: any slope in
+    [0, 1] and any multiplier >= 0 gives a sound bound (the final pass clamps again)."""
+    grads = torch.autograd.grad(-val.sum(), params)
+    opt.step(grads)
+    with torch.no_grad():
+        for v in alphas.values():
+            v.clamp_(0.0, 1.0)
+        for v in betas.values():
+            v.clamp_(min=0.0)
