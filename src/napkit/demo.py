@@ -208,4 +208,15 @@ def _write_html(out: Path, metrics: dict, rows: list[dict]) -> None:
             ),
         ),
     ]
+    v = metrics["verification"]
+    verdicts = ("verified", "falsified", "unknown", "vacuous")
+    rows_v = [
+        [what, *[sum(x == k for x in d.values()) for k in verdicts]]
+        for what, d in (
+            ("NAP robustness over [0,1]^64, per class", v["domain"]),
+            (f"NAP robustness within ε = {v['eps']} of a test image, per class", v["local"]),
+            ("non-ambiguity, per pair of NAPs", v["pairs"]),
+        )
+    ]
+    sections.append(("Verification (timeout 5 s per query)", table_html(["query", *verdicts], rows_v)))
     write_report(out / "index.html", "napkit demo: digits", sections, ["naps.png", "delta_sweep.png"])
