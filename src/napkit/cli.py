@@ -194,6 +194,8 @@ def mine(
         from napkit.capture import ActivationStore
         from napkit.patterns import mine_store
 
+        if layers or split:
+            raise NapkitError("--layers and --split do not apply to a store: choose them at `napkit capture`")
         store = ActivationStore.open(data, fingerprint=net.fingerprint())
         if not store.complete:
             raise NapkitError(f"the store at {data} is incomplete: run `napkit capture` again to finish it")
@@ -400,7 +402,7 @@ def _phases_for(net, naps: Path | None, label: int | None):
     if label is None:
         raise NapkitError("--naps needs --label C: the class whose NAP constrains the query")
     napset = NAPSet.load(naps, net)
-    return napset, napset.phases(label)
+    return napset, napset.phases(label, net.layer_names, net.layer_sizes)
 
 
 def _check_label(net, label: int) -> int:
@@ -491,7 +493,8 @@ def ambiguity(
                     {"i": i, "j": j, "result": "verified", "reason": "disjoint by syntax", "seconds": 0.0}
                 )
             else:
-                res = verify_disjoint(net, box, napset.phases(i), napset.phases(j), timeout=timeout)
+                pi, pj = (napset.phases(c, net.layer_names, net.layer_sizes) for c in (i, j))
+                res = verify_disjoint(net, box, pi, pj, timeout=timeout)
                 pairs.append(
                     {"i": i, "j": j, "result": res.verdict, "reason": res.reason, "seconds": res.seconds}
                 )
@@ -609,7 +612,7 @@ def minimize(
             p = miner.counts[label] / miner.totals[label]
             priority = 1.0 - np.abs(2 * p - 1)  # the least certain constraints go first
     res = minimize_nap(net, box, label, phases, method, priority, timeout, budget)
-    smaller = napset.with_phases(label, res.phases)
+    smaller = napset.with_phases(label, res.phases, net.layer_names)
     smaller.save(out)
     payload = {**res.to_dict(), "out": str(out)}
     if xy is not None:

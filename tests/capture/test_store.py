@@ -98,7 +98,7 @@ def test_corrupt_or_missing_store(tmp_path):
 def test_create_refuses_non_empty_path_and_bad_mode(tmp_path):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "f").write_text("x")
-    with pytest.raises(NapkitError, match="not empty"):
+    with pytest.raises(NapkitError, match="not an empty folder"):
         ActivationStore.create(tmp_path / "full", {"a": 2}, 10, "fp")
     with pytest.raises(NapkitError, match="mode"):
         ActivationStore.create(tmp_path / "new", {"a": 2}, 10, "fp", mode="int4")

@@ -57,7 +57,7 @@ def test_nap_of_another_model_is_refused(tmp_path, mined):
         ("{not json", "not valid JSON"),
         ("[1, 2]", "not a napkit NAP file"),
         ('{"format": "other/1"}', "format"),
-        ('{"format": "napkit.naps/1", "layers": []}', "malformed"),
+        ('{"format": "napkit.naps/1", "layers": []}', "holds no NAPs"),
     ],
 )
 def test_corrupt_files(tmp_path, text, msg):

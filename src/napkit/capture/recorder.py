@@ -84,7 +84,7 @@ def as_torch(
         return module, rename
     if not isinstance(model, nn.Module):
         raise NapkitError(f"cannot record a {type(model).__name__}: give a torch module or a ReluNetwork")
-    module = expose_functional_relus(model) if layers is None else model
+    module = expose_functional_relus(model)  # names like relu_fx0 work with `layers` too
     return module, {n: n for n in select_layers(module, layers)}
 
 
@@ -134,10 +134,26 @@ def iter_activations(
     for mname, lname in rename.items():
         use_input = isinstance(modules[mname], nn.ReLU)
 
-        def hook(_m, inp, out, key=lname, use_input=use_input):
+        def hook(m, inp, out, key=lname, use_input=use_input):
+            if key in current:
+                raise NapkitError(
+                    f"module {key!r} runs twice in one forward pass: give each layer its own module"
+                )
             current[key] = inp[0] if use_input else out
 
-        handles.append(modules[mname].register_forward_hook(hook))
+        mod = modules[mname]
+        if use_input and getattr(mod, "inplace", False):
+            # an in-place ReLU overwrites its input before a forward hook sees it: copy it first
+            def pre_hook(m, inp, key=lname):
+                if key in current:
+                    raise NapkitError(
+                        f"module {key!r} runs twice in one forward pass: give each layer its own module"
+                    )
+                current[key] = inp[0].clone()
+
+            handles.append(mod.register_forward_pre_hook(pre_hook))
+            continue
+        handles.append(mod.register_forward_hook(hook))
     n = len(x)
     try:
         with torch.no_grad(), progress_bar(n - start, "capture", progress) as advance:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,10 +58,14 @@ class ActivationStore:
         if mode not in MODES:
             raise NapkitError(f"store mode must be one of {MODES}, not {mode!r}")
         p = Path(path)
-        if p.exists() and any(p.iterdir()):
-            raise NapkitError(f"{p} exists and is not empty; choose a new store path")
+        if p.exists() and (not p.is_dir() or any(p.iterdir())):
+            raise NapkitError(f"{p} exists and is not an empty folder; choose a new store path")
+        # built beside its final place and renamed at the end: an interrupted creation
+        # leaves no half-made store behind, only this folder, which the next try replaces
+        tmp = p.with_name(p.name + ".creating")
+        shutil.rmtree(tmp, ignore_errors=True)
         try:
-            g = zarr.open_group(str(p), mode="w", zarr_format=3)
+            g = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         except OSError as exc:
             raise NapkitError(f"cannot create a store at {p}: {exc.strerror or exc}") from None
         rows = max(1, min(chunk_rows, n_total or 1))
@@ -81,9 +86,14 @@ class ActivationStore:
                 "chunk_rows": rows,
             }
         )
-        store = cls(p, g)
-        store._write_committed(0)
-        return store
+        cls(tmp, g)._write_committed(0)
+        try:
+            if p.exists():
+                p.rmdir()  # an empty folder
+            os.replace(tmp, p)
+        except OSError as exc:
+            raise NapkitError(f"cannot create a store at {p}: {exc.strerror or exc}") from None
+        return cls(p, zarr.open_group(str(p), mode="r+", zarr_format=3))
 
     @classmethod
     def open(cls, path: str | Path, fingerprint: str | None = None, mode: str = "r") -> ActivationStore:

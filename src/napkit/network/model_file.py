@@ -76,13 +76,14 @@ def _load_torch_checkpoint(p: Path) -> ReluNetwork:
         raise NapkitError(f"{p} is not a readable PyTorch state dict (weights only): {exc}") from None
     if not isinstance(state, dict):
         raise NapkitError(f"{p} must hold a state dict (a mapping of tensor names to tensors)")
-    prefixes = sorted(
-        {k.rsplit(".", 1)[0] for k in state if k.endswith(".weight")},
-        key=lambda s: [int(t) if t.isdigit() else t for t in s.replace(".", " ").split()],
-    )
+    # the state dict keeps the order in which the layers were registered: that is the chain
+    prefixes = [k.rsplit(".", 1)[0] for k in state if k.endswith(".weight")]
     if not prefixes:
         raise NapkitError(f"{p} has no '*.weight' tensors")
-    ws = [state[f"{q}.weight"].double().numpy() for q in prefixes]
+    try:
+        ws = [state[f"{q}.weight"].double().numpy() for q in prefixes]
+    except (AttributeError, TypeError) as exc:
+        raise NapkitError(f"{p}: '*.weight' entries must be tensors ({exc})") from None
     bs = [
         state[f"{q}.bias"].double().numpy() if f"{q}.bias" in state else np.zeros(w.shape[0])
         for q, w in zip(prefixes, ws, strict=True)

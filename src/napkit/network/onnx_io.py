@@ -19,7 +19,8 @@ from napkit.errors import NapkitError
 from napkit.network.affine_chain import AffineChain
 from napkit.network.relu_network import ReluNetwork
 
-_SHAPE_OPS = {"Flatten", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Dropout", "Cast"}
+_SHAPE_OPS = {"Flatten", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Dropout"}
+_FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16}
 _ARITH_OPS = {"Add", "Sub", "Mul", "Div"}
 
 
@@ -63,7 +64,10 @@ def from_onnx(source: str | Path | onnx.ModelProto) -> ReluNetwork:
     for node in graph.node:
         where = f"node '{node.name or node.output[0]}' ({node.op_type})"
         if node.op_type == "Constant":
-            consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+            value = helper.get_attribute_value(node.attribute[0])
+            consts[node.output[0]] = (
+                numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else np.asarray(value)
+            )
             continue
         data_inputs = [i for i in node.input if i and i not in consts]
         if data_inputs != [current]:
@@ -103,6 +107,9 @@ def from_onnx(source: str | Path | onnx.ModelProto) -> ReluNetwork:
         elif op == "Relu":
             relu_inputs.append(current)
             chain.relu(node.name or f"relu{len(chain.names)}")
+        elif op == "Cast":
+            if attrs.get("to") not in _FLOAT_TYPES:
+                raise NapkitError(f"{where}: a Cast to a non-float type changes the function")
         elif op not in _SHAPE_OPS:
             raise NapkitError(f"{where}: operator {op} is not supported")
         current = node.output[0]

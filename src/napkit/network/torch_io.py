@@ -32,15 +32,17 @@ def _is_shape_query(node: fx.Node) -> bool:
 
 def from_torch(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> ReluNetwork:
     """Convert a torch module built of Linear, ReLU and reshapes into a ReluNetwork."""
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise NapkitError(f"{type(model).__name__} has no nn.Linear layer to import")
-    n_in = linears[0].in_features
     try:
         graph = fx.symbolic_trace(model).graph
     except Exception as exc:  # tracing failures come in many types
         raise NapkitError(f"cannot trace {type(model).__name__} with torch.fx: {exc}") from exc
     modules = dict(model.named_modules())
+    called = [modules[n.target] for n in graph.nodes if n.op == "call_module"]
+    linears = [m for m in called if isinstance(m, nn.Linear)]  # in execution order
+    if not linears:
+        raise NapkitError(f"{type(model).__name__} has no nn.Linear layer to import")
+    n_in = linears[0].in_features
+
     chain = AffineChain(n_in)
     current: fx.Node | None = None
     for node in graph.nodes:
@@ -62,8 +64,9 @@ def from_torch(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> 
                 chain.matmul(mod.weight.detach().double().cpu().numpy(), where)
                 if mod.bias is not None:
                     chain.add(mod.bias.detach().double().cpu().numpy(), where)
-            elif isinstance(mod, nn.ReLU):
-                chain.relu(node.target)
+            elif isinstance(mod, nn.ReLU):  # a ReLU module used twice names two layers
+                name = node.target
+                chain.relu(name if name not in chain.names else f"{name}#{chain.names.count(name)}")
             elif not isinstance(mod, _PASS_MODULES):
                 raise NapkitError(f"{where}: layer {type(mod).__name__} is not supported")
         elif node.op == "call_function":

@@ -95,6 +95,11 @@ def evaluate_many(
     first = napsets[0]
     if len(x) != len(y):
         raise NapkitError(f"{len(x)} inputs but {len(y)} labels")
+    from napkit.capture import model_fingerprint
+
+    fingerprint = model_fingerprint(model)
+    for n in napsets:
+        n.check_model(fingerprint)
     accs = [StatsAccumulator(n, tolerance) for n in napsets]
     layers = list(first.layer_names)
     checked = False
@@ -102,7 +107,7 @@ def evaluate_many(
         if not checked:
             sizes = tuple(a.shape[1] for a in batch.acts.values())
             for n in napsets:
-                n.check_model(first.fingerprint, tuple(batch.acts), sizes)
+                n.check_model(fingerprint, tuple(batch.acts), sizes)
             y = check_labels(y, batch.logits.shape[1])
             checked = True
         labels = y[batch.start : batch.start + len(batch.logits)]
@@ -126,9 +131,6 @@ def nap_stats(
     progress: bool = True,
 ) -> NAPStats:
     """Recall and precision per class of ``naps`` on ``(x, y)``."""
-    from napkit.capture import model_fingerprint
-
-    naps.check_model(model_fingerprint(model))
     return evaluate_many(model, [naps], x, y, tolerance, only_correct, batch_size, progress)[0]
 
 

@@ -86,8 +86,10 @@ class NAPMiner:
             if self.totals[c] == 0:
                 raise NapkitError(f"class {c} has no {what} to mine a NAP from")
         counts, totals = self.counts[labels], self.totals[labels][:, None]
-        active = counts * d.denominator >= d.numerator * totals
-        inactive = (totals - counts) * d.denominator >= d.numerator * totals
+        # p >= δ  <=>  count >= ceil(δ·total), computed in Python integers (no overflow)
+        need = np.array([[-((-d.numerator * int(t)) // d.denominator)] for t in totals[:, 0]], dtype=np.int64)
+        active = counts >= need
+        inactive = (totals - counts) >= need
         return NAPSet(
             self.layer_names,
             self.layer_sizes,

@@ -28,8 +28,8 @@ class MonitorReport:
     """What a monitor does on labelled data (rates in [0, 1]; AUROC None where undefined)."""
 
     n: int
-    accuracy: float
-    flagged_rate: float
+    accuracy: float | None
+    flagged_rate: float | None
     misclassified_caught: float | None
     correct_flagged: float | None
     auroc: float | None
@@ -109,6 +109,7 @@ class NAPMonitor(OutlierMixin, BaseEstimator):
         outs = []
         layers = list(naps.layer_names)
         for batch in iter_activations(self.model, X, layers, self.batch_size, progress=self.progress):
+            self.n_outputs_ = batch.logits.shape[1]
             pred = batch.logits.argmax(1)
             rows = np.where(pred < len(row_of), row_of[np.minimum(pred, len(row_of) - 1)], -1)
             v = violations_for(pack_signs(batch.signs(layers)), a, d, np.maximum(rows, 0))
@@ -136,7 +137,12 @@ class NAPMonitor(OutlierMixin, BaseEstimator):
     def evaluate(self, X: np.ndarray, y: np.ndarray, novel_classes: list[int] | None = None) -> MonitorReport:
         """Flagged rate, misclassifications caught and AUROCs on labelled data."""
         v, pred, soft = self.scan(X)
-        y = check_labels(y, int(max(pred.max(initial=0), np.asarray(y).max(initial=0))) + 1)
+        n_out = getattr(self, "n_outputs_", int(max(pred.max(initial=0), np.asarray(y).max(initial=0))) + 1)
+        if novel_classes:  # novel classes may lie beyond what the model can output
+            n_out = max(n_out, max(novel_classes) + 1)
+        y = check_labels(y, n_out)
+        if len(y) != len(pred):
+            raise NapkitError(f"{len(pred)} inputs but {len(y)} labels")
         novel = np.isin(y, novel_classes) if novel_classes else np.zeros(len(y), bool)
         known = ~novel
         flagged = v > self.tolerance
@@ -145,8 +151,8 @@ class NAPMonitor(OutlierMixin, BaseEstimator):
         mean = lambda m: float(m.mean()) if m.size else None  # noqa: E731
         return MonitorReport(
             n=int(len(y)),
-            accuracy=float(right[known].mean()) if known.any() else 0.0,
-            flagged_rate=float(flagged[known].mean()) if known.any() else 0.0,
+            accuracy=float(right[known].mean()) if known.any() else None,
+            flagged_rate=float(flagged[known].mean()) if known.any() else None,
             misclassified_caught=mean(flagged[wrong]),
             correct_flagged=mean(flagged[right]),
             auroc=_auroc(wrong[known], v[known].astype(float)),

@@ -86,15 +86,37 @@ class NAPSet:
 
         return NAP(int(label), split(self.active), split(self.inactive))
 
-    def phases(self, label: int) -> list[np.ndarray]:
-        """Per hidden layer, int8 +1 (must be active), -1 (must be inactive), 0 (free)."""
+    def phases(self, label: int, layer_names=None, layer_sizes=None) -> list[np.ndarray]:
+        """Per hidden layer, int8 +1 (must be active), -1 (must be inactive), 0 (free).
+
+        With a model's ``layer_names`` (and sizes), one array per model layer: layers the
+        NAP does not cover are free. Without, one array per NAP layer.
+        """
         r, off = self.row(label), self.offsets
         flat = self.active[r].astype(np.int8) - self.inactive[r].astype(np.int8)
-        return [flat[off[k] : off[k + 1]] for k in range(len(self.layer_sizes))]
+        own = {n: flat[off[k] : off[k + 1]] for k, n in enumerate(self.layer_names)}
+        if layer_names is None:
+            return list(own.values())
+        missing = [n for n in self.layer_names if n not in layer_names]
+        if missing:
+            raise NapkitError(f"the model has no layer {missing[0]!r} that the NAP constrains")
+        sizes = layer_sizes or [len(own[n]) for n in layer_names]
+        out = []
+        for n, size in zip(layer_names, sizes, strict=True):
+            if n in own and len(own[n]) != size:
+                raise NapkitError(f"layer {n!r} has {size} units in the model, {len(own[n])} in the NAP")
+            out.append(own[n] if n in own else np.zeros(size, np.int8))
+        return out
 
-    def with_phases(self, label: int, phases: list[np.ndarray]) -> NAPSet:
-        """A copy whose NAP of ``label`` is given by per-layer phases (+1, -1, 0)."""
+    def with_phases(self, label: int, phases: list[np.ndarray], layer_names=None) -> NAPSet:
+        """A copy whose NAP of ``label`` is given by per-layer phases (+1, -1, 0).
+
+        ``layer_names`` names the layers of ``phases`` (a model's); only the NAP's are kept.
+        """
         r = self.row(label)
+        if layer_names is not None:
+            by_name = dict(zip(layer_names, phases, strict=True))
+            phases = [by_name[n] for n in self.layer_names]
         flat = np.concatenate([np.asarray(p) for p in phases])
         if flat.shape != (self.n_neurons,):
             raise NapkitError(f"phases cover {flat.size} neurons, the NAPs {self.n_neurons}")
@@ -179,6 +201,19 @@ class NAPSet:
                 raise NapkitError(
                     f"not a napkit NAP file (format {d.get('format')!r}, expected {NAP_FORMAT!r})"
                 )
+            if not d.get("naps"):
+                raise NapkitError("the NAP file holds no NAPs")
+            delta = float(d["delta"])
+            if not 0.5 < delta <= 1.0:
+                raise NapkitError(f"the NAP file's δ {delta} is outside (0.5, 1]")
+            for nap in d["naps"]:
+                label = nap["label"]
+                if isinstance(label, bool) or not isinstance(label, int) or label < 0:
+                    raise NapkitError(f"NAP label {label!r} is not a class index (an integer ≥ 0)")
+                for key in ("active", "inactive"):
+                    for idx in nap[key].values():
+                        if any(isinstance(i, bool) or not isinstance(i, int) for i in idx):
+                            raise NapkitError(f"class {label}: unit indices must be integers")
             names = tuple(str(layer["name"]) for layer in d["layers"])
             sizes = tuple(int(layer["size"]) for layer in d["layers"])
             off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
