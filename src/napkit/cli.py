@@ -49,6 +49,9 @@ def _root(
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 SplitOpt = Annotated[str | None, typer.Option("--split", help="Read x_<split>/y_<split> from DATA.")]
+ModelArg = Annotated[Path, typer.Argument(help="ONNX (.onnx, .onnx.gz), napkit (.safetensors) or .pt")]
+DataArg = Annotated[Path, typer.Argument(help=".npz with x and y")]
+ToleranceOpt = Annotated[int, typer.Option("--tolerance", help="Hamming tolerance γ")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")]
 
 
@@ -302,10 +305,10 @@ def _load_pair(model: Path, naps_path: Path):
 
 @app.command()
 def stats(
-    model: Annotated[Path, typer.Argument()],
+    model: ModelArg,
     naps: Annotated[Path, typer.Argument(help="NAP file from `napkit mine`")],
-    data: Annotated[Path, typer.Argument()],
-    tolerance: Annotated[int, typer.Option("--tolerance", help="Hamming tolerance γ")] = 0,
+    data: DataArg,
+    tolerance: ToleranceOpt = 0,
     only_correct: Annotated[
         bool, typer.Option("--only-correct", help="Count only correctly classified inputs.")
     ] = False,
@@ -328,10 +331,10 @@ def stats(
 
 @app.command()
 def monitor(
-    model: Annotated[Path, typer.Argument()],
-    naps: Annotated[Path, typer.Argument()],
-    data: Annotated[Path, typer.Argument()],
-    tolerance: Annotated[int, typer.Option("--tolerance", help="Hamming tolerance γ")] = 0,
+    model: ModelArg,
+    naps: Annotated[Path, typer.Argument(help="NAP file from `napkit mine`")],
+    data: DataArg,
+    tolerance: ToleranceOpt = 0,
     split: SplitOpt = None,
     progress: ProgressOpt = True,
     as_json: JsonOpt = False,
@@ -342,8 +345,6 @@ def monitor(
 
     net, napset = _load_pair(model, naps)
     x, y = load_npz(data, split)
-    if tolerance < 0:
-        raise NapkitError(f"tolerance γ must be ≥ 0, got {tolerance}")
     mon = NAPMonitor(net, tolerance=tolerance, progress=progress and not as_json).set_naps(napset)
     rep = mon.evaluate(x, y)
     if not as_json:
@@ -431,7 +432,7 @@ def _result_line(res, what: str) -> str:
 
 @app.command()
 def verify(
-    model: Annotated[Path, typer.Argument()],
+    model: ModelArg,
     label: Annotated[
         int, typer.Option("--label", help="The class C: is every input of the region classified C?")
     ],
@@ -462,7 +463,7 @@ def verify(
 
 @app.command()
 def ambiguity(
-    model: Annotated[Path, typer.Argument()],
+    model: ModelArg,
     naps: Annotated[Path, typer.Argument()],
     lo: LoOpt = 0.0,
     hi: HiOpt = 1.0,
@@ -519,7 +520,7 @@ def ambiguity(
 
 @app.command()
 def vnnlib(
-    model: Annotated[Path, typer.Argument()],
+    model: ModelArg,
     prop: Annotated[Path, typer.Argument(help="VNN-LIB 1.0 file (.vnnlib or .vnnlib.gz)")],
     naps: Annotated[Path | None, typer.Option("--naps", help="Intersect the query with a NAP")] = None,
     label: Annotated[int | None, typer.Option("--label", help="Class of the NAP")] = None,
@@ -543,7 +544,7 @@ def vnnlib(
 
 @app.command("export-vnnlib")
 def export_vnnlib(
-    model: Annotated[Path, typer.Argument()],
+    model: ModelArg,
     naps: Annotated[Path, typer.Option("--naps", help="NAP file")],
     label: Annotated[int, typer.Option("--label", help="Class whose NAP and robustness to state")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the ONNX and VNN-LIB files")],
@@ -576,7 +577,7 @@ def export_vnnlib(
 
 @app.command()
 def minimize(
-    model: Annotated[Path, typer.Argument()],
+    model: ModelArg,
     naps: Annotated[Path, typer.Option("--naps", help="NAP file")],
     label: Annotated[int, typer.Option("--label", help="Class whose NAP to minimise")],
     out: Annotated[Path, typer.Option("--out", help="NAP file to write, with the minimised NAP")],
@@ -660,7 +661,7 @@ def _train_test(data: Path, split: str | None, test_split: str | None, seed: int
 
 @app.command()
 def codes(
-    model: Annotated[Path, typer.Argument()],
+    model: ModelArg,
     data: Annotated[Path, typer.Argument(help=".npz: x_train/x_test, or x and y (split 80/20, seeded)")],
     split: SplitOpt = None,
     test_split: Annotated[
