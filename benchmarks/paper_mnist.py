@@ -18,6 +18,7 @@ Run: .venv/bin/python benchmarks/paper_mnist.py --quick     (256x2, δ ∈ {0.99
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -38,12 +39,55 @@ def md_table(header: list[str], rows: list[list]) -> list[str]:
     return out + [""]
 
 
+class Memo:
+    """Finished steps of a run, one JSON line each: an interrupted run resumes where it stopped.
+
+    A step's key names what it computed and with which settings, so a run with other
+    settings recomputes it.
+    """
+
+    def __init__(self, path: Path, fresh: bool) -> None:
+        self.path = path
+        self.done: dict[str, object] = {}
+        if path.exists() and not fresh:
+            for line in path.read_text().splitlines():
+                try:
+                    item = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short by an interrupt
+                    continue
+                self.done[item["key"]] = item["value"]
+        elif path.exists():
+            path.unlink()
+
+    def get(self, key: str, compute):
+        if key not in self.done:
+            value = compute()
+            with self.path.open("a") as f:
+                f.write(json.dumps({"key": key, "value": value}) + "\n")
+            self.done[key] = value
+        return self.done[key]
+
+
 class Paper:
     def __init__(self, args) -> None:
         self.args = args
         self.lines: list[str] = []
-        self.sample: list[tuple[str, object, object]] = []  # (name, net, Property) for Marabou
+        # Marabou's sample: (kind, network, δ, query ids, napkit's verdict, napkit's seconds)
+        self.sample: list[tuple] = []
+        self.models: dict[str, object] = {}
+        self.napsets: dict[tuple[str, float], object] = {}
         self.xtr, self.ytr, self.xte, self.yte = load_mnist()
+        out = args.out or RESULTS / ("paper_mnist_quick.md" if args.quick else "paper_mnist.md")
+        self.out = out
+        self.memo = Memo(out.with_suffix(".steps.jsonl"), args.fresh)
+
+    def settings(self) -> str:
+        a = self.args
+        return f"t={a.timeout:g}"
+
+    def take(self, kind: str, n_kind: int) -> bool:
+        """Room for one more ``kind`` query in Marabou's sample?"""
+        return sum(s[0] == kind for s in self.sample) < n_kind
 
     def say(self, *lines: str) -> None:
         for line in lines:
@@ -69,17 +113,17 @@ class Paper:
                     f"{np.nanmean(b.precision):.3f}",
                 ]
             )
-        return rows, test
+        return {"rows": rows, "recall": [float(np.nanmean(b.recall)) for b in test]}
 
     # ---- table 2 ---------------------------------------------------------------------------
-    def ambiguity(self, name, net, naps):
+    def ambiguity(self, name, net, naps) -> dict:
         from napkit.patterns import syntactic_disjoint
         from napkit.verify import domain_box, verify_disjoint
 
         box = domain_box(net.n_inputs)
         syn = syntactic_disjoint(naps)
         counts = {"syntax": 0, "verified": 0, "falsified": 0, "unknown": 0}
-        times = []
+        times, queries = [], []
         for i in range(10):
             for j in range(i + 1, 10):
                 if syn[i, j]:
@@ -88,57 +132,56 @@ class Paper:
                 res = verify_disjoint(net, box, naps.phases(i), naps.phases(j), timeout=self.args.timeout)
                 counts[res.verdict if res.verdict in counts else "unknown"] += 1
                 times.append(res.seconds)
-                if len([s for s in self.sample if s[0].startswith("pair")]) < self.args.marabou_sample // 3:
-                    self.sample.append(
-                        (
-                            f"pair {name} δ={naps.delta:g} {i}-{j}",
-                            net,
-                            ("disjoint", box, naps.phases(i), naps.phases(j), res),
-                        )
-                    )
-        return counts, times
+                queries.append([[i, j], res.verdict, res.seconds])
+        return {"counts": counts, "times": times, "queries": queries}
 
     # ---- table 3 ---------------------------------------------------------------------------
-    def domain(self, name, net, naps):
-        from napkit.verify import Property, domain_box, robustness_spec, verify_property
-
-        box = domain_box(net.n_inputs)
+    def domain(self, name, net, naps) -> dict:
         verdicts, times = [], []
         for c in range(10):
-            prop = Property(box, robustness_spec(c, 10), naps.phases(c))
-            res = verify_property(net, prop, timeout=self.args.timeout)
+            res = self.domain_query(net, naps, c, self.verify_property)
             verdicts.append(res.verdict)
             times.append(res.seconds)
-            if len([s for s in self.sample if s[0].startswith("domain")]) < self.args.marabou_sample // 3:
-                self.sample.append((f"domain {name} δ={naps.delta:g} class {c}", net, ("prop", prop, res)))
-        return verdicts, times
+        return {"verdicts": verdicts, "times": times,
+                "queries": [[c, v, t] for c, (v, t) in enumerate(zip(verdicts, times, strict=True))]}
+
+    @staticmethod
+    def verify_property(net, prop, timeout):
+        from napkit.verify import verify_property
+
+        return verify_property(net, prop, timeout=timeout)
+
+    def domain_query(self, net, naps, c, verifier):
+        from napkit.verify import Property, domain_box, robustness_spec
+
+        prop = Property(domain_box(net.n_inputs), robustness_spec(c, 10), naps.phases(c))
+        return verifier(net, prop, self.args.timeout)
+
+    def local_query(self, net, naps, k, eps, verifier, with_nap=True):
+        from napkit.verify import Property, read_vnnlib
+
+        prop = read_vnnlib(VNNLIB / f"prop_{k}_{eps}.vnnlib.gz").to_property(net.n_inputs, net.n_outputs)
+        if with_nap:
+            prop = Property(prop.box, prop.output, naps.phases(prop.output.label))
+        return verifier(net, prop, self.args.timeout)
 
     # ---- table 4 ---------------------------------------------------------------------------
-    def local(self, name, net, naps):
-        from napkit.verify import Property, read_vnnlib, verify_property
-
-        rows, times = [], []
+    def local(self, name, net, naps) -> dict:
+        rows, times, queries = [], [], []
         for eps in ("0.03", "0.05"):
             plain_ok = nap_ok = vac = 0
             for k in range(8):
-                path = VNNLIB / f"prop_{k}_{eps}.vnnlib.gz"
-                if not path.exists():
+                if not (VNNLIB / f"prop_{k}_{eps}.vnnlib.gz").exists():
                     continue
-                prop = read_vnnlib(path).to_property(net.n_inputs, net.n_outputs)
-                label = prop.output.label
-                r0 = verify_property(net, prop, timeout=self.args.timeout)
-                with_nap = Property(prop.box, prop.output, naps.phases(label))
-                r1 = verify_property(net, with_nap, timeout=self.args.timeout)
+                r0 = self.local_query(net, naps, k, eps, self.verify_property, with_nap=False)
+                r1 = self.local_query(net, naps, k, eps, self.verify_property)
                 plain_ok += r0.verdict == "verified"
                 nap_ok += r1.verdict == "verified"
                 vac += r1.verdict == "vacuous"
                 times += [r0.seconds, r1.seconds]
-                if len([s for s in self.sample if s[0].startswith("local")]) < self.args.marabou_sample // 3:
-                    self.sample.append(
-                        (f"local {name} δ={naps.delta:g} prop_{k}_{eps}", net, ("prop", with_nap, r1))
-                    )
+                queries.append([[k, eps], r1.verdict, r1.seconds])
             rows.append([name, f"{naps.delta:g}", eps, f"{plain_ok}/8", f"{nap_ok}/8", vac])
-        return rows, times
+        return {"rows": rows, "times": times, "queries": queries}
 
     # ---- table 5 ---------------------------------------------------------------------------
     def radius(self, name, net, naps):
@@ -161,7 +204,7 @@ class Paper:
             nap.append(r1.radius)
             if r0.radius > 0:
                 ratios.append(r1.radius / r0.radius)
-        return plain, nap, ratios
+        return {"plain": plain, "nap": nap, "ratios": ratios}
 
     # ---- table 6 ---------------------------------------------------------------------------
     def marabou(self):
@@ -170,26 +213,28 @@ class Paper:
         if not marabou_available():
             self.say("Marabou (maraboupy) is not installed: table 6 skipped.", "")
             return
-        rows, ratios = [], []
-        for label, net, item in self.sample[: self.args.marabou_sample]:
-            if item[0] == "prop":
-                _, prop, ours = item
-                theirs = verify_property_marabou(net, prop, timeout=self.args.timeout)
+        from napkit.verify import domain_box
+
+        def theirs(kind, name, delta, ids) -> list:
+            net, naps = self.models[name], self.napsets[(name, delta)]
+            if kind == "pair":
+                i, j = ids
+                r = verify_disjoint_marabou(net, domain_box(net.n_inputs), naps.phases(i), naps.phases(j),
+                                            timeout=self.args.timeout)
+            elif kind == "domain":
+                r = self.domain_query(net, naps, ids, verify_property_marabou)
             else:
-                _, box, pi, pj, ours = item
-                theirs = verify_disjoint_marabou(net, box, pi, pj, timeout=self.args.timeout)
-            ratio = theirs.seconds / max(ours.seconds, 1e-3)
+                r = self.local_query(net, naps, ids[0], ids[1], verify_property_marabou)
+            return [r.verdict, r.seconds]
+
+        rows, ratios = [], []
+        for kind, name, delta, ids, verdict, secs in self.sample[: self.args.marabou_sample]:
+            label = f"{kind} {name} δ={delta:g} {ids}"
+            m_verdict, m_secs = self.memo.get(f"marabou/{label}/{self.settings()}",
+                                              lambda: theirs(kind, name, delta, ids))  # noqa: B023
+            ratio = m_secs / max(secs, 1e-3)
             ratios.append(ratio)
-            rows.append(
-                [
-                    label,
-                    ours.verdict,
-                    f"{ours.seconds:.2f}",
-                    theirs.verdict,
-                    f"{theirs.seconds:.2f}",
-                    f"{ratio:.1f}x",
-                ]
-            )
+            rows.append([label, verdict, f"{secs:.2f}", m_verdict, f"{m_secs:.2f}", f"{ratio:.1f}x"])
         self.say(*md_table(["query", "napkit", "napkit s", "Marabou", "Marabou s", "Marabou / napkit"], rows))
         if ratios:
             self.say(
@@ -217,14 +262,27 @@ class Paper:
         t1, t2, t3, t4, t5 = [], [], [], [], []
         best_recall = {}
         all_times = []
+        n_kind = max(a.marabou_sample // 3, 1)
+        memo, cfg = self.memo, self.settings()
         for name in a.nets:
             net = load_model(need(ONNX / f"mnist-net_{name}.onnx.gz"))
             miner = count_patterns(net, self.xtr, self.ytr, progress=False)
             napsets = [miner.naps(d) for d in a.deltas]
-            rows, test_stats = self.stats(name, net, napsets)
-            t1 += rows
-            for naps, st in zip(napsets, test_stats, strict=True):
-                counts, times = self.ambiguity(name, net, naps)
+            self.models[name] = net
+            self.napsets.update({(name, n.delta): n for n in napsets})
+            stats = memo.get(f"stats/{name}/{a.deltas}", lambda: self.stats(name, net, napsets))  # noqa: B023
+            t1 += stats["rows"]
+            for naps, recall in zip(napsets, stats["recall"], strict=True):
+                key = f"{name}/{naps.delta:g}/{cfg}"
+                print(f"[{time.perf_counter() - t_start:.0f} s] {name} δ={naps.delta:g}", file=sys.stderr)
+                pairs = memo.get(f"pairs/{key}", lambda: self.ambiguity(name, net, naps))  # noqa: B023
+                dom = memo.get(f"domain/{key}", lambda: self.domain(name, net, naps))  # noqa: B023
+                loc = memo.get(f"local/{key}", lambda: self.local(name, net, naps))  # noqa: B023
+                for kind, res in (("pair", pairs), ("domain", dom), ("local", loc)):
+                    for ids, verdict, secs in res["queries"]:
+                        if self.take(kind, n_kind):
+                            self.sample.append((kind, name, naps.delta, ids, verdict, secs))
+                counts, times = pairs["counts"], pairs["times"]
                 all_times += times
                 t2.append(
                     [
@@ -236,13 +294,13 @@ class Paper:
                         counts["unknown"],
                     ]
                 )
-                verdicts, times = self.domain(name, net, naps)
+                verdicts, times = dom["verdicts"], dom["times"]
                 all_times += times
                 t3.append(
                     [
                         name,
                         f"{naps.delta:g}",
-                        f"{np.nanmean(st.recall):.3f}",
+                        f"{recall:.3f}",
                         sum(v == "verified" for v in verdicts),
                         sum(v == "falsified" for v in verdicts),
                         sum(v == "unknown" for v in verdicts),
@@ -251,12 +309,13 @@ class Paper:
                     ]
                 )
                 if all(v == "verified" for v in verdicts):
-                    best_recall[name] = max(best_recall.get(name, 0.0), float(np.nanmean(st.recall)))
-                rows4, times = self.local(name, net, naps)
-                all_times += times
-                t4 += rows4
+                    best_recall[name] = max(best_recall.get(name, 0.0), recall)
+                all_times += loc["times"]
+                t4 += loc["rows"]
             naps = napsets[a.deltas.index(a.radius_delta)] if a.radius_delta in a.deltas else napsets[0]
-            plain, nap, ratios = self.radius(name, net, naps)
+            rad = memo.get(f"radius/{name}/{naps.delta:g}/{a.images}/{a.radius_timeout:g}/{a.tol:g}",
+                           lambda: self.radius(name, net, naps))  # noqa: B023
+            plain, nap, ratios = rad["plain"], rad["nap"], rad["ratios"]
             if ratios:
                 q = np.quantile(ratios, [0.25, 0.5, 0.75])
                 t5.append(
@@ -330,11 +389,10 @@ class Paper:
         if all_times:
             self.say(
                 f"napkit: {len(all_times)} queries, median {statistics.median(all_times):.2f} s, "
-                f"total {sum(all_times):.0f} s; whole run {time.perf_counter() - t_start:.0f} s."
+                f"total {sum(all_times):.0f} s; this run (resumed steps excluded) {time.perf_counter() - t_start:.0f} s."
             )
-        out = a.out or RESULTS / ("paper_mnist_quick.md" if a.quick else "paper_mnist.md")
-        out.write_text("\n".join(self.lines) + "\n")
-        print(f"wrote {out}")
+        self.out.write_text("\n".join(self.lines) + "\n")
+        print(f"wrote {self.out} (finished steps kept in {self.memo.path}; --fresh recomputes them)")
 
 
 def main() -> None:
@@ -349,6 +407,7 @@ def main() -> None:
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--marabou-sample", type=int, default=12)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--fresh", action="store_true", help="ignore the finished steps of an earlier run")
     args = ap.parse_args()
     if args.quick:
         args.nets, args.deltas = ["256x2"], [0.99, 0.95]
