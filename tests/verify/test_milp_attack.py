@@ -62,3 +62,44 @@ def test_check_point_rejects_outside_and_non_violating():
     if ce is not None:
         assert check_point(net, box, spec, None, ce.x) is not None
         assert spec.violated(net.forward(ce.x)[0])[0]
+
+
+def _identity_net():
+    """y = relu(x) on one input: the MILP's answer is known exactly."""
+    from napkit.network import ReluNetwork
+
+    return ReluNetwork((np.array([[1.0]]), np.array([[1.0]])), (np.zeros(1), np.zeros(1)))
+
+
+def test_negative_margin_relaxes_the_violation_rows_only():
+    net = _identity_net()
+    box = InputBox(np.array([0.2]), np.array([1.0]))
+    b = propagate(net, box)
+    c, d = np.array([[1.0]]), np.array([0.2 - 5e-7])  # y <= 0.2 - 5e-7: no point of the box
+    assert MilpEncoding(net, b).solve(c, d).status == "infeasible"
+    # relaxed by 1e-6 (the proving MILP's slack): the boundary point x = 0.2 is admitted
+    r = MilpEncoding(net, b, strict_margin=-1e-6).solve(c, d)
+    assert r.status == "feasible" and abs(r.x[0] - 0.2) < 1e-5
+    # a strict margin still tightens: y <= 0.2 + 5e-7 - 1e-6 has no point either
+    assert MilpEncoding(net, b, strict_margin=1e-6).solve(c, d + 1e-6).status == "infeasible"
+
+
+def test_hard_deadline_interrupts_a_mip():
+    import highspy
+
+    from napkit.verify.milp import hard_deadline
+
+    rng = np.random.default_rng(3)
+    net = random_net(rng, 6, [40, 40], 3)
+    b = propagate(net, InputBox(np.zeros(6), np.ones(6)))
+    enc = MilpEncoding(net, b)
+    assert enc.n_binary > 10
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.passModel(enc._lp())
+    cost = np.zeros(enc.n_col)
+    cost[enc.out_cols] = 1.0
+    h.changeColsCost(enc.n_col, np.arange(enc.n_col, dtype=np.int32), cost)
+    hard_deadline(h, time.monotonic() - 1.0)  # already past: the first check stops it
+    h.run()
+    assert h.getModelStatus() == highspy.HighsModelStatus.kInterrupt

@@ -173,7 +173,8 @@ def branch_and_bound(
                 if sub.vacuous:
                     continue
                 left = max(deadline - time.monotonic(), 0.01)
-                res = MilpEncoding(net, sub).solve(c, -const, time_limit=left, relax=True)
+                res = MilpEncoding(net, sub, strict_margin=-1e-6).solve(c, -const, time_limit=left,
+                                                                       relax=True)
                 if res.status == "infeasible":
                     continue
                 if res.status == "feasible":

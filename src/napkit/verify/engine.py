@@ -13,7 +13,8 @@ pattern-fixed and elastic LPs, the attack, or a feasibility MILP); otherwise the
 ``vacuous`` or ``unknown``.
 A counterexample is reported only after an exact float64 forward pass (and onnxruntime,
 when an ONNX model is given) confirms it. MILP "infeasible" is trusted up to HiGHS's
-feasibility tolerances (1e-6 integrality, 1e-7 primal).
+feasibility tolerances (1e-6 integrality, 1e-7 primal); the proving MILP relaxes the
+violation rows by ``PROOF_SLACK`` (1e-6) so that it errs on the side of ``unknown``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ from napkit.verify.properties import (
 )
 from napkit.verify.vnnlib import VnnlibSpec, read_vnnlib
 
+# The proving MILP asks for C y <= d + PROOF_SLACK: "infeasible" then also rules out points
+# that violate by less than HiGHS's feasibility tolerance (1e-7), a margin on the safe side.
+PROOF_SLACK = 1e-6
 _FEW_UNSTABLE = 64  # at most this many unstable neurons: MILP before branch and bound
 VNNLIB_ANSWER = {"verified": "unsat", "vacuous": "unsat", "falsified": "sat", "unknown": "unknown"}
 
@@ -131,7 +135,7 @@ class _Run:
 
 def _milp_point(run: _Run, enc_maker, spec, c, d) -> tuple[str, Counterexample | None, str]:
     """One disjunct by MILP: ('infeasible'|'found'|'unknown', counterexample, reason)."""
-    res = enc_maker(0.0).solve(c, d, time_limit=run.left())
+    res = enc_maker(-PROOF_SLACK).solve(c, d, time_limit=run.left())
     run.stats["milp_s"] = run.stats.get("milp_s", 0.0) + res.seconds
     if res.status == "infeasible":
         return "infeasible", None, ""

@@ -38,6 +38,8 @@ class MilpEncoding:
     """The network over the region of ``bounds`` as MILP columns and CSR rows."""
 
     def __init__(self, net: ReluNetwork, bounds: Bounds, strict_margin: float = 0.0) -> None:
+        """``strict_margin`` > 0 asks for strict phases and a strict violation (by that margin);
+        < 0 relaxes the violation rows by ``-strict_margin`` (a conservative proof)."""
         if bounds.vacuous:
             raise ValueError("no MILP for a vacuous region")
         self.net = net
@@ -55,7 +57,7 @@ class MilpEncoding:
             w, b = net.weights[k], net.biases[k]
             m = w.shape[0]
             zlo, zhi = lo.copy(), up.copy()
-            if strict_margin and bounds.phases is not None:
+            if strict_margin > 0 and bounds.phases is not None:
                 p = bounds.phases[k]
                 zlo[p > 0] = np.maximum(zlo[p > 0], strict_margin)
                 zhi[p < 0] = np.minimum(zhi[p < 0], -strict_margin)
