@@ -1,8 +1,7 @@
 """Review of the foundation (network, capture, patterns, CLI mine/capture/stats/monitor).
 
-Most tests here first demonstrated defects found in review and pass since they were fixed.
-The one still marked xfail(strict=True) is a known gap: it will start passing (and so fail
-the suite, as a reminder to drop the mark) once fixed.
+Most tests here first demonstrated defects found in review and pass since they were fixed
+(the last one, normalisation arithmetic in a torch forward, in the second session).
 The plain tests pin behaviour that the review checked and found right.
 """
 
@@ -133,11 +132,6 @@ def test_naps_of_a_functional_relu_model_can_be_evaluated():
 # ---- network import -------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="README says from_torch folds normalisation constants into the first layer, but "
-    "(x - m) / s in forward is refused: torch_io.py:75 'function sub is not supported'",
-)
 def test_from_torch_folds_normalisation_as_the_readme_says():
     class Norm(nn.Module):
         def __init__(self):

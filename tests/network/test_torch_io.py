@@ -74,3 +74,57 @@ def test_branching_model_is_refused():
 
     with pytest.raises(NapkitError):
         from_torch(Res())
+
+
+class _Normalised(nn.Module):
+    """An image MLP whose forward normalises with buffers, in one of several spellings."""
+
+    def __init__(self, spelling: str):
+        super().__init__()
+        self.spelling = spelling
+        self.register_buffer("mean", torch.tensor([0.2, 0.5], dtype=torch.float64).view(1, 2, 1, 1))
+        self.register_buffer("std", torch.tensor([0.3, 0.25], dtype=torch.float64).view(2, 1, 1))
+        self.a, self.b = nn.Linear(8, 6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        if self.spelling == "buffers":
+            x = (x - self.mean) / self.std
+        elif self.spelling == "methods":
+            x = x.sub(self.mean).div(self.std)
+        elif self.spelling == "reversed":
+            x = 2.0 * (1.0 - x) + 0.5
+        else:
+            x = torch.mul(torch.add(x, -0.5), 4.0)
+        return self.b(F.relu(self.a(x.flatten(1)) * 0.5))
+
+
+@pytest.mark.parametrize("spelling", ["buffers", "methods", "reversed", "functions"])
+def test_arithmetic_with_constants_folds_into_the_layers(spelling):
+    torch.manual_seed(1)
+    model = _Normalised(spelling).double()
+    net = from_torch(model, input_shape=(2, 2, 2))
+    assert net.layer_sizes == (6,)
+    x = torch.rand(50, 2, 2, 2, dtype=torch.float64)
+    np.testing.assert_allclose(net.logits(x.numpy().reshape(50, -1)), model(x).detach().numpy(), atol=1e-12)
+
+
+def test_arithmetic_that_is_not_affine_is_refused():
+    class Inv(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.a(1.0 / x)
+
+    class Square(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.a(x * x)
+
+    for model in (Inv(), Square()):
+        with pytest.raises(NapkitError, match="constant"):
+            from_torch(model)
