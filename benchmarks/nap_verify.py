@@ -15,6 +15,10 @@ timeout) side by side, with both times and the ratio.
 
     .venv/bin/python benchmarks/nap_verify.py [--nets 256x2 256x4 256x6] [--deltas 0.99 0.95]
         [--train 20000] [--local-classes 0 2 3] [--eps 0.03 0.05] [--no-domain] [--timeout 60] [--marabou]
+        [--no-witness]
+
+Domain queries get the first training image that follows the NAP as a witness of
+non-emptiness (``verified`` needs one), unless --no-witness.
 """
 
 from __future__ import annotations
@@ -40,15 +44,17 @@ def _marabou():
     return verify_property_marabou, ""
 
 
-def queries(net, naps, xte, yte, local_classes, eps_list, domain: bool):
-    """(name, Property) pairs: the domain queries, then the local ones."""
-    from napkit.verify import Property, domain_box, follows_phases, linf_ball, robustness_spec
+def queries(net, naps, xte, yte, local_classes, eps_list, domain: bool, xtr=None):
+    """(name, Property, witness) triples: the domain queries, then the local ones. A domain
+    query's witness is the first training image that follows the NAP (None without ``xtr``)."""
+    from napkit.verify import Property, domain_box, first_follower, follows_phases, linf_ball, robustness_spec
 
     out = []
     if domain:
         for c in range(net.n_outputs):
+            w = None if xtr is None else first_follower(net, naps.phases(c), xtr)
             out.append((f"domain c={c}", Property(domain_box(net.n_inputs),
-                                                  robustness_spec(c, net.n_outputs), naps.phases(c))))
+                                                  robustness_spec(c, net.n_outputs), naps.phases(c)), w))
     if local_classes and eps_list:
         y, pre = net.forward(xte)
         pred = y.argmax(1)
@@ -62,7 +68,7 @@ def queries(net, naps, xte, yte, local_classes, eps_list, domain: bool):
                 c = int(yte[i])
                 out.append((f"eps={eps:g} img={i} c={c}",
                             Property(linf_ball(xte[i], eps), robustness_spec(c, net.n_outputs),
-                                     naps.phases(c))))
+                                     naps.phases(c)), None))
     return out
 
 
@@ -81,6 +87,8 @@ def main(argv=None) -> int:
     ap.add_argument("--classes", nargs="*", type=int, default=None, help="domain queries: only these")
     ap.add_argument("--timeout", type=float, default=60.0, help="per query (both verifiers)")
     ap.add_argument("--marabou", action="store_true", help="also run Marabou side by side")
+    ap.add_argument("--no-witness", action="store_true",
+                    help="domain queries without a training image that follows the NAP as witness")
     args = ap.parse_args(argv)
 
     with np.load(need(MNIST)) as f:
@@ -108,14 +116,15 @@ def main(argv=None) -> int:
         net = load_model(need(ONNX / f"mnist-net_{name}.onnx.gz"))
         for delta in args.deltas:
             naps = mine(net, xtr, ytr, delta, progress=False)
-            qs = queries(net, naps, xte, yte, args.local_classes, args.eps, not args.no_domain)
+            qs = queries(net, naps, xte, yte, args.local_classes, args.eps, not args.no_domain,
+                         None if args.no_witness else xtr)
             if args.classes is not None:
                 qs = [q for q in qs if not q[0].startswith("domain")
                       or int(q[0].split("=")[1]) in args.classes]
-            for qname, prop in qs:
+            for qname, prop, w in qs:
                 b = propagate(net, prop.box, prop.phases)
                 t = time.perf_counter()
-                r = verify_property(net, prop, timeout=args.timeout)
+                r = verify_property(net, prop, timeout=args.timeout, witness=w)
                 secs = time.perf_counter() - t
                 times.append(secs)
                 counts[r.verdict] += 1

@@ -273,3 +273,30 @@ def test_minimize_writes_a_smaller_reverified_nap(tmp_path, capsys):
     assert res["recall_after"] >= res["recall_before"]
     smaller = NAPSet.load(tmp_path / "min.json", net)
     assert smaller.inactive[0].tolist() == [True, False, False, False] and not smaller.active.any()
+
+
+def test_verify_takes_a_witness_from_data(setup, capsys):
+    tmp, model, data, naps, net = setup
+    for label in range(3):
+        code, out, err = run(capsys, "verify", model, "--naps", naps, "--label", label, "--domain",
+                             "--timeout", "20", "--witnesses", data, "--json")
+        res = last_json(out)
+        # the NAPs were mined from these inputs, so some of them follow each NAP
+        assert res["witness"] == "given", err
+        assert res["result"] in {"verified", "falsified", "unknown"}
+
+
+def test_first_follower_is_a_strict_follower_or_none():
+    from napkit.verify import first_follower, follows_phases
+
+    net = random_net(4, sizes=(3, 10, 8, 3))
+    x = np.random.default_rng(1).uniform(size=(500, 3))
+    _, pre = net.forward(x)
+    phases = [np.where(z[7] > 0, 1, -1).astype(np.int8) for z in pre]  # row 7's own pattern
+    w = first_follower(net, phases, x, batch=64)
+    assert w is not None
+    first = int(np.argmax(follows_phases(pre, phases, strict=True)))
+    np.testing.assert_array_equal(w, x[first])
+    from napkit.verify import InputBox
+
+    assert first_follower(net, phases, x, box=InputBox(np.full(3, 2.0), np.full(3, 3.0))) is None

@@ -447,13 +447,25 @@ def verify(
     lo: LoOpt = 0.0,
     hi: HiOpt = 1.0,
     timeout: TimeoutOpt = 60.0,
+    witnesses: Annotated[
+        Path | None,
+        typer.Option("--witnesses", help=".npz of inputs (e.g. the mining data): one that follows "
+                     "the NAP shows its region is not empty, which `verified` needs"),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> int:
     """NAP robustness: every input of the region that follows NAP_C is classified C."""
-    from napkit.verify import verify_robustness
+    from napkit.verify import first_follower, verify_robustness
 
     net, _, phases, box = _nap_query(model, naps, label, (domain, center, index, eps, split, lo, hi))
-    res = verify_robustness(net, box, label, phases, timeout=timeout, onnx_model=_onnx_proto(model))
+    witness = None
+    if witnesses is not None and phases is not None:
+        from napkit.datasets import load_npz
+
+        wx, _ = load_npz(witnesses, split)
+        witness = first_follower(net, phases, net.reshape_inputs(wx), box)
+    res = verify_robustness(net, box, label, phases, timeout=timeout, onnx_model=_onnx_proto(model),
+                            witness=witness)
     if not as_json:
         with_nap = f" following the NAP of class {label}" if phases is not None else ""
         out_console.print(_result_line(res, f"class {label}{with_nap}"))

@@ -232,6 +232,7 @@ def _verify_property(net, prop, timeout, onnx_model, attack, tighten, witness, o
     run = _Run(net, prop, timeout, onnx_model)
     if witness is not None:
         run.confirm(Counterexample(np.asarray(witness, dtype=np.float64), np.empty(0), False), None)
+        run.stats["witness"] = "given" if run.witness is not None else "given point rejected"
     spec = prop.output
     b = propagate(net, prop.box, prop.phases)
     run.stats["unstable"] = b.n_unstable

@@ -175,6 +175,25 @@ def follows_phases(pre: Sequence[np.ndarray], phases: Phases | None, strict: boo
     return ok
 
 
+def first_follower(net, phases: Phases | None, x: np.ndarray, box: InputBox | None = None,
+                   batch: int = 4096) -> np.ndarray | None:
+    """The first row of ``x`` (inside ``box``) that follows ``phases`` strictly, or None.
+
+    Data that a NAP was mined from is the cheapest proof that the NAP's region is not
+    empty: pass the result as ``witness`` to ``verify_property`` (it is re-checked there).
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    for start in range(0, len(x), batch):
+        part = x[start:start + batch]
+        _, pre = net.forward(part)
+        ok = follows_phases(pre, phases, strict=True)
+        if box is not None:
+            ok &= box.contains(part)
+        if ok.any():
+            return part[int(np.argmax(ok))].copy()
+    return None
+
+
 @dataclass(frozen=True)
 class Property:
     """One query: some x in ``box`` following ``phases`` with outputs in ``output``'s region."""
