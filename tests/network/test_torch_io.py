@@ -125,6 +125,16 @@ def test_arithmetic_that_is_not_affine_is_refused():
         def forward(self, x):
             return self.a(x * x)
 
+    class Floor(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.a(torch.div(x, 0.5, rounding_mode="floor"))
+
+    with pytest.raises(NapkitError, match="rounding_mode"):
+        from_torch(Floor())
     for model in (Inv(), Square()):
         with pytest.raises(NapkitError, match="constant"):
             from_torch(model)

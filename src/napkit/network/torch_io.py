@@ -59,8 +59,8 @@ def _arith(kind: str, node: fx.Node, current, chain: AffineChain, consts: dict, 
            shape: tuple[int, ...] | None) -> None:
     """Fold ``current (op) constant`` (or ``constant (op) current``) into the chain."""
     a, b = node.args[0], node.args[1]
-    if node.kwargs.get("alpha", 1) != 1:
-        raise NapkitError(f"{where}: {kind} with alpha is not supported")
+    if node.kwargs.get("alpha", 1) != 1 or set(node.kwargs) - {"alpha"}:
+        raise NapkitError(f"{where}: {kind} with {sorted(node.kwargs)} is not supported")
     if a is current:
         c = _constant(b, consts, where, shape, chain.width)
         if kind == "add":
