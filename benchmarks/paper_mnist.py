@@ -40,7 +40,9 @@ def md_table(header: list[str], rows: list[list]) -> list[str]:
 
 
 class Memo:
-    """Finished steps of a run, one JSON line each: an interrupted run resumes where it stopped.
+    """Finished steps of a run, one JSON line each: an interrupted run resumes where it stopped,
+    and runs over different networks can share one file (``--nets 256x4`` and ``--nets 256x6``
+    side by side, then ``--report-only`` over all).
 
     A step's key names what it computed and with which settings, so a run with other
     settings recomputes it.
@@ -50,17 +52,23 @@ class Memo:
         self.path = path
         self.report_only = report_only  # missing verification steps are skipped, not run
         self.done: dict[str, object] = {}
-        if path.exists() and not fresh:
-            for line in path.read_text().splitlines():
-                try:
-                    item = json.loads(line)
-                except json.JSONDecodeError:  # a line cut short by an interrupt
-                    continue
-                self.done[item["key"]] = item["value"]
-        elif path.exists():
+        if path.exists() and fresh:
             path.unlink()
+        self._read()
+
+    def _read(self) -> None:
+        if not self.path.exists():
+            return
+        for line in self.path.read_text().splitlines():
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by an interrupt
+                continue
+            self.done[item["key"]] = item["value"]
 
     def get(self, key: str, compute, cheap: bool = False):
+        if key not in self.done:  # another run (e.g. --nets 256x6 beside) may have done it
+            self._read()
         if key not in self.done and self.report_only and not cheap:
             return None
         if key not in self.done:
