@@ -1,16 +1,19 @@
 """Verdicts: bounds, then attack, then MILP, with vacuity checked and counterexamples re-checked.
 
 Order for one query: phase-aware bounds (an empty interval: vacuous), bounds on each
-disjunct of the violation (a positive lower bound refutes it), optimised bounds with the
-phases as Lagrangian constraints (``optimized.py``), the LP relaxation of the
-phase-constrained region (infeasible: vacuous), a projected-gradient attack, pattern-fixed
-LPs (``patternlp.py``: the network is linear on the activation region of a candidate point,
-from the optimised bounds' minimisers, the LP relaxation and the attack's iterates), then
-per disjunct left branch and bound on the optimised bounds (``bab.py``, half the time left;
-pattern-fixed LPs from its candidate points when it stays undecided) and a MILP with the
-rest. ``verified`` also needs the region to be non-empty (a witness point: the box centre,
-pattern-fixed and elastic LPs, the attack, or a feasibility MILP); otherwise the answer is
-``vacuous`` or ``unknown``.
+disjunct of the violation (a positive lower bound refutes it), for plain queries (no
+phases) a short attack, optimised bounds with the phases as Lagrangian constraints
+(``optimized.py``), with phases pattern-fixed LPs from the optimised bounds' minimisers
+(``patternlp.py``: the network is linear on the activation region of a candidate point),
+the LP relaxation of the phase-constrained region (infeasible: vacuous), a
+projected-gradient attack, pattern-fixed LPs from the LP relaxation and the attack's
+iterates, then per disjunct left branch and bound on the optimised bounds (``bab.py``,
+half the time left, 15% with at most ``_FEW_UNSTABLE`` unstable neurons; pattern-fixed
+LPs from its candidate points when it stays undecided) and a MILP with the rest.
+``verified`` also needs the region to be non-empty (a witness point: one given by the
+caller, e.g. a training input that follows the NAP, the box centre, pattern-fixed and
+elastic LPs, the attack, or a feasibility MILP); otherwise the answer is ``vacuous`` or
+``unknown``.
 A counterexample is reported only after an exact float64 forward pass (and onnxruntime,
 when an ONNX model is given) confirms it. MILP "infeasible" is trusted up to HiGHS's
 feasibility tolerances (1e-6 integrality, 1e-7 primal); the proving MILP relaxes the
