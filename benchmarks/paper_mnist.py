@@ -66,6 +66,11 @@ class Memo:
                 continue
             self.done[item["key"]] = item["value"]
 
+    def any_of(self, prefix: str, suffix: str):
+        """The value of some finished step whose key starts and ends so, or None."""
+        self._read()
+        return next((v for k, v in self.done.items() if k.startswith(prefix) and k.endswith(suffix)), None)
+
     def get(self, key: str, compute, cheap: bool = False):
         if key not in self.done:  # another run (e.g. --nets 256x6 beside) may have done it
             self._read()
@@ -283,6 +288,7 @@ class Paper:
         n_kind = max(a.marabou_sample // 3, 1)
         memo, cfg = self.memo, self.settings()
         missing: list[str] = []  # steps not run yet (--report-only)
+        fewer: list[str] = []  # radius rows from a run over fewer images (--report-only)
         for name in a.nets:
             net = load_model(need(ONNX / f"mnist-net_{name}.onnx.gz"))
             miner = count_patterns(net, self.xtr, self.ytr, progress=False)
@@ -338,6 +344,10 @@ class Paper:
             naps = napsets[a.deltas.index(a.radius_delta)] if a.radius_delta in a.deltas else napsets[0]
             rad = memo.get(f"radius/{name}/{naps.delta:g}/{a.images}/{a.radius_timeout:g}/{a.tol:g}",
                            lambda: self.radius(name, net, naps))  # noqa: B023
+            if rad is None:  # --report-only: a finished run over fewer images, if any
+                rad = memo.any_of(f"radius/{name}/{naps.delta:g}/", f"/{a.radius_timeout:g}/{a.tol:g}")
+                if rad is not None:
+                    fewer.append(f"{name}: {len(rad['plain'])} images")
             if rad is None:
                 missing.append(f"{name} radius")
                 continue
@@ -357,6 +367,8 @@ class Paper:
                 )
         if missing:
             self.say(f"Not run yet (this report was written with --report-only): {', '.join(missing)}.", "")
+        if fewer:
+            self.say(f"Table 5 from a finished run over fewer images: {', '.join(fewer)}.", "")
         self.say("## 1. Recall and precision (means over classes)", "")
         self.say(
             *md_table(
