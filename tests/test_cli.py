@@ -8,22 +8,14 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import random_net
+from helpers import cli_files, random_net
 from napkit.cli import main
 from napkit.network import to_onnx
 
 
 @pytest.fixture
 def files(tmp_path):
-    net = random_net(21, sizes=(8, 32, 24, 3))
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(500, 8)).astype(np.float32)
-    y = net.predict(x)
-    y[:40] = (y[:40] + 1) % 3
-    model = tmp_path / "model.onnx"
-    to_onnx(net, model)
-    data = tmp_path / "data.npz"
-    np.savez(data, x=x, y=y)
+    model, data, net, _, _ = cli_files(tmp_path)
     return tmp_path, model, data, net
 
 

@@ -300,3 +300,13 @@ def test_first_follower_is_a_strict_follower_or_none():
     from napkit.verify import InputBox
 
     assert first_follower(net, phases, x, box=InputBox(np.full(3, 2.0), np.full(3, 3.0))) is None
+
+
+def test_verify_witnesses_bad_input_is_one_line(setup, capsys, tmp_path):
+    _, model, _, naps, _ = setup
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, x=np.zeros((5, 7), np.float32), y=np.zeros(5, np.int64))  # 7 inputs, model takes 3
+    for path in (tmp_path / "absent.npz", wrong):
+        code, out, err = run(capsys, "verify", model, "--naps", naps, "--label", 0, "--domain",
+                             "--witnesses", path)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err

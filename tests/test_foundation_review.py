@@ -17,11 +17,12 @@ import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
+from helpers import cli_files as make_cli_files
 from helpers import random_net
 from napkit.capture import ActivationStore, iter_activations, record
 from napkit.cli import main
 from napkit.errors import NapkitError
-from napkit.network import ReluNetwork, from_onnx, from_torch, load_model, onnx_logits, to_onnx
+from napkit.network import ReluNetwork, from_onnx, from_torch, load_model, onnx_logits
 from napkit.patterns import NAPMiner, NAPMonitor, evaluate_many, mine, nap_stats
 
 
@@ -31,14 +32,7 @@ def _x(n=200, d=4, seed=0):
 
 @pytest.fixture
 def cli_files(tmp_path):
-    net = random_net(21, sizes=(8, 32, 24, 3))
-    x = _x(500, 8)
-    y = net.predict(x)
-    y[:40] = (y[:40] + 1) % 3
-    model = tmp_path / "model.onnx"
-    to_onnx(net, model)
-    data = tmp_path / "data.npz"
-    np.savez(data, x=x, y=y)
+    model, data, net, x, y = make_cli_files(tmp_path)
     naps = tmp_path / "naps.json"
     assert main(["mine", str(model), str(data), "--delta", "0.9", "--out", str(naps), "--no-progress"]) == 0
     return tmp_path, model, data, naps, x, y

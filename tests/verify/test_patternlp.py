@@ -32,6 +32,14 @@ def _is_ce(net, box, spec, phases, x) -> bool:
     return bool(box.contains(x)[0] and follows_phases(pre, phases)[0] and spec.violated(y)[0])
 
 
+def _phases_of_a_point(rng, net, share: float) -> list[np.ndarray]:
+    """The NAP of a random point of BOX2 (so its region is non-empty) on about ``share`` of the
+    neurons."""
+    _, pre = net.forward(rng.random(2)[None])
+    return [np.where(rng.random(z.shape[1]) < share, np.where(z[0] > 0, 1, -1), 0).astype(np.int8)
+            for z in pre]
+
+
 def test_known_answer_needs_a_flip():
     net = _flip_net()
     phases = [np.array([1, 0, 0], np.int8)]  # x1 >= 0.5
@@ -112,11 +120,7 @@ def test_witness_follows_the_phases():
     n_ok = 0
     for _ in range(25):
         net = random_net(rng, 2, [8, 8], 2)
-        x0 = rng.random(2)
-        _, pre = net.forward(x0[None])
-        # the NAP of a real point (so the region is non-empty), on a random half of the neurons
-        phases = [np.where(rng.random(z.shape[1]) < 0.5, np.where(z[0] > 0, 1, -1), 0).astype(np.int8)
-                  for z in pre]
+        phases = _phases_of_a_point(rng, net, 0.5)
         b = propagate(net, BOX2, phases)
         assert not b.vacuous
         ps = PatternSearch(net, BOX2, phases, b)
@@ -154,10 +158,7 @@ def test_repair_and_agreement_starts_give_points_that_follow():
     n_ok = 0
     for _ in range(20):
         net = random_net(rng, 2, [8, 8], 2)
-        x0 = rng.random(2)
-        _, pre = net.forward(x0[None])
-        phases = [np.where(rng.random(z.shape[1]) < 0.6, np.where(z[0] > 0, 1, -1), 0).astype(np.int8)
-                  for z in pre]
+        phases = _phases_of_a_point(rng, net, 0.6)
         b = propagate(net, BOX2, phases)
         ps = PatternSearch(net, BOX2, phases, b)
         starts = np.vstack([agreement_starts(net, b), rng.random((3, 2))])
