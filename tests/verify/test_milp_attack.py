@@ -78,10 +78,10 @@ def test_negative_margin_relaxes_the_violation_rows_only():
     c, d = np.array([[1.0]]), np.array([0.2 - 5e-7])  # y <= 0.2 - 5e-7: no point of the box
     assert MilpEncoding(net, b).solve(c, d).status == "infeasible"
     # relaxed by 1e-6 (the proving MILP's slack): the boundary point x = 0.2 is admitted
-    r = MilpEncoding(net, b, strict_margin=-1e-6).solve(c, d)
+    r = MilpEncoding(net, b, slack=1e-6).solve(c, d)
     assert r.status == "feasible" and abs(r.x[0] - 0.2) < 1e-5
     # a strict margin still tightens: y <= 0.2 + 5e-7 - 1e-6 has no point either
-    assert MilpEncoding(net, b, strict_margin=1e-6).solve(c, d + 1e-6).status == "infeasible"
+    assert MilpEncoding(net, b, strict=1e-6).solve(c, d + 1e-6).status == "infeasible"
 
 
 def test_hard_deadline_interrupts_a_mip():

@@ -8,7 +8,7 @@ that no input of the box follows the phases (vacuous region).
 Symbolic bounds back-substitute a linear function of a layer through the ReLU
 relaxations of the layers before it down to the input box. The bounds hold for every x
 of the box that follows the phases (a phase-fixed neuron is exactly linear there). Float64
-round-off is covered by padding every bound by a relative 1e-9.
+round-off is covered by padding every bound by a relative ``BOUND_PAD`` (``tolerances.py``).
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ import numpy as np
 from napkit.errors import NapkitError
 from napkit.network import ReluNetwork
 from napkit.verify.properties import InputBox, OutputSpec, Phases
-
-_PAD = 1e-9
+from napkit.verify.tolerances import BOUND_PAD
 
 
 def _pad(v: np.ndarray, scale: np.ndarray | float) -> np.ndarray:
-    return _PAD * (1.0 + np.abs(v) + scale)
+    return BOUND_PAD * (1.0 + np.abs(v) + scale)
 
 
 @dataclass

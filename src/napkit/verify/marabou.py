@@ -36,8 +36,8 @@ import numpy as np
 from napkit.errors import NapkitError
 from napkit.network import ReluNetwork
 from napkit.verify.attack import check_point
-from napkit.verify.engine import VerificationResult
 from napkit.verify.properties import Phases, Property, check_phases, merge_phases, robustness_spec
+from napkit.verify.verdict import VerificationResult
 
 MARGIN = 1e-5  # margin of the re-solve when a solution fails the exact re-check (Marabou tolerances ~1e-6)
 

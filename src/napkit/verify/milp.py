@@ -22,6 +22,7 @@ import numpy as np
 
 from napkit.network import ReluNetwork
 from napkit.verify.bounds import Bounds
+from napkit.verify.tolerances import LP_BOUND_PAD
 
 _INF = highspy.kHighsInf
 
@@ -37,9 +38,12 @@ class MilpResult:
 class MilpEncoding:
     """The network over the region of ``bounds`` as MILP columns and CSR rows."""
 
-    def __init__(self, net: ReluNetwork, bounds: Bounds, strict_margin: float = 0.0) -> None:
-        """``strict_margin`` > 0 asks for strict phases and a strict violation (by that margin);
-        < 0 relaxes the violation rows by ``-strict_margin`` (a conservative proof)."""
+    def __init__(self, net: ReluNetwork, bounds: Bounds, strict: float = 0.0, slack: float = 0.0) -> None:
+        """``strict`` > 0 asks for phases and a violation that hold strictly, by that margin
+        (a point that survives the exact re-check); ``slack`` > 0 relaxes the violation rows
+        by that much (a proof by infeasibility then errs on the safe side)."""
+        if strict < 0 or slack < 0:
+            raise ValueError("strict and slack are margins: both >= 0")
         if bounds.vacuous:
             raise ValueError("no MILP for a vacuous region")
         self.net = net
@@ -57,10 +61,10 @@ class MilpEncoding:
             w, b = net.weights[k], net.biases[k]
             m = w.shape[0]
             zlo, zhi = lo.copy(), up.copy()
-            if strict_margin > 0 and bounds.phases is not None:
+            if strict > 0 and bounds.phases is not None:
                 p = bounds.phases[k]
-                zlo[p > 0] = np.maximum(zlo[p > 0], strict_margin)
-                zhi[p < 0] = np.minimum(zhi[p < 0], -strict_margin)
+                zlo[p > 0] = np.maximum(zlo[p > 0], strict)
+                zhi[p < 0] = np.minimum(zhi[p < 0], -strict)
             z_cols = n_col + np.arange(m)
             n_col += m
             col_lo.append(zlo)
@@ -127,13 +131,13 @@ class MilpEncoding:
         self.val = np.concatenate(val)
         self.rlo = np.concatenate(rlo)
         self.rhi = np.concatenate(rhi)
-        self.strict_margin = strict_margin
+        self.strict, self.slack = strict, slack
 
     def output_rows(self, c: np.ndarray, d: np.ndarray):
-        """CSR rows of ``C y <= d - margin`` over the last hidden layer's columns."""
+        """CSR rows of ``C y <= d - strict + slack`` over the last hidden layer's columns."""
         c = np.atleast_2d(c)
         g = c @ self.net.weights[-1][:, self.out_keep]
-        rhs = d - c @ self.net.biases[-1] - self.strict_margin
+        rhs = d - c @ self.net.biases[-1] - self.strict + self.slack
         r = c.shape[0]
         n = self.out_cols.size
         return (
@@ -267,7 +271,7 @@ def tighten_bounds(net: ReluNetwork, bounds: Bounds, deadline: float) -> int:
                 if h.getModelStatus() != S.kOptimal:
                     continue
                 v = sense * h.getInfo().objective_function_value
-                pad = 1e-6 * (1.0 + abs(v))
+                pad = LP_BOUND_PAD * (1.0 + abs(v))
                 if sense > 0:
                     bounds.lower[k][i] = max(bounds.lower[k][i], v - pad)
                 else:

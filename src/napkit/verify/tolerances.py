@@ -1,0 +1,21 @@
+"""Every numeric tolerance of the verifier, in one place, with the reason for its value.
+
+The rule behind them: a tolerance may only make the verifier answer ``unknown`` more
+often, never ``verified`` or ``falsified`` wrongly.
+"""
+
+# Symbolic and optimised bounds are padded by BOUND_PAD * (1 + |value| + sum of |terms|):
+# float64 round-off over a back-substitution of a few thousand terms stays far below it.
+BOUND_PAD = 1e-9
+
+# The proving MILP asks for C y <= d + PROOF_SLACK: "infeasible" then also rules out points
+# that violate by less than HiGHS's feasibility tolerance (1e-7), a margin on the safe side.
+PROOF_SLACK = 1e-6
+
+# When a MILP solution fails the exact float64 re-check (it sits on a boundary), the
+# MILP is asked again for points that violate, and follow the phases, by this margin.
+STRICT_MARGIN = 1e-6
+
+# LP optima (HiGHS, primal feasibility 1e-7) used as neuron bounds are widened by
+# LP_BOUND_PAD * (1 + |value|) before they are trusted.
+LP_BOUND_PAD = 1e-6
