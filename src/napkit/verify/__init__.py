@@ -8,7 +8,6 @@ from napkit.verify.attack import Counterexample, check_point, pgd_attack
 from napkit.verify.batch import BatchJob, read_results, run_batch
 from napkit.verify.bounds import Bounds, margin_lower, output_lower, propagate, spec_lower
 from napkit.verify.engine import (
-    VerificationResult,
     verify_disjoint,
     verify_property,
     verify_robustness,
@@ -17,6 +16,7 @@ from napkit.verify.engine import (
 from napkit.verify.marabou import marabou_available, verify_disjoint_marabou, verify_property_marabou
 from napkit.verify.milp import MilpEncoding, MilpResult, tighten_bounds
 from napkit.verify.minimize import MinimalNAP, cut_share, minimize_nap
+from napkit.verify.options import VerifyOptions
 from napkit.verify.patternlp import PatternSearch
 from napkit.verify.properties import (
     InputBox,
@@ -31,6 +31,7 @@ from napkit.verify.properties import (
     robustness_spec,
 )
 from napkit.verify.radius import RadiusResult, RadiusStep, radius_with_and_without_nap, verified_radius
+from napkit.verify.verdict import Verdict, VerificationResult
 from napkit.verify.vnnlib import VnnlibSpec, read_vnnlib, read_vnnlib_text
 from napkit.verify.vnnlib_write import vnnlib_text, write_vnnlib
 
@@ -50,6 +51,8 @@ __all__ = [
     "RadiusResult",
     "RadiusStep",
     "VerificationResult",
+    "Verdict",
+    "VerifyOptions",
     "VnnlibSpec",
     "check_phases",
     "check_point",

@@ -2,25 +2,37 @@
 
 A subdomain is the region with some unstable neurons split to a phase (active z >= 0 or
 inactive z <= 0): exactly the NAP phases with more entries fixed, so the bounds of
-``optimized.py`` handle a split as one more Lagrangian constraint. Intermediate bounds
-are the root's (valid on every subdomain), clipped by the splits. A subdomain is pruned
-when some row of the disjunct has a positive lower bound; a subdomain with no unstable
-neuron left is decided exactly by an LP on HiGHS. The minimiser of each subdomain's
-linear bound is tried as a counterexample (the caller re-checks it in float64).
+``crown.py`` handle a split as one more Lagrangian constraint. Intermediate bounds are
+the root's (valid on every subdomain), clipped by the splits.
+
+One tree serves every disjunct of the violation: each subdomain carries a mask of the
+disjuncts still open on it, and only their rows are bounded. A disjunct is refuted on a
+subdomain when one of its rows has a positive lower bound; a subdomain is closed when
+every disjunct is. A subdomain with no unstable neuron left is decided exactly by an LP
+per open disjunct on HiGHS. The minimiser of each subdomain's weakest linear bound is a
+candidate counterexample: all candidates of a batch are screened by one forward pass,
+and the caller re-checks survivors in float64.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from napkit.network import ReluNetwork
 from napkit.verify.bounds import Bounds
-from napkit.verify.optimized import _Adam, _backward, _Layer, _tnet, ascend, with_phases
+from napkit.verify.crown import CrownLayer, CrownProblem, layer_from_bounds, optimise, torch_net
+from napkit.verify.optimized import with_phases
+from napkit.verify.tolerances import PROOF_SLACK
+
+_MAX_CHECKS = 4000  # candidate points handed to ``check`` (each an exact re-check)
+_KEEP_CANDIDATES = 16  # first candidates returned to the caller (starts for pattern-fixed LPs)
 
 
 @dataclass
@@ -29,58 +41,83 @@ class BabResult:
     counterexample: object = None
     domains: int = 0
     reason: str = ""
+    open_groups: list[int] = field(default_factory=list)  # disjuncts not refuted everywhere
+    candidates: list[np.ndarray] = field(default_factory=list)
+    seconds: float = 0.0
 
 
-def _batch_layers(lows, ups, phs) -> list[_Layer]:
-    """Per-row layers from stacked (rows, n) lower/upper bounds and phases."""
-    out = []
-    for lo, up, p in zip(lows, ups, phs, strict=True):
-        lo_t, up_t = torch.from_numpy(lo), torch.from_numpy(up)
-        unst = (lo_t < 0) & (up_t > 0)
-        act = lo_t >= 0
-        den = torch.where(unst, up_t - lo_t, torch.ones_like(lo_t))
-        su = torch.where(unst, up_t / den, torch.zeros_like(lo_t))
-        tu = torch.where(unst, -lo_t * su, torch.zeros_like(lo_t))
-        sl0 = torch.where(unst, (up_t > -lo_t).to(lo_t.dtype), act.to(lo_t.dtype))
-        out.append(_Layer(lo_t, up_t, torch.from_numpy(p.astype(np.float64)), act, unst, su, tu, sl0))
-    return out
+@dataclass
+class _Domain:
+    phases: list[np.ndarray]
+    groups: np.ndarray  # bool per disjunct: still open on this subdomain
+    warm: tuple[dict, dict] | None  # parameters per open row, in row order
 
 
-def _bound_batch(net, box_lo, box_hi, layers, a, const, iters, lr, init=None):
-    """Optimised sound lower bounds, one row per subdomain (rows of ``layers`` tensors)."""
-    tn = _tnet(net)
-    n_h = len(layers)
-    rows = a.shape[0]
-    alphas = {j: lay.sl0.expand(rows, -1).clone() for j, lay in enumerate(layers) if bool(lay.unst.any())}
-    betas = {j: torch.zeros(rows, lay.lo.shape[-1], dtype=torch.float64)
-             for j, lay in enumerate(layers) if bool((lay.phase != 0).any())}
-    if init is not None:
-        for j, v in init[0].items():
-            if j in alphas:
-                alphas[j] = v.clone()
-        for j, v in init[1].items():
-            if j in betas:
-                betas[j] = v.clone()
-    params = [*alphas.values(), *betas.values()]
-    for p in params:
-        p.requires_grad_(True)
-    opt = _Adam(params, lr)
-    for _ in range(iters if params else 0):
-        val, _ = _backward(tn, layers, n_h, a, const, alphas, betas, box_lo, box_hi)
-        if bool((val > 0).all()):
-            break
-        ascend(opt, val, params, alphas, betas)
-    with torch.no_grad():
-        alphas = {j: v.detach().clamp(0.0, 1.0) for j, v in alphas.items()}
-        betas = {j: v.detach().clamp(min=0.0) for j, v in betas.items()}
-        val, coefs, ax = _backward(tn, layers, n_h, a, const, alphas, betas, box_lo, box_hi, exact=True)
-    return val, coefs, ax, (alphas, betas)
-
-
-def _score(lay: _Layer, coef: torch.Tensor) -> torch.Tensor:
+def _score(lay: CrownLayer, coef: torch.Tensor) -> torch.Tensor:
     """Branching score per unstable neuron: what the triangle's intercept costs the bound."""
     s = (-coef.clamp(max=0)) * lay.tu + 1e-4 * coef.abs() * (lay.up - lay.lo)
     return torch.where(lay.unst, s, torch.full_like(s, -1.0))
+
+
+class _Tree:
+    """The open subdomains and the batched bounding of a batch of them."""
+
+    def __init__(self, net, bounds: Bounds, c, const, groups, iters, lr, dtype):
+        self.net, self.bounds = net, bounds
+        self.c, self.const, self.groups = c, const, groups
+        self.n_groups = int(groups.max()) + 1
+        self.n_h = len(bounds.lower)
+        self.iters, self.lr, self.dtype = iters, lr, dtype
+        self.tn = torch_net(net)
+        self.box_lo = torch.tensor(bounds.box.lower)
+        self.box_hi = torch.tensor(bounds.box.upper)
+        self.alpha_keys = [j for j in range(self.n_h)
+                           if ((bounds.lower[j] < 0) & (bounds.upper[j] > 0)).any()]
+        self.heap: list = []
+        self.order = itertools.count()
+
+    def push(self, key: float, dom: _Domain) -> None:
+        heapq.heappush(self.heap, (key, next(self.order), dom))
+
+    def pop(self, n: int) -> list[_Domain]:
+        return [heapq.heappop(self.heap)[2] for _ in range(min(n, len(self.heap)))]
+
+    def open_groups(self) -> list[int]:
+        still = np.zeros(self.n_groups, dtype=bool)
+        for _, _, d in self.heap:
+            still |= d.groups
+        return [int(g) for g in np.flatnonzero(still)]
+
+    def bound(self, take: list[_Domain]):
+        """Optimised bounds of every open row of every domain of ``take`` (flat rows)."""
+        rows_of = [np.flatnonzero(d.groups[self.groups]) for d in take]
+        counts = np.array([r.size for r in rows_of])
+        dom = np.repeat(np.arange(len(take)), counts)
+        rows = np.concatenate(rows_of)
+        layers = []
+        for k in range(self.n_h):
+            pk = np.stack([d.phases[k] for d in take])
+            lo = np.repeat(self.bounds.lower[k][None], len(take), 0)
+            up = np.repeat(self.bounds.upper[k][None], len(take), 0)
+            lo[pk > 0] = np.maximum(lo[pk > 0], 0.0)
+            up[pk < 0] = np.minimum(up[pk < 0], 0.0)
+            layers.append(layer_from_bounds(torch.from_numpy(lo[dom]), torch.from_numpy(up[dom]),
+                                            torch.from_numpy(pk[dom].astype(np.float64))))
+        prob = CrownProblem(self.tn, layers, self.n_h, torch.from_numpy(self.c[rows]),
+                            torch.from_numpy(self.const[rows]), self.box_lo, self.box_hi)
+        n = rows.size
+        alphas = {j: layers[j].sl0.clone() for j in self.alpha_keys}
+        betas = {j: torch.zeros(n, self.bounds.lower[j].size, dtype=torch.float64) for j in range(self.n_h)}
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        for i, d in enumerate(take):
+            if d.warm is not None:
+                sl = slice(starts[i], starts[i + 1])
+                for src, dst in zip(d.warm, (alphas, betas), strict=True):
+                    for j, v in src.items():
+                        dst[j][sl] = v
+        val, coefs, ax, params = optimise(prob, alphas, betas, self.iters, self.lr, stop_at=0.0,
+                                          keep_best=False, dtype=self.dtype)
+        return dom, rows, starts, layers, val, coefs, ax, params
 
 
 def branch_and_bound(
@@ -94,98 +131,118 @@ def branch_and_bound(
     iters: int = 12,
     lr: float = 0.1,
     max_domains: int = 200000,
+    groups: np.ndarray | None = None,
+    screen: Callable[[np.ndarray], np.ndarray] | None = None,
+    dtype: torch.dtype = torch.float64,
 ) -> BabResult:
-    """Prove that on the region of ``bounds`` some row of ``c @ y + const`` is positive.
+    """Prove that on the region of ``bounds``, for every disjunct, some row of ``c @ y + const``
+    is positive. ``groups[i]``: the disjunct of row i (default: all rows form one).
 
-    ``check(x)`` returns a confirmed counterexample or None. Stops at ``deadline``.
+    ``check(x)`` returns a confirmed counterexample or None; ``screen(X)`` (optional) marks
+    the rows of X worth checking (one batched forward pass). Stops at ``deadline``.
     """
-    from napkit.verify.milp import MilpEncoding
-
+    t0 = time.monotonic()
     c = np.atleast_2d(np.asarray(c, dtype=np.float64))
     const = np.asarray(const, dtype=np.float64).reshape(-1)
-    r = c.shape[0]
-    n_h = len(bounds.lower)
+    groups = np.zeros(c.shape[0], dtype=np.int64) if groups is None else np.asarray(groups, np.int64)
+    tree = _Tree(net, bounds, c, const, groups, iters, lr, dtype)
     root_ph = bounds.phases or [np.zeros(lo.size, np.int8) for lo in bounds.lower]
-    box_lo = torch.tensor(bounds.box.lower)
-    box_hi = torch.tensor(bounds.box.upper)
-    a_row = torch.from_numpy(c)
-    c_row = torch.from_numpy(const)
-    # a domain: (score of its bound, phases, warm start or None)
-    queue: list[tuple[float, list[np.ndarray], object]] = [(-np.inf, [p.copy() for p in root_ph], None)]
-    seen = 0
-    tried_x = 0
-    while queue:
+    tree.push(-np.inf, _Domain([p.copy() for p in root_ph], np.ones(tree.n_groups, dtype=bool), None))
+    seen, checks = 0, 0
+    cands: list[np.ndarray] = []
+
+    def result(status, ce=None, reason=""):
+        return BabResult(status, ce, seen, reason, tree.open_groups() if status == "unknown" else [],
+                         cands, time.monotonic() - t0)
+
+    while tree.heap:
         if time.monotonic() > deadline:
-            return BabResult("unknown", None, seen, f"branch and bound: time out ({len(queue)} open)")
+            return result("unknown", reason=f"branch and bound: time out ({len(tree.heap)} open)")
         if seen > max_domains:
-            return BabResult("unknown", None, seen, "branch and bound: domain limit")
-        queue.sort(key=lambda t: t[0])
-        take, queue = queue[:batch], queue[batch:]
-        phs = [d[1] for d in take]
-        # bounds of each domain: root bounds clipped by its phases
-        lows, ups = [], []
-        for k in range(n_h):
-            lo = np.repeat(bounds.lower[k][None], len(take), 0)
-            up = np.repeat(bounds.upper[k][None], len(take), 0)
-            pk = np.stack([p[k] for p in phs])
-            lo[pk > 0] = np.maximum(lo[pk > 0], 0.0)
-            up[pk < 0] = np.minimum(up[pk < 0], 0.0)
-            lows.append(np.repeat(lo, r, 0))
-            ups.append(np.repeat(up, r, 0))
-        rep_ph = [np.repeat(np.stack([p[k] for p in phs]), r, 0) for k in range(n_h)]
-        layers = _batch_layers(lows, ups, rep_ph)
-        a = a_row.repeat(len(take), 1)
-        cc = c_row.repeat(len(take))
-        init = None
-        if all(d[2] is not None for d in take):
-            init = tuple({j: torch.cat([d[2][i][j] for d in take]) for j in take[0][2][i]
-                          if all(j in d[2][i] for d in take)} for i in range(2))
-        val, coefs, ax, params = _bound_batch(net, box_lo, box_hi, layers, a, cc, iters, lr, init)
+            return result("unknown", reason="branch and bound: domain limit")
+        take = tree.pop(batch)
+        dom, rows, starts, layers, val, coefs, ax, params = tree.bound(take)
         seen += len(take)
-        val = val.view(len(take), r)
-        for i, (_, ph, _) in enumerate(take):
-            if bool((val[i] > 0).any()):
-                continue  # refuted on this subdomain
-            rows = slice(i * r, (i + 1) * r)
-            # candidate: the minimiser over the box of the weakest row's linear bound
-            w = int(torch.argmax(val[i]))
-            axi = ax[i * r + w]
-            x = torch.where(axi > 0, box_lo, box_hi).numpy()
-            if tried_x < 4000:
-                tried_x += 1
-                ce = check(x)
-                if ce is not None:
-                    return BabResult("found", ce, seen)
-            best, where = -1.0, None
-            for k in range(n_h):
-                lay_k = _Layer(*(t[rows] for t in (layers[k].lo, layers[k].up, layers[k].phase,
-                                                   layers[k].act, layers[k].unst, layers[k].su,
-                                                   layers[k].tu, layers[k].sl0)))
-                if k not in coefs:
+        v = val.numpy()
+        # a disjunct is refuted on a domain when one of its rows is positive
+        refuted = np.zeros((len(take), tree.n_groups), dtype=bool)
+        np.logical_or.at(refuted, (dom, groups[rows]), v > 0)
+        still = np.stack([d.groups for d in take]) & ~refuted
+        alive = np.flatnonzero(still.any(1))
+        if alive.size == 0:
+            continue
+        # per open disjunct its best row (max); the weakest disjunct (min) gives the candidate
+        gmax = np.full((len(take), tree.n_groups), -np.inf)
+        np.maximum.at(gmax, (dom, groups[rows]), v)
+        gmax = np.where(still, gmax, np.inf)
+        weak_g = gmax.argmin(1)
+        in_weak = np.where(groups[rows] == weak_g[dom], v, -np.inf)
+        pick = np.array([starts[i] + int(np.argmax(in_weak[starts[i]:starts[i + 1]])) for i in alive])
+        xs = torch.where(ax[pick] > 0, tree.box_lo, tree.box_hi).numpy()
+        for x in xs[: max(0, _KEEP_CANDIDATES - len(cands))]:
+            cands.append(x.copy())
+        worth = np.ones(len(xs), dtype=bool) if screen is None else screen(xs)
+        for x in xs[worth]:
+            if checks >= _MAX_CHECKS:
+                break
+            checks += 1
+            ce = check(x)
+            if ce is not None:
+                return result("found", ce)
+        # branching: per domain the neuron with the best score over its open rows
+        open_row = torch.from_numpy(still[dom, groups[rows]])
+        best_s = torch.full((len(take),), -1.0, dtype=torch.float64)
+        best_at = torch.zeros((len(take), 2), dtype=torch.int64)
+        dom_t = torch.from_numpy(dom)
+        for k in range(tree.n_h):
+            if k not in coefs:
+                continue
+            sc = torch.where(open_row[:, None], _score(layers[k], coefs[k]), -1.0)
+            per = torch.full((len(take), sc.shape[1]), -1.0, dtype=sc.dtype)
+            per.scatter_reduce_(0, dom_t[:, None].expand_as(sc), sc, reduce="amax")
+            s, j = per.max(1)
+            better = s > best_s
+            best_s = torch.where(better, s, best_s)
+            best_at[better] = torch.stack([torch.full_like(j, k), j], 1)[better]
+        for i in alive:
+            d = take[i]
+            key = float(gmax[i].min())
+            if float(best_s[i]) < 0:
+                out = _leaf(net, bounds, d.phases, c, const, groups, still[i], deadline, check)
+                if out is None:
                     continue
-                sc = _score(lay_k, coefs[k][rows]).max(0).values
-                j = int(torch.argmax(sc))
-                if float(sc[j]) > best:
-                    best, where = float(sc[j]), (k, j)
-            if where is None or best < 0:
-                # no unstable neuron left: the region is a polytope, decide the LP exactly
-                sub = with_phases(bounds, ph)
-                if sub.vacuous:
-                    continue
-                left = max(deadline - time.monotonic(), 0.01)
-                res = MilpEncoding(net, sub, strict_margin=-1e-6).solve(c, -const, time_limit=left,
-                                                                       relax=True)
-                if res.status == "infeasible":
-                    continue
-                if res.status == "feasible":
-                    ce = check(res.x)
-                    if ce is not None:
-                        return BabResult("found", ce, seen)
-                return BabResult("unknown", None, seen, f"branch and bound: leaf LP {res.status}")
-            k, j = where
-            warm = tuple({q: v[rows] for q, v in params[t].items()} for t in range(2))
+                if out[0] == "found":
+                    return result("found", out[1])
+                return result("unknown", reason=f"branch and bound: leaf LP {out[1]}")
+            k, j = (int(t) for t in best_at[i])
+            keep = still[i][groups[rows[starts[i]:starts[i + 1]]]]
+            sl = slice(starts[i], starts[i + 1])
+            warm = tuple({q: t[sl][torch.from_numpy(keep)] for q, t in part.items()} for part in params)
             for sign in (1, -1):
-                child = [p.copy() for p in ph]
+                child = [p.copy() for p in d.phases]
                 child[k][j] = sign
-                queue.append((float(val[i].max()), child, warm))
-    return BabResult("proved", None, seen)
+                tree.push(key, _Domain(child, still[i].copy(), warm))
+    return result("proved")
+
+
+def _leaf(net, bounds, phases, c, const, groups, still, deadline, check):
+    """No unstable neuron left: the region is a polytope; an LP per open disjunct decides it.
+    None when every disjunct is infeasible there; else ("found", ce) or ("unknown", status)."""
+    from napkit.verify.milp import MilpEncoding
+
+    sub = with_phases(bounds, phases)
+    if sub.vacuous:
+        return None
+    enc = MilpEncoding(net, sub, slack=PROOF_SLACK)
+    for g in np.flatnonzero(still):
+        r = groups == g
+        left = max(deadline - time.monotonic(), 0.01)
+        res = enc.solve(c[r], -const[r], time_limit=left, relax=True)
+        if res.status == "infeasible":
+            continue
+        if res.status == "feasible":
+            ce = check(res.x)
+            if ce is not None:
+                return "found", ce
+        return "unknown", res.status
+    return None

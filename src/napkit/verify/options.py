@@ -1,0 +1,88 @@
+"""The options of one verification query: which stages run, and their named time budgets.
+
+A budget is a share of the query's timeout or of the time left, with caps in seconds; the
+values are those the engine was tuned with (VNN-COMP mnist_fc, the NAP benchmarks).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+import torch
+
+from napkit.errors import NapkitError
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def default_workers() -> int:
+    """The machine's cores (what ``workers`` means when it is not given)."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """Stages and budgets of ``verify_property``. ``workers``: processes for one query
+    (proof and falsification side by side when >= 2; None: the machine's cores)."""
+
+    timeout: float = 60.0
+    attack: bool = True
+    optimize: bool = True
+    bab: bool = True
+    patterns: bool = True
+    tighten: bool = False
+    workers: int | None = None
+
+    # plain robustness: a short attack before the optimised bounds (share of timeout, cap)
+    quick_attack_share: float = 0.05
+    quick_attack_cap: float = 0.5
+    # optimised root bounds: intermediate layers, then the output rows (shares of timeout)
+    root_tighten_share: float = 0.25
+    root_tighten_iters: int = 20
+    root_rows_share: float = 0.25
+    root_rows_iters: int = 40
+    # with phases, pattern-fixed LPs from the bounds' minimisers (share of timeout / of left, cap)
+    first_patterns_share: float = 0.1
+    first_patterns_left: float = 0.3
+    first_patterns_cap: float = 3.0
+    # the LP relaxation of the phase polytope (share of timeout)
+    lp_relaxation_share: float = 0.15
+    # the projected-gradient attack: share of timeout within [floor, cap] seconds
+    attack_share: float = 0.1
+    attack_floor: float = 1.0
+    attack_cap: float = 6.0
+    # pattern-fixed LPs from the attack's iterates (share of timeout / of left)
+    patterns_share: float = 0.12
+    patterns_left: float = 0.3
+    # LP tightening before the MILP (share of left), only with ``tighten``
+    tighten_left: float = 0.3
+    # branch and bound: share of the time left (the MILP gets the rest); with at most
+    # ``few_unstable`` unstable neurons HiGHS is faster, so branch and bound gets less
+    bab_left: float = 0.5
+    bab_left_few: float = 0.15
+    few_unstable: int = 64
+    bab_patterns_share: float = 1 / 3  # of branch and bound's budget: pattern LPs from its candidates
+    bab_batch: int = 256
+    bab_iters: int = 12
+    bab_lr: float = 0.1
+    bab_dtype: str = "float32"  # of the gradient ascent; every bound is re-evaluated in float64
+
+    def __post_init__(self) -> None:
+        if not float(self.timeout) >= 0:
+            raise NapkitError(f"timeout must be a number >= 0, got {self.timeout}")
+        if self.workers is not None and int(self.workers) < 1:
+            raise NapkitError(f"workers must be at least 1, got {self.workers}")
+        if self.bab_dtype not in _DTYPES:
+            raise NapkitError(f"bab_dtype must be one of {sorted(_DTYPES)}, got {self.bab_dtype!r}")
+
+    @property
+    def n_workers(self) -> int:
+        return default_workers() if self.workers is None else int(self.workers)
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return _DTYPES[self.bab_dtype]
+
+    def with_(self, **kw) -> VerifyOptions:
+        return replace(self, **kw)

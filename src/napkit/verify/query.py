@@ -1,0 +1,183 @@
+"""One query in progress: its options, deadline, bounds, open disjuncts, statistics and
+the re-checks every answer goes through (shared by the stages of ``stages.py``)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from napkit.network import ReluNetwork, onnx_logits
+from napkit.verify.attack import Counterexample, check_point, pgd_attack
+from napkit.verify.bounds import Bounds
+from napkit.verify.milp import MilpEncoding
+from napkit.verify.options import VerifyOptions
+from napkit.verify.patternlp import PatternSearch, agreement_starts
+from napkit.verify.properties import OutputSpec, Property, follows_phases
+from napkit.verify.tolerances import PROOF_SLACK, STRICT_MARGIN
+from napkit.verify.verdict import VerificationResult
+
+
+class Query:
+    """State of one query: what the stages learnt so far, and how much time is left."""
+
+    def __init__(self, net: ReluNetwork, prop: Property, opts: VerifyOptions, onnx_model=None):
+        self.net, self.prop, self.opts, self.onnx = net, prop, opts, onnx_model
+        self.spec: OutputSpec = prop.output
+        self.timeout = float(opts.timeout)
+        self.t0 = time.monotonic()
+        self.deadline = self.t0 + self.timeout
+        self.stats: dict = {}
+        self.witness: Counterexample | None = None
+        self.starts: list[np.ndarray] = []  # candidate points for pattern-fixed LPs
+        self.tried = 0  # how many of ``starts`` pattern-fixed LPs have walked already
+        self.patterns: PatternSearch | None = None
+        self.lp_x: np.ndarray | None = None  # a point of the LP relaxation of the phase polytope
+        self.bounds: Bounds | None = None
+        self.lows: list[np.ndarray] = []  # per disjunct: lower bounds of its rows
+        self.open_ids: list[int] = []  # disjuncts not refuted yet
+        self.how = "bounds"  # what refuted the disjuncts closed so far
+        self._encs: dict[tuple[float, float], MilpEncoding] = {}
+
+    # ---- time -----------------------------------------------------------------------------
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def until(self, seconds: float) -> float:
+        """A deadline ``seconds`` from now, never past the query's."""
+        return time.monotonic() + max(0.0, min(seconds, self.left()))
+
+    # ---- shared helpers ----------------------------------------------------------------------
+    def encoding(self, strict: float = 0.0, slack: float = 0.0) -> MilpEncoding:
+        if (strict, slack) not in self._encs:
+            self._encs[(strict, slack)] = MilpEncoding(self.net, self.bounds, strict=strict, slack=slack)
+        return self._encs[(strict, slack)]
+
+    def forget_encodings(self) -> None:
+        self._encs.clear()
+
+    def open_spec(self) -> OutputSpec:
+        return OutputSpec(tuple(self.spec.disjuncts[k] for k in self.open_ids), self.spec.n_outputs)
+
+    def pattern_search(self) -> PatternSearch:
+        if self.patterns is None:
+            self.patterns = PatternSearch(self.net, self.prop.box, self.prop.phases, self.bounds)
+        return self.patterns
+
+    def done(self, verdict: str, reason: str, ce: Counterexample | None = None) -> VerificationResult:
+        if self.patterns is not None:
+            st = self.patterns.stats
+            self.stats.update(pattern_lps=st.lps, pattern_s=round(st.seconds, 3), pattern_flips=st.flips)
+        return VerificationResult(
+            verdict, reason, time.monotonic() - self.t0,
+            None if ce is None else ce.x, None if ce is None else ce.logits,
+            None if ce is None else ce.strict, self.stats,
+        )
+
+    def add_time(self, key: str, since: float) -> None:
+        self.stats[key] = self.stats.get(key, 0.0) + time.monotonic() - since
+
+    # ---- re-checks ---------------------------------------------------------------------------
+    def confirm(self, ce: Counterexample | None, spec: OutputSpec | None) -> Counterexample | None:
+        """Keep a candidate only if the float64 pass (and onnxruntime) agree it is one."""
+        if ce is None:
+            return None
+        ce = check_point(self.net, self.prop.box, spec, self.prop.phases, ce.x)
+        if ce is not None and self.onnx is not None and spec is not None:
+            y32 = onnx_logits(self.onnx, ce.x[None], self.net.input_shape)
+            self.stats["onnx_checked"] = True
+            if not spec.violated(y32)[0]:
+                self.stats["onnx_disagreed"] = True
+                return None
+        if ce is not None and self.witness is None and self.follows_strictly(ce.x):
+            self.witness = ce  # proves the region non-empty under the strict definition
+        return ce
+
+    def confirm_point(self, x: np.ndarray, spec: OutputSpec | None = None) -> Counterexample | None:
+        return self.confirm(Counterexample(np.asarray(x, dtype=np.float64), np.empty(0), False), spec)
+
+    def follows_strictly(self, x: np.ndarray) -> bool:
+        """Does ``x`` follow the phases with active meaning z > 0 (DESIGN's definition)?
+
+        A point that follows only on the closed boundary (z = 0 for an active neuron) does
+        not show that any input follows the NAP, so it is no witness of non-emptiness.
+        """
+        if self.prop.phases is None:
+            return True
+        _, pre = self.net.forward(np.asarray(x, dtype=np.float64)[None])
+        return bool(follows_phases(pre, self.prop.phases, strict=True)[0])
+
+    def screen(self, xs: np.ndarray) -> np.ndarray:
+        """Which rows of ``xs`` could pass ``confirm`` (one batched forward pass)?"""
+        y, pre = self.net.forward(xs)
+        return self.prop.box.contains(xs) & follows_phases(pre, self.prop.phases) & self.spec.violated(y)
+
+    # ---- the complete method -------------------------------------------------------------
+    def milp_disjunct(self, k: int) -> tuple[str, Counterexample | None, str]:
+        """Disjunct ``k`` by MILP: ('infeasible'|'found'|'unknown', counterexample, reason)."""
+        c, d = self.spec.disjuncts[k]
+        res = self.encoding(slack=PROOF_SLACK).solve(c, d, time_limit=self.left())
+        self.stats["milp_s"] = self.stats.get("milp_s", 0.0) + res.seconds
+        if res.status == "infeasible":
+            return "infeasible", None, ""
+        if res.status != "feasible":
+            return "unknown", None, res.message
+        ce = self.confirm_point(res.x, self.spec)
+        if ce is None:  # a near-boundary solution: repair by a local attack, then a margin
+            att = pgd_attack(self.net, self.prop.box, self.spec, self.prop.phases, restarts=4, steps=60,
+                             starts=res.x[None], deadline=self.until(5.0))
+            ce = self.confirm(att, self.spec)
+        if ce is None:
+            res2 = self.encoding(strict=STRICT_MARGIN).solve(c, d, time_limit=self.left())
+            if res2.status == "feasible":
+                ce = self.confirm_point(res2.x, self.spec)
+        if ce is None:
+            return "unknown", None, "MILP solution failed the exact float64 re-check"
+        return "found", ce, ""
+
+    def nonempty(self) -> tuple[bool | None, str]:
+        """Does some input of the box follow the phases? True/False/None (undecided)."""
+        if self.prop.phases is None or self.witness is not None:
+            return True, ""
+
+        def confirm(x):  # a witness must follow strictly (see follows_strictly)
+            self.confirm_point(x)
+            return self.witness
+
+        if confirm(self.prop.box.center) is not None:  # e.g. the centre of a small ball
+            return True, ""
+        b = self.bounds
+        # 1. pattern-fixed LPs from points that tend to follow the phases (cheap: one LP each)
+        first = [*agreement_starts(self.net, b)] if b is not None else []
+        first += [] if self.lp_x is None else [self.lp_x]
+        if first and self.pattern_search().witness(
+                np.array(first), time.monotonic() + min(0.3 * self.left(), 3.0), confirm) is not None:
+            self.stats["witness"] = "pattern LP"
+            return True, ""
+        # 2. the attack with the phases as a penalty
+        keep: list[np.ndarray] = []
+        cand = pgd_attack(self.net, self.prop.box, None, self.prop.phases, restarts=8, steps=50,
+                          deadline=self.until(5.0), keep=keep)
+        self.confirm(cand, None)
+        if self.witness is not None:
+            return True, ""
+        # 3. pattern-fixed LPs from its iterates and the LP relaxation, then elastic repairs
+        if self.lp_x is None and self.left() > 0:
+            lp = self.encoding().solve(time_limit=min(5.0, max(self.left(), 0.01)), relax=True)
+            self.lp_x = lp.x
+        starts = ([] if self.lp_x is None else [self.lp_x]) + keep[:4] + self.starts[:4]
+        if starts and self.left() > 0:
+            ps = self.pattern_search()
+            w = ps.witness(np.array(starts), time.monotonic() + min(0.5 * self.left(), 5.0), confirm)
+            if w is None and self.left() > 0:
+                w = ps.repair(np.array(first + starts), time.monotonic() + min(0.5 * self.left(), 5.0),
+                              confirm)
+            if w is not None:
+                self.stats["witness"] = "pattern LP"
+                return True, ""
+        res = self.encoding().solve(time_limit=self.left())
+        if res.status == "infeasible":
+            return False, "no input of the region follows the phases (MILP infeasible)"
+        if res.status == "feasible" and confirm(res.x) is not None:
+            return True, ""
+        return None, "could not decide whether any input follows the phases (strictly)"

@@ -1,0 +1,241 @@
+"""The stages of one query, in order. Each takes the ``Query`` and returns a result (the
+query is decided) or None (go on); ``STAGES`` is the order ``verify_property`` runs them.
+
+Every ``falsified`` carries a point re-checked by ``Query.confirm`` (exact float64 pass,
+onnxruntime when given); every ``verified`` comes from sound bounds (padded by
+``BOUND_PAD``) or an infeasible LP/MILP relaxed by ``PROOF_SLACK``, and needs a witness
+that the region is non-empty.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from napkit.verify.attack import Counterexample, pgd_attack
+from napkit.verify.bab import branch_and_bound
+from napkit.verify.bounds import propagate, spec_lower
+from napkit.verify.milp import tighten_bounds
+from napkit.verify.optimized import optimize_rows, tighten_optimized
+from napkit.verify.patternlp import agreement_starts
+from napkit.verify.query import Query
+from napkit.verify.verdict import VerificationResult
+
+Stage = Callable[[Query], VerificationResult | None]
+
+
+def symbolic_bounds(q: Query) -> VerificationResult | None:
+    """Phase-aware symbolic bounds: an empty interval is vacuous; a positive lower bound of
+    some row refutes its disjunct."""
+    b = q.bounds = propagate(q.net, q.prop.box, q.prop.phases)
+    q.stats["unstable"] = b.n_unstable
+    if b.vacuous:
+        return q.done("vacuous", b.reason)
+    q.lows = spec_lower(q.net, b, q.spec)
+    q.open_ids = [k for k, lo in enumerate(q.lows) if not (lo > 0).any()]
+    q.stats["open_after_bounds"] = len(q.open_ids)
+    return None
+
+
+def quick_attack(q: Query) -> VerificationResult | None:
+    """Plain robustness: a short attack before the optimised bounds (1-2 s on 256x4), as
+    alpha-beta-CROWN does; falsifiable VNN-COMP instances fall in 0.1 s."""
+    o = q.opts
+    if not (q.open_ids and o.attack and q.prop.phases is None):
+        return None
+    ce = q.confirm(pgd_attack(q.net, q.prop.box, q.open_spec(), None, restarts=16, steps=40,
+                              deadline=q.until(min(o.quick_attack_share * q.timeout, o.quick_attack_cap))),
+                   q.spec)
+    return q.done("falsified", "counterexample found by attack", ce) if ce is not None else None
+
+
+def optimised_bounds(q: Query) -> VerificationResult | None:
+    """alpha-beta-CROWN bounds with the phases as Lagrangian constraints: first every
+    intermediate layer, then the rows of the open disjuncts."""
+    o, b, spec = q.opts, q.bounds, q.spec
+    if not (q.open_ids and o.optimize and q.left() > 0):
+        return None
+    t = time.monotonic()
+    tighten_optimized(q.net, b, iters=o.root_tighten_iters,
+                      deadline=q.until(o.root_tighten_share * q.timeout))
+    q.stats["unstable_final"] = b.n_unstable
+    if b.vacuous:
+        q.stats["optimize_s"] = time.monotonic() - t
+        return q.done("vacuous", b.reason)
+    ids = q.open_ids
+    rows = np.vstack([spec.disjuncts[k][0] for k in ids])
+    consts = -np.concatenate([spec.disjuncts[k][1] for k in ids])
+    v, info = optimize_rows(q.net, b, len(q.net.layer_sizes), rows, consts, iters=o.root_rows_iters,
+                            stop_at=0.0, deadline=q.until(o.root_rows_share * q.timeout))
+    sizes = np.cumsum([0] + [spec.disjuncts[k][0].shape[0] for k in ids])
+    q.starts.extend(info["argmin"][np.argsort(v)])  # minimisers of the weakest bounds first
+    for i, k in enumerate(ids):
+        q.lows[k] = np.maximum(q.lows[k], v[sizes[i]:sizes[i + 1]])
+    q.open_ids = [k for k in ids if not (q.lows[k] > 0).any()]
+    q.stats["open_after_optimize"] = len(q.open_ids)
+    q.stats["optimize_s"] = time.monotonic() - t
+    q.how = "optimised bounds"
+    return None
+
+
+def first_patterns(q: Query) -> VerificationResult | None:
+    """With phases, the bounds' minimisers are the cheapest good starts for pattern-fixed
+    LPs: before the LP relaxation and the attack (256x2 domain queries: 0.1 s against 1 s).
+    Without phases the attack is quicker (VNN-COMP 256x4 prop_6_0.05: 0.1 s against 3 s)."""
+    o = q.opts
+    if not (q.open_ids and o.optimize and o.patterns and q.prop.phases is not None and q.starts
+            and q.left() > 0):
+        return None
+    budget = min(o.first_patterns_share * q.timeout, o.first_patterns_left * q.left(), o.first_patterns_cap)
+    ce = _pattern_walk(q, budget, q.starts, repair=False)
+    q.tried = len(q.starts)
+    return q.done("falsified", "counterexample found by a pattern-fixed LP", ce) if ce is not None else None
+
+
+def lp_relaxation(q: Query) -> VerificationResult | None:
+    """The LP relaxation of the phase polytope: infeasible means vacuous; its point is a start.
+    Capped: on deep nets this LP alone can take the whole budget (256x4 domain: > 8 s)."""
+    if q.prop.phases is None or q.witness is not None or not q.open_ids:
+        return None
+    lp = q.encoding().solve(time_limit=max(min(q.opts.lp_relaxation_share * q.timeout, q.left()), 0.01),
+                            relax=True)
+    if lp.status == "infeasible":
+        return q.done("vacuous", "the LP relaxation of the phase constraints is infeasible")
+    if lp.x is not None:
+        q.starts.append(lp.x)
+        q.lp_x = lp.x
+    return None
+
+
+def attack(q: Query) -> VerificationResult | None:
+    """Projected-gradient attack on the open disjuncts, the phases as a penalty."""
+    o = q.opts
+    if not (q.open_ids and o.attack and q.left() > 0):
+        return None
+    t = time.monotonic()
+    keep: list[np.ndarray] = []
+    budget = min(max(o.attack_share * q.timeout, o.attack_floor), o.attack_cap)
+    ce = q.confirm(pgd_attack(q.net, q.prop.box, q.open_spec(), q.prop.phases, deadline=q.until(budget),
+                              keep=keep), q.spec)
+    q.stats["attack_s"] = time.monotonic() - t
+    if ce is not None:
+        return q.done("falsified", "counterexample found by attack", ce)
+    q.starts.extend(keep[:6])
+    return None
+
+
+def patterns(q: Query) -> VerificationResult | None:
+    """Pattern-fixed LPs from the starts not walked yet (attack iterates, LP relaxation)."""
+    o = q.opts
+    if not (q.open_ids and o.patterns and q.left() > 0 and q.starts[q.tried:]):
+        return None
+    ce = _pattern_walk(q, min(o.patterns_share * q.timeout, o.patterns_left * q.left()), q.starts[q.tried:])
+    return q.done("falsified", "counterexample found by a pattern-fixed LP", ce) if ce is not None else None
+
+
+def lp_tightening(q: Query) -> VerificationResult | None:
+    """Optional (``tighten``): LP bounds of the unstable neurons before the MILP."""
+    if q.open_ids and q.opts.tighten and q.left() > 0:
+        q.stats["tightened"] = tighten_bounds(q.net, q.bounds, q.until(q.opts.tighten_left * q.left()))
+        q.forget_encodings()
+    return None
+
+
+def bab(q: Query) -> VerificationResult | None:
+    """One branch-and-bound tree over every open disjunct (a per-domain mask of the
+    disjuncts still open), then pattern-fixed LPs from its first candidates."""
+    o = q.opts
+    if not (q.open_ids and o.bab and q.left() > 0):
+        return None
+    share = o.bab_left if q.bounds.n_unstable > o.few_unstable else o.bab_left_few
+    budget = share * q.left()
+    ids = sorted(q.open_ids, key=lambda k: float(q.lows[k].max()))
+    c = np.vstack([q.spec.disjuncts[k][0] for k in ids])
+    const = -np.concatenate([q.spec.disjuncts[k][1] for k in ids])
+    groups = np.concatenate([np.full(q.spec.disjuncts[k][0].shape[0], i) for i, k in enumerate(ids)])
+    t = time.monotonic()
+    res = branch_and_bound(
+        q.net, q.bounds, c, const, deadline=q.until(budget * (1 - o.bab_patterns_share if o.patterns else 1)),
+        check=lambda x: q.confirm_point(x, q.spec), groups=groups, screen=q.screen,
+        batch=o.bab_batch, iters=o.bab_iters, lr=o.bab_lr, dtype=o.torch_dtype,
+    )
+    q.add_time("bab_s", t)
+    q.stats["bab_domains"] = q.stats.get("bab_domains", 0) + res.domains
+    if res.status == "found":
+        return q.done("falsified", "counterexample found by branch and bound", res.counterexample)
+    if res.status == "proved":
+        q.open_ids = []
+        q.how = "branch and bound"
+        return None
+    q.open_ids = [ids[g] for g in res.open_groups]
+    q.stats["open_after_bab"] = len(q.open_ids)
+    if o.patterns and res.candidates and q.left() > 0:
+        ce = q.pattern_search().search(np.array(res.candidates[::-1]), q.spec,
+                                       q.until(budget * o.bab_patterns_share),
+                                       lambda x: q.confirm_point(x, q.spec), order=list(q.open_ids))
+        if ce is not None:
+            why = "counterexample found by a pattern-fixed LP (from branch and bound's candidates)"
+            return q.done("falsified", why, ce)
+    q.stats["bab_reason"] = res.reason
+    return None
+
+
+def milp(q: Query) -> VerificationResult | None:
+    """The complete method on each disjunct still open, weakest bound first."""
+    reasons = []
+    for k in sorted(q.open_ids, key=lambda k: float(q.lows[k].max())):
+        if q.left() <= 0:
+            reasons.append("timeout")
+            break
+        status, ce, why = q.milp_disjunct(k)
+        if status == "found":
+            return q.done("falsified", "counterexample found by MILP", ce)
+        if status == "unknown":
+            reasons.append(why or "timeout")
+        else:
+            q.how = "MILP"
+    if reasons:
+        return q.done("unknown", "; ".join(dict.fromkeys(reasons)))
+    q.open_ids = []
+    return None
+
+
+def non_empty(q: Query) -> VerificationResult:
+    """Every disjunct is refuted: ``verified`` once some input is known to follow the phases."""
+    ok, why = q.nonempty()
+    if ok is False:
+        return q.done("vacuous", why)
+    if ok is None:
+        return q.done("unknown", f"property holds on the region ({q.how}) but {why}")
+    return q.done("verified", f"proved by {q.how}")
+
+
+STAGES: tuple[Stage, ...] = (
+    symbolic_bounds, quick_attack, optimised_bounds, first_patterns, lp_relaxation, attack,
+    patterns, lp_tightening, bab, milp, non_empty,
+)
+
+
+def _pattern_walk(q: Query, budget: float, starts: list[np.ndarray], repair: bool = True
+                  ) -> Counterexample | None:
+    """Pattern-fixed LPs from ``starts`` (60% of the budget, all of it without ``repair``);
+    then, when no point is known to follow the phases, repair a start into one (elastic LPs)
+    and walk from there."""
+    t_end = time.monotonic() + budget
+    ps = q.pattern_search()
+
+    def check(x):
+        return q.confirm_point(x, q.spec)
+
+    ce = ps.search(np.array(starts), q.spec, time.monotonic() + (0.6 if repair else 1.0) * budget, check,
+                   order=q.open_ids, rounds=4)
+    if ce is not None or not repair or q.prop.phases is None or time.monotonic() > t_end:
+        return ce
+    if q.witness is None:
+        ps.repair(np.array([*agreement_starts(q.net, q.bounds), *q.starts[:3]]), t_end,
+                  lambda x: q.confirm_point(x))
+    if q.witness is not None:  # its region is non-empty: the walk starts from a feasible LP
+        ce = ps.search(q.witness.x[None], q.spec, t_end, check, order=q.open_ids, rounds=6)
+    return ce
