@@ -2,6 +2,7 @@
 published alpha-beta-CROWN and Marabou times (truth.csv), then totals and wrong answers.
 
     .venv/bin/python benchmarks/vnncomp_mnist_fc.py --nets 256x2 [--timeout-scale 1] [--limit N]
+        [--only mnist-net_256x4-prop_5_0.05 ...] [--workers N]
 
 Instance timeouts as in VNN-COMP 2022 mnist_fc: 120 s for 256x2, 300 s for 256x4 and 256x6,
 times --timeout-scale.
@@ -33,6 +34,9 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout-scale", type=float, default=1.0)
     ap.add_argument("--limit", type=int, default=0, help="at most this many instances per net")
     ap.add_argument("--root", type=Path, default=ROOT)
+    ap.add_argument("--only", nargs="*", default=None,
+                    help="only these instances, e.g. mnist-net_256x4-prop_5_0.05")
+    ap.add_argument("--workers", type=int, default=None, help="processes per query (default: cores)")
     args = ap.parse_args(argv)
     if not (args.root / "truth.csv").exists():
         print(f"benchmark data not found under {args.root}", file=sys.stderr)
@@ -48,13 +52,15 @@ def main(argv=None) -> int:
         proto = load_onnx_model(args.root / "onnx" / f"mnist-net_{net_name}.onnx.gz")
         net = from_onnx(proto)
         mine = [r for r in rows if r["inst"].startswith(f"mnist-net_{net_name}-")]
+        if args.only:
+            mine = [r for r in mine if r["inst"] in args.only]
         if args.limit:
             mine = mine[: args.limit]
         for r in mine:
             prop = r["inst"].split("-", 2)[2]
             t = time.monotonic()
             res = verify_vnnlib(net, args.root / "vnnlib" / f"{prop}.vnnlib.gz",
-                                timeout=timeouts[net_name], onnx_model=proto)
+                                timeout=timeouts[net_name], onnx_model=proto, workers=args.workers)
             secs = time.monotonic() - t
             truth = r["truth"]
             wrong = res.verdict != "unknown" and truth in ("sat", "unsat") and res.verdict != truth

@@ -44,6 +44,7 @@ class BabResult:
     open_groups: list[int] = field(default_factory=list)  # disjuncts not refuted everywhere
     candidates: list[np.ndarray] = field(default_factory=list)
     seconds: float = 0.0
+    rows: int = 0  # (subdomain, objective row) pairs bounded
 
 
 @dataclass
@@ -148,12 +149,12 @@ def branch_and_bound(
     tree = _Tree(net, bounds, c, const, groups, iters, lr, dtype)
     root_ph = bounds.phases or [np.zeros(lo.size, np.int8) for lo in bounds.lower]
     tree.push(-np.inf, _Domain([p.copy() for p in root_ph], np.ones(tree.n_groups, dtype=bool), None))
-    seen, checks = 0, 0
+    seen, checks, n_rows = 0, 0, 0
     cands: list[np.ndarray] = []
 
     def result(status, ce=None, reason=""):
         return BabResult(status, ce, seen, reason, tree.open_groups() if status == "unknown" else [],
-                         cands, time.monotonic() - t0)
+                         cands, time.monotonic() - t0, n_rows)
 
     while tree.heap:
         if time.monotonic() > deadline:
@@ -163,6 +164,7 @@ def branch_and_bound(
         take = tree.pop(batch)
         dom, rows, starts, layers, val, coefs, ax, params = tree.bound(take)
         seen += len(take)
+        n_rows += rows.size
         v = val.numpy()
         # a disjunct is refuted on a domain when one of its rows is positive
         refuted = np.zeros((len(take), tree.n_groups), dtype=bool)
