@@ -83,16 +83,54 @@ def root(net, prop, seconds: float):
     return b, c[still], d[still], b.n_unstable
 
 
+def measure(which: str, before, seconds: float) -> None:
+    """The three routes on one instance, one table row each, then the ratio."""
+    from napkit.verify.attack import check_point
+    from napkit.verify.bab import branch_and_bound
+    from napkit.verify.properties import follows_phases
+
+    net, prop = instance(which)
+    b, c, d, n_unst = root(net, prop, 6.0)
+    if c.shape[0] == 0:
+        print(f"| {which} | {n_unst} | 0 | - | - | - | - | proved at the root |")
+        return
+
+    def check(x):
+        return check_point(net, prop.box, prop.output, prop.phases, x)
+
+    def screen(xs):
+        y, pre = net.forward(xs)
+        return prop.box.contains(xs) & follows_phases(pre, prop.phases) & prop.output.violated(y)
+
+    def after(batch, dtype):
+        return branch_and_bound(net, b, c, -d, time.monotonic() + seconds, check, groups=np.arange(c.shape[0]),
+                                screen=screen, batch=batch, dtype=dtype)
+
+    rates = {}
+    routes = [
+        ("before", lambda: before(net, b, c[:1], -d[:1], time.monotonic() + seconds, check)),
+        ("after-f64-32", lambda: after(32, torch.float64)),
+        ("after", lambda: after(256, torch.float32)),
+    ]
+    for name, go in routes:
+        t = time.monotonic()
+        res = go()
+        secs = time.monotonic() - t
+        rows = getattr(res, "rows", 0) or res.domains
+        rates[name] = rows / secs
+        print(f"| {which} | {n_unst} | {c.shape[0]} | {name} | {res.domains} | "
+              f"{res.domains / secs:.0f} | {rows / secs:.0f} | {res.status} |", flush=True)
+    print(f"| {which} | | | after / before (rows/s) | | | {rates['after'] / rates['before']:.2f}x | |",
+          flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--instances", nargs="+", default=["vnncomp:256x4:prop_5_0.05", "paper:256x4:1"])
     ap.add_argument("--seconds", type=float, default=20.0, help="per route and instance")
     ap.add_argument("--baseline-ref", default="8fb300e", help="git commit of the engine before")
     args = ap.parse_args(argv)
-    from napkit.verify.attack import check_point
-    from napkit.verify.bab import branch_and_bound
     from napkit.verify.optimized import one_thread
-    from napkit.verify.properties import follows_phases
 
     before = old_bab(args.baseline_ref)
     print(f"# branch-and-bound throughput, {args.seconds:g} s per route, torch on 1 thread\n")
@@ -100,39 +138,7 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|---|---|")
     with one_thread():
         for which in args.instances:
-            net, prop = instance(which)
-            b, c, d, n_unst = root(net, prop, 6.0)
-            if c.shape[0] == 0:
-                print(f"| {which} | {n_unst} | 0 | - | - | - | - | proved at the root |")
-                continue
-
-            def check(x, prop=prop):
-                return check_point(net, prop.box, prop.output, prop.phases, x)
-
-            def screen(xs, prop=prop):
-                y, pre = net.forward(xs)
-                return prop.box.contains(xs) & follows_phases(pre, prop.phases) & prop.output.violated(y)
-
-            rates = {}
-            routes = [
-                ("before", lambda: before(net, b, c[:1], -d[:1], time.monotonic() + args.seconds, check)),
-                ("after-f64-32", lambda: branch_and_bound(
-                    net, b, c, -d, time.monotonic() + args.seconds, check, groups=np.arange(c.shape[0]),
-                    screen=screen, batch=32, dtype=torch.float64)),
-                ("after", lambda: branch_and_bound(
-                    net, b, c, -d, time.monotonic() + args.seconds, check, groups=np.arange(c.shape[0]),
-                    screen=screen, batch=256, dtype=torch.float32)),
-            ]
-            for name, go in routes:
-                t = time.monotonic()
-                res = go()
-                secs = time.monotonic() - t
-                rows = getattr(res, "rows", 0) or res.domains
-                rates[name] = rows / secs
-                print(f"| {which} | {n_unst} | {c.shape[0]} | {name} | {res.domains} | "
-                      f"{res.domains / secs:.0f} | {rows / secs:.0f} | {res.status} |", flush=True)
-            print(f"| {which} | | | after / before (rows/s) | | | {rates['after'] / rates['before']:.2f}x | |",
-                  flush=True)
+            measure(which, before, args.seconds)
     return 0
 
 

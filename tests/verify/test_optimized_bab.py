@@ -4,6 +4,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from verify_helpers import random_net, random_phases
@@ -111,3 +112,55 @@ def test_branch_and_bound_brute_force_2d(seed):
             assert follows_phases(pc, phases)[0] and ((yc @ c.T - d) <= 0).all()
         else:
             pytest.fail(f"tiny network left undecided: {res.reason}")
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_one_tree_over_all_disjuncts_brute_force_2d(seed, dtype):
+    """One tree with a per-domain mask of open disjuncts: "proved" means no grid point
+    violates any disjunct; "found" is a real violation; open_groups are the undecided ones."""
+    rng = np.random.default_rng(500 + seed)
+    net = random_net(rng, 2, [7, 6], 4)
+    phases = random_phases(rng, net.layer_sizes, 0.2) if seed % 2 else None
+    box = InputBox(np.zeros(2), np.ones(2))
+    spec = robustness_spec(seed % 4, 4)
+    b = propagate(net, box, phases)
+    x = _grid()
+    y, pre = net.forward(x)
+    follow = follows_phases(pre, phases)
+    if b.vacuous:
+        assert not follow.any()
+        return
+    c = np.vstack([cc for cc, _ in spec.disjuncts])
+    d = np.concatenate([dd for _, dd in spec.disjuncts])
+    res = branch_and_bound(net, b, c, -d, deadline=time.monotonic() + 30,
+                           check=lambda z: check_point(net, box, spec, phases, z),
+                           batch=8, groups=np.arange(c.shape[0]), dtype=dtype)
+    bad = follow & spec.violated(y)
+    if res.status == "proved":
+        assert not bad.any(), "branch and bound proved a property that a grid point violates"
+        assert res.open_groups == []
+    elif res.status == "found":
+        yc, pc = net.forward(res.counterexample.x[None])
+        assert follows_phases(pc, phases)[0] and spec.violated(yc)[0]
+    else:
+        pytest.fail(f"tiny network left undecided: {res.reason}")
+    assert res.rows >= res.domains >= 1
+
+
+def test_float32_ascent_gives_float64_sound_bounds():
+    """The ascent may run in float32; the returned bound is the float64 evaluation of the
+    (clamped) parameters, so it is below the true minimum found by sampling."""
+    rng = np.random.default_rng(7)
+    net = random_net(rng, 3, [12, 12, 12], 3)
+    box = InputBox(np.zeros(3), np.ones(3))
+    b = propagate(net, box)
+    g = np.array([[1.0, -1.0, 0.0], [0.0, 1.0, -1.0]])
+    v32, _ = optimize_rows(net, b, 3, g, np.zeros(2), iters=30, dtype=torch.float32)
+    v64, _ = optimize_rows(net, b, 3, g, np.zeros(2), iters=30)
+    assert v32.dtype == np.float64
+    x = rng.random((20000, 3))
+    y, _ = net.forward(x)
+    true_min = (y @ g.T).min(0)
+    assert (v32 <= true_min).all() and (v64 <= true_min).all()
+    np.testing.assert_allclose(v32, v64, atol=1e-2 * (1 + np.abs(v64).max()))

@@ -135,12 +135,14 @@ def branch_and_bound(
     groups: np.ndarray | None = None,
     screen: Callable[[np.ndarray], np.ndarray] | None = None,
     dtype: torch.dtype = torch.float64,
+    stop: Callable[[], bool] | None = None,
 ) -> BabResult:
     """Prove that on the region of ``bounds``, for every disjunct, some row of ``c @ y + const``
     is positive. ``groups[i]``: the disjunct of row i (default: all rows form one).
 
     ``check(x)`` returns a confirmed counterexample or None; ``screen(X)`` (optional) marks
-    the rows of X worth checking (one batched forward pass). Stops at ``deadline``.
+    the rows of X worth checking (one batched forward pass). Stops at ``deadline`` or once
+    ``stop()`` is True.
     """
     t0 = time.monotonic()
     c = np.atleast_2d(np.asarray(c, dtype=np.float64))
@@ -159,6 +161,8 @@ def branch_and_bound(
     while tree.heap:
         if time.monotonic() > deadline:
             return result("unknown", reason=f"branch and bound: time out ({len(tree.heap)} open)")
+        if stop is not None and stop():
+            return result("unknown", reason="branch and bound: stopped")
         if seen > max_domains:
             return result("unknown", reason="branch and bound: domain limit")
         take = tree.pop(batch)

@@ -44,6 +44,7 @@ from napkit.verify.attack import check_point
 from napkit.verify.bounds import propagate
 from napkit.verify.optimized import one_thread
 from napkit.verify.options import VerifyOptions
+from napkit.verify.parallel import Falsifier
 from napkit.verify.properties import (
     InputBox,
     OutputSpec,
@@ -54,7 +55,7 @@ from napkit.verify.properties import (
     robustness_spec,
 )
 from napkit.verify.query import Query
-from napkit.verify.stages import STAGES
+from napkit.verify.stages import FALSIFY_STAGES, PREFIX_STAGES, PROVE_STAGES, STAGES
 from napkit.verify.tolerances import PROOF_SLACK
 from napkit.verify.verdict import VNNLIB_ANSWER, VerificationResult
 from napkit.verify.vnnlib import VnnlibSpec, read_vnnlib
@@ -106,11 +107,36 @@ def _run_stages(net, prop, opts: VerifyOptions, onnx_model, witness) -> Verifica
     if witness is not None:
         q.confirm_point(witness)
         q.stats["witness"] = "given" if q.witness is not None else "given point rejected"
-    for stage in STAGES:
+    if opts.n_workers < 2:
+        return _in_order(q, STAGES)
+    res = _in_order(q, PREFIX_STAGES)
+    if res is not None:
+        return res
+    if not (q.open_ids and q.left() > opts.parallel_min_left):
+        return _in_order(q, STAGES[len(PREFIX_STAGES):])
+    falsifier = Falsifier(q, FALSIFY_STAGES)
+    q.stop = falsifier.poll
+    try:
+        res = _in_order(q, PROVE_STAGES)
+        while res is not None and res.verdict == "unknown" and q.found is None and q.left() > 0:
+            time.sleep(0.05)  # the proof gave up early: the falsifier may still decide
+            falsifier.poll()
+        if q.found is not None:
+            return q.done("falsified", "counterexample found by the falsification process", q.found)
+        return res
+    finally:
+        falsifier.close()
+        q.stats["workers"] = 2
+
+
+def _in_order(q: Query, stages) -> VerificationResult | None:
+    for stage in stages:
         res = stage(q)
+        if q.found is not None:
+            return None  # the falsifier's counterexample wins (the caller reports it)
         if res is not None:
             return res
-    raise AssertionError("the last stage always decides")  # pragma: no cover
+    return None
 
 
 def verify_robustness(

@@ -179,17 +179,18 @@ class MilpEncoding:
 
     def solve(
         self, c: np.ndarray | None = None, d: np.ndarray | None = None,
-        time_limit: float = 60.0, relax: bool = False,
+        time_limit: float = 60.0, relax: bool = False, stop=None,
     ) -> MilpResult:
-        """Is there a point of the region with ``C y <= d`` (or any point, without C)?"""
+        """Is there a point of the region with ``C y <= d`` (or any point, without C)?
+        ``stop()`` (optional, polled by HiGHS's callbacks) ends the solve early when True."""
         rows, cost = None, None
         if c is not None:
             rows = self.output_rows(c, d)
             cost = np.zeros(self.n_col)
             np.add.at(cost, self.out_cols, rows[5][0])  # guide: minimise the first row
-        return self._solve(rows, cost, time_limit, relax)
+        return self._solve(rows, cost, time_limit, relax, stop)
 
-    def _solve(self, rows, cost, time_limit: float, relax: bool) -> MilpResult:
+    def _solve(self, rows, cost, time_limit: float, relax: bool, stop=None) -> MilpResult:
         t0 = time.monotonic()
         if time_limit <= 0:
             return MilpResult("timeout", None, 0.0, "no time left")
@@ -208,7 +209,7 @@ class MilpEncoding:
                 h.setOptionValue(name, False)
             h.setOptionValue("mip_heuristic_effort", 0.0)
         h.passModel(self._lp(rows, cost, relax))
-        hard_deadline(h, t0 + float(time_limit))
+        hard_deadline(h, t0 + float(time_limit), stop)
         h.run()
         st = h.getModelStatus()
         secs = time.monotonic() - t0
@@ -226,19 +227,20 @@ class MilpEncoding:
         return MilpResult("error", None, secs, f"HiGHS: {h.modelStatusToString(st)}")
 
 
-def hard_deadline(h: highspy.Highs, deadline: float) -> None:
-    """Interrupt ``h`` past ``deadline`` (``time.monotonic``) from its MIP and simplex callbacks.
+def hard_deadline(h: highspy.Highs, deadline: float, stop=None) -> None:
+    """Interrupt ``h`` past ``deadline`` (``time.monotonic``), or once ``stop()`` is True, from
+    its MIP and simplex callbacks.
 
     HiGHS's own ``time_limit`` is not checked in every phase of its branch and bound (a 3 s
     limit ran 12 s on a 256x2 domain query); the interrupt callbacks are.
     """
 
-    def stop(event) -> None:
-        if time.monotonic() > deadline:
+    def check(event) -> None:
+        if time.monotonic() > deadline or (stop is not None and stop()):
             event.interrupt()
 
-    h.cbMipInterrupt.subscribe(stop)
-    h.cbSimplexInterrupt.subscribe(stop)
+    h.cbMipInterrupt.subscribe(check)
+    h.cbSimplexInterrupt.subscribe(check)
 
 
 def tighten_bounds(net: ReluNetwork, bounds: Bounds, deadline: float) -> int:

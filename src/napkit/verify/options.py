@@ -67,6 +67,9 @@ class VerifyOptions:
     bab_iters: int = 12
     bab_lr: float = 0.1
     bab_dtype: str = "float32"  # of the gradient ascent; every bound is re-evaluated in float64
+    # with workers >= 2, a falsifier process runs beside the proof when at least this many
+    # seconds are left after the optimised bounds (a fork costs little, its work doubles load)
+    parallel_min_left: float = 3.0
 
     def __post_init__(self) -> None:
         if not float(self.timeout) >= 0:

@@ -4,6 +4,7 @@ the re-checks every answer goes through (shared by the stages of ``stages.py``).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -38,6 +39,10 @@ class Query:
         self.open_ids: list[int] = []  # disjuncts not refuted yet
         self.how = "bounds"  # what refuted the disjuncts closed so far
         self._encs: dict[tuple[float, float], MilpEncoding] = {}
+        # with a falsifier process beside (``parallel.py``): a poll that is True once it found
+        # a counterexample, and that counterexample (re-checked here)
+        self.stop: Callable[[], bool] | None = None
+        self.found: Counterexample | None = None
 
     # ---- time -----------------------------------------------------------------------------
     def left(self) -> float:
@@ -116,7 +121,7 @@ class Query:
     def milp_disjunct(self, k: int) -> tuple[str, Counterexample | None, str]:
         """Disjunct ``k`` by MILP: ('infeasible'|'found'|'unknown', counterexample, reason)."""
         c, d = self.spec.disjuncts[k]
-        res = self.encoding(slack=PROOF_SLACK).solve(c, d, time_limit=self.left())
+        res = self.encoding(slack=PROOF_SLACK).solve(c, d, time_limit=self.left(), stop=self.stop)
         self.stats["milp_s"] = self.stats.get("milp_s", 0.0) + res.seconds
         if res.status == "infeasible":
             return "infeasible", None, ""
@@ -128,7 +133,7 @@ class Query:
                              starts=res.x[None], deadline=self.until(5.0))
             ce = self.confirm(att, self.spec)
         if ce is None:
-            res2 = self.encoding(strict=STRICT_MARGIN).solve(c, d, time_limit=self.left())
+            res2 = self.encoding(strict=STRICT_MARGIN).solve(c, d, time_limit=self.left(), stop=self.stop)
             if res2.status == "feasible":
                 ce = self.confirm_point(res2.x, self.spec)
         if ce is None:

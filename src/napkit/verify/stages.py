@@ -157,9 +157,10 @@ def bab(q: Query) -> VerificationResult | None:
     groups = np.concatenate([np.full(q.spec.disjuncts[k][0].shape[0], i) for i, k in enumerate(ids)])
     t = time.monotonic()
     res = branch_and_bound(
-        q.net, q.bounds, c, const, deadline=q.until(budget * (1 - o.bab_patterns_share if o.patterns else 1)),
+        q.net, q.bounds, c, const,
+        deadline=q.until(budget * (1 - o.bab_patterns_share if o.patterns and q.stop is None else 1)),
         check=lambda x: q.confirm_point(x, q.spec), groups=groups, screen=q.screen,
-        batch=o.bab_batch, iters=o.bab_iters, lr=o.bab_lr, dtype=o.torch_dtype,
+        batch=o.bab_batch, iters=o.bab_iters, lr=o.bab_lr, dtype=o.torch_dtype, stop=q.stop,
     )
     q.add_time("bab_s", t)
     q.stats["bab_domains"] = q.stats.get("bab_domains", 0) + res.domains
@@ -171,7 +172,7 @@ def bab(q: Query) -> VerificationResult | None:
         return None
     q.open_ids = [ids[g] for g in res.open_groups]
     q.stats["open_after_bab"] = len(q.open_ids)
-    if o.patterns and res.candidates and q.left() > 0:
+    if o.patterns and q.stop is None and res.candidates and q.left() > 0:
         ce = q.pattern_search().search(np.array(res.candidates[::-1]), q.spec,
                                        q.until(budget * o.bab_patterns_share),
                                        lambda x: q.confirm_point(x, q.spec), order=list(q.open_ids))
@@ -216,6 +217,10 @@ STAGES: tuple[Stage, ...] = (
     symbolic_bounds, quick_attack, optimised_bounds, first_patterns, lp_relaxation, attack,
     patterns, lp_tightening, bab, milp, non_empty,
 )
+# with a falsifier process (``parallel.py``): the common prefix, then each side's stages
+PREFIX_STAGES: tuple[Stage, ...] = (symbolic_bounds, quick_attack, optimised_bounds)
+FALSIFY_STAGES: tuple[Stage, ...] = (first_patterns, lp_relaxation, attack, patterns)
+PROVE_STAGES: tuple[Stage, ...] = (lp_relaxation, lp_tightening, bab, milp, non_empty)
 
 
 def _pattern_walk(q: Query, budget: float, starts: list[np.ndarray], repair: bool = True

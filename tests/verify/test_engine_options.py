@@ -1,0 +1,105 @@
+"""VerifyOptions, the stage list, and proof and falsification in two processes (workers)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from verify_helpers import random_net, random_phases
+
+from napkit.errors import NapkitError
+from napkit.verify import (
+    Property,
+    VerificationResult,
+    VerifyOptions,
+    domain_box,
+    linf_ball,
+    robustness_spec,
+    verify_property,
+)
+from napkit.verify.parallel import Falsifier
+from napkit.verify.query import Query
+from napkit.verify.stages import (
+    FALSIFY_STAGES,
+    PREFIX_STAGES,
+    PROVE_STAGES,
+    STAGES,
+    optimised_bounds,
+    symbolic_bounds,
+)
+
+
+def test_bad_options_are_clear_errors(tiny_net):
+    prop = Property(domain_box(2), robustness_spec(0, 2))
+    with pytest.raises(NapkitError, match="unknown verification option"):
+        verify_property(tiny_net, prop, 1.0, bogus=True)
+    with pytest.raises(NapkitError, match="workers"):
+        VerifyOptions(workers=0)
+    with pytest.raises(NapkitError, match="bab_dtype"):
+        VerifyOptions(bab_dtype="float16")
+    with pytest.raises(NapkitError, match="timeout"):
+        VerifyOptions(timeout=-1.0)
+
+
+def test_stage_lists_cover_the_sequential_order():
+    assert STAGES[: len(PREFIX_STAGES)] == PREFIX_STAGES
+    assert set(STAGES) == set(PREFIX_STAGES) | set(FALSIFY_STAGES) | set(PROVE_STAGES)
+    assert STAGES[-1] is PROVE_STAGES[-1]  # both orders end with the non-emptiness check
+
+
+def test_options_object_and_keywords_agree(tiny_net):
+    prop = Property(linf_ball([0.1, 0.1], 0.05), robustness_spec(1, 2))
+    a = verify_property(tiny_net, prop, options=VerifyOptions(timeout=5.0, workers=1))
+    b = verify_property(tiny_net, prop, 5.0, workers=1)
+    assert a.verdict == b.verdict == "verified"
+
+
+def _queries():
+    for seed in range(14):
+        rng = np.random.default_rng(4000 + seed)
+        net = random_net(rng, 3, [10, 10, 8], 3)
+        phases = random_phases(rng, net.layer_sizes, 0.15) if seed % 2 else None
+        yield seed, net, Property(domain_box(3), robustness_spec(seed % 3, 3), phases)
+
+
+@pytest.mark.parametrize("seed,net,prop", list(_queries()))
+def test_two_workers_agree_with_one(seed, net, prop):
+    one = verify_property(net, prop, 6.0, workers=1)
+    two = verify_property(net, prop, options=VerifyOptions(timeout=6.0, workers=2, parallel_min_left=0.0))
+    decided = {one.verdict, two.verdict} - {"unknown"}
+    assert len(decided) <= 1, (one.verdict, one.reason, two.verdict, two.reason)
+    if two.verdict == "falsified":
+        y, pre = net.forward(two.counterexample[None])
+        assert prop.output.violated(y)[0]
+
+
+def _bogus_counterexample(q: Query) -> VerificationResult:
+    return VerificationResult("falsified", "bogus", 0.0, counterexample=q.prop.box.center.copy())
+
+
+def test_falsifier_points_are_rechecked_by_the_prover(tiny_net):
+    # near (0.1, 0.1) class 1 wins everywhere: the centre is no counterexample
+    prop = Property(linf_ball([0.1, 0.1], 0.05), robustness_spec(1, 2))
+    q = Query(tiny_net, prop.check(tiny_net.layer_sizes, 2, 2), VerifyOptions(timeout=5.0))
+    f = Falsifier(q, (_bogus_counterexample,))
+    try:
+        f.proc.join(timeout=10.0)
+        assert not f.poll()
+        assert q.found is None
+    finally:
+        f.close()
+    assert not f.proc.is_alive()
+
+
+def test_falsifier_counterexample_reaches_the_prover(tiny_net):
+    # the whole domain: class 0 does not win everywhere (e.g. near (0, 0.7))
+    prop = Property(domain_box(2), robustness_spec(0, 2)).check(tiny_net.layer_sizes, 2, 2)
+    q = Query(tiny_net, prop, VerifyOptions(timeout=10.0))
+    assert symbolic_bounds(q) is None and optimised_bounds(q) is None and q.open_ids
+    f = Falsifier(q, FALSIFY_STAGES)
+    try:
+        f.proc.join(timeout=15.0)
+        assert f.poll()
+    finally:
+        f.close()
+    y, _ = tiny_net.forward(q.found.x[None])
+    assert prop.output.violated(y)[0]
