@@ -22,6 +22,7 @@ _WHERE = {
     "count_patterns": "mining",
     "mine": "mining",
     "mine_store": "mining",
+    "count_store_rows": "mining",
     "MonitorReport": "monitor",
     "NAPMonitor": "monitor",
     "NAP": "nap",
