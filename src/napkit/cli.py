@@ -69,6 +69,9 @@ ResultsOpt = Annotated[
 ]
 
 
+INTERRUPTED = 130  # the exit code of a command stopped by Ctrl-C (128 + SIGINT)
+
+
 class Interrupted(Exception):
     """Ctrl-C, with where the work can be resumed from."""
 
@@ -109,7 +112,7 @@ def _check_output(path: Path, force: bool = True) -> Path:
 def _check_folder(path: Path, force: bool) -> Path:
     """An output folder: created when missing; a non-empty one is refused unless ``force``."""
     if path.exists() and not path.is_dir():
-        raise NapkitError(f"{path} exists and is not a folder")
+        raise NapkitError(f"cannot write into {path}: it exists and is not a folder")
     if path.is_dir() and any(path.iterdir()) and not force:
         raise NapkitError(f"{path} is not empty: choose another folder, or pass --force to write into it")
     try:
@@ -1093,25 +1096,24 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and maps errors to exit codes."""
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="napkit")
+        if rv == INTERRUPTED:  # typer's answer to Ctrl-C; no command returns this code itself
+            print("napkit: interrupted", file=sys.stderr)
         return int(rv) if isinstance(rv, int) else 0
     except NapkitError as exc:
         print(f"napkit: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except Interrupted as exc:
         print(f"napkit: interrupted; {_one_line(exc)}", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except typer.Exit as exc:
-        code = int(getattr(exc, "exit_code", 0) or 0)
-        if isinstance(exc.__cause__, KeyboardInterrupt):  # typer turns Ctrl-C into a silent exit 130
-            print("napkit: interrupted", file=sys.stderr)
-        return code
+        return int(getattr(exc, "exit_code", 0) or 0)
     except typer.Abort as exc:
         if isinstance(exc.__cause__, EOFError):  # a file that ended too early, not the user
             print(f"napkit: error: an input file ended too early ({_one_line(exc.__cause__)})",
                   file=sys.stderr)
             return 2
         print("napkit: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except typer.TyperException as exc:
         msg = " ".join(str(exc.format_message() if hasattr(exc, "format_message") else exc).split())
         if msg:  # a bare `napkit` shows the help and has nothing more to say
@@ -1119,7 +1121,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("napkit: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
 
 
 def _one_line(exc: BaseException) -> str:
