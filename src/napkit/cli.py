@@ -401,6 +401,7 @@ def monitor(
     data: DataArg,
     tolerance: ToleranceOpt = 0,
     split: SplitOpt = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Rows per batch (per task)")] = 4096,
     scheduler: SchedulerOpt = None,
     progress: ProgressOpt = True,
     as_json: JsonOpt = False,
@@ -412,7 +413,8 @@ def monitor(
     net, napset = _load_pair(model, naps)
     x, y = load_npz(data, split)
     label = "monitoring" if progress and not as_json else False
-    mon = NAPMonitor(net, tolerance=tolerance, progress=label, scheduler=scheduler).set_naps(napset)
+    mon = NAPMonitor(net, tolerance=tolerance, batch_size=batch_size, progress=label, scheduler=scheduler)
+    mon.set_naps(napset)
     rep = mon.evaluate(x, y)
     if not as_json:
         out_console.print(
