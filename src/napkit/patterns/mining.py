@@ -9,14 +9,19 @@ counts, with δ read as the decimal it is written as (0.99 means 99/100).
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napkit.capture import ActivationStore, iter_activations, model_fingerprint
-from napkit.capture.layers import LayerSpec
-from napkit.capture.recorder import Model
+from napkit.capture import ActivationStore
 from napkit.errors import NapkitError
 from napkit.patterns.nap import NAPSet
+
+if TYPE_CHECKING:  # torch loads only where a model runs, not to mine a store
+    from napkit.capture.layers import LayerSpec
+    from napkit.capture.recorder import Model
+
+CHUNKS_PER_TASK = 8  # store chunks counted by one cluster task: fewer, larger tasks amortise their overhead
 
 
 def check_delta(delta: float) -> Fraction:
@@ -122,6 +127,8 @@ def count_patterns(
         raise NapkitError(f"{len(x)} inputs but {len(y)} labels")
     if not len(x):
         raise NapkitError("no samples to mine from")
+    from napkit.capture import iter_activations, model_fingerprint
+
     fp = model_fingerprint(model)
     if miner is not None and miner.fingerprint != fp:
         raise NapkitError("the miner to continue was filled from another model")
@@ -188,7 +195,7 @@ def mine_store(
     else:
         from napkit.cluster import map_on_cluster
 
-        n, step = store.n_committed, store.chunk_rows
+        n, step = store.n_committed, store.chunk_rows * CHUNKS_PER_TASK
         parts = [(lo, min(n, lo + step)) for lo in range(0, n, step)]
         for counts, totals in map_on_cluster(
             scheduler, count_store_rows, parts, str(store.path), n_classes, all_samples
