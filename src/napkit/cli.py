@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -53,6 +55,31 @@ ModelArg = Annotated[Path, typer.Argument(help="ONNX (.onnx, .onnx.gz), napkit (
 DataArg = Annotated[Path, typer.Argument(help=".npz with x and y")]
 ToleranceOpt = Annotated[int, typer.Option("--tolerance", help="Hamming tolerance γ")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option("--scheduler", help="A dask.distributed scheduler (tcp://HOST:PORT): run on its workers."),
+]
+WorkersOpt = Annotated[
+    int | None, typer.Option("--workers", min=1, help="Local worker processes (default: the CPU count).")
+]
+ResultsOpt = Annotated[
+    Path | None,
+    typer.Option("--results", help="JSON-lines file of finished queries; a run resumes from it."),
+]
+
+
+INTERRUPTED = 130  # the exit code of a command stopped by Ctrl-C (128 + SIGINT)
+
+
+class Interrupted(Exception):
+    """Ctrl-C, with where the work can be resumed from."""
+
+
+def _positive_seconds(value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"must be a positive number of seconds, got {value:g}")
+    return value
 
 
 def _emit(payload: dict, as_json: bool) -> None:
@@ -70,13 +97,40 @@ def _clean(v):
     return v
 
 
-def _check_output(path: Path) -> Path:
+def _check_output(path: Path, force: bool = True) -> Path:
+    """``path`` can be written; an existing file is refused unless ``force``."""
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise NapkitError(f"cannot write {path}: folder {parent} does not exist")
+    if path.exists() and not force:
+        raise NapkitError(f"{path} exists: choose another path, or pass --force to replace it")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise NapkitError(f"cannot write {path}: permission denied")
     return path
+
+
+def _check_folder(path: Path, force: bool) -> Path:
+    """An output folder: created when missing; a non-empty one is refused unless ``force``."""
+    if path.exists() and not path.is_dir():
+        raise NapkitError(f"cannot write into {path}: it exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise NapkitError(f"{path} is not empty: choose another folder, or pass --force to write into it")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NapkitError(f"cannot create {path}: {exc.strerror or exc}") from None
+    return path
+
+
+@contextmanager
+def _atomic(path: Path):
+    """Yield a temporary path beside ``path``; renamed to ``path`` only when the block succeeds."""
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _fmt(v) -> str:
@@ -180,17 +234,19 @@ def mine(
     ] = None,
     split: SplitOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 4096,
+    scheduler: SchedulerOpt = None,
+    force: ForceOpt = False,
     progress: ProgressOpt = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Mine one NAP per class with the δ rule."""
+    """Mine one NAP per class with the δ rule (from a store: on a dask cluster with --scheduler)."""
     from napkit.datasets import load_npz
     from napkit.network import load_model
     from napkit.patterns import check_delta
     from napkit.patterns import mine as mine_naps
 
     check_delta(delta)
-    _check_output(out)
+    _check_output(out, force)
     net = load_model(model)
     t0 = time.perf_counter()
     if (data / "zarr.json").exists():  # an activation store from `napkit capture`
@@ -202,8 +258,10 @@ def mine(
         store = ActivationStore.open(data, fingerprint=net.fingerprint())
         if not store.complete:
             raise NapkitError(f"the store at {data} is incomplete: run `napkit capture` again to finish it")
-        naps = mine_store(store, delta, net.n_outputs, all_samples)
+        naps = mine_store(store, delta, net.n_outputs, all_samples, scheduler=scheduler)
     else:
+        if scheduler is not None:
+            raise NapkitError("--scheduler mines from a store: record one with `napkit capture` first")
         x, y = load_npz(data, split)
         naps = mine_naps(
             net,
@@ -213,7 +271,7 @@ def mine(
             all_samples,
             _layers(layers),
             batch_size=batch_size,
-            progress=progress and not as_json,
+            progress="mining" if progress and not as_json else False,
         )
     seconds = time.perf_counter() - t0
     naps.save(out)
@@ -271,9 +329,15 @@ def capture(
     if not (out / "zarr.json").exists():
         _check_output(out)
     t0 = time.perf_counter()
-    store = record(
-        net, x, y, out, _layers(layers), "bits" if bits else "float32", batch_size, progress and not as_json
-    )
+    try:
+        mode = "bits" if bits else "float32"
+        store = record(net, x, y, out, _layers(layers), mode, batch_size, progress and not as_json)
+    except KeyboardInterrupt:
+        done = ActivationStore.open(out).n_committed if (out / "zarr.json").exists() else 0
+        raise Interrupted(
+            f"{done} of {len(x)} rows are committed in {out}; run the same command again to resume "
+            f"from row {done}"
+        ) from None
     seconds = time.perf_counter() - t0
     if not as_json:
         what = f"resumed at row {resumed}, " if resumed else ""
@@ -322,7 +386,8 @@ def stats(
 
     net, napset = _load_pair(model, naps)
     x, y = load_npz(data, split)
-    s = nap_stats(net, napset, x, y, tolerance, only_correct, progress=progress and not as_json)
+    label = "evaluating" if progress and not as_json else False
+    s = nap_stats(net, napset, x, y, tolerance, only_correct, progress=label)
     if not as_json:
         title = f"NAPs at δ = {napset.delta:g}, γ = {tolerance}"
         out_console.print(_stats_table(title, [("", s)]))
@@ -336,6 +401,8 @@ def monitor(
     data: DataArg,
     tolerance: ToleranceOpt = 0,
     split: SplitOpt = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Rows per batch (per task)")] = 4096,
+    scheduler: SchedulerOpt = None,
     progress: ProgressOpt = True,
     as_json: JsonOpt = False,
 ) -> None:
@@ -345,7 +412,9 @@ def monitor(
 
     net, napset = _load_pair(model, naps)
     x, y = load_npz(data, split)
-    mon = NAPMonitor(net, tolerance=tolerance, progress=progress and not as_json).set_naps(napset)
+    label = "monitoring" if progress and not as_json else False
+    mon = NAPMonitor(net, tolerance=tolerance, batch_size=batch_size, progress=label, scheduler=scheduler)
+    mon.set_naps(napset)
     rep = mon.evaluate(x, y)
     if not as_json:
         out_console.print(
@@ -359,17 +428,19 @@ def monitor(
 
 # ---- verification ----------------------------------------------------------------------------
 
-DomainOpt = Annotated[bool, typer.Option("--domain", help="The whole input domain [lo, hi]^n.")]
+DomainOpt = Annotated[bool, typer.Option("--domain", help="The whole input domain \\[lo, hi]^n.")]
 CenterOpt = Annotated[Path | None, typer.Option("--center", help=".npz holding the centre point")]
 IndexOpt = Annotated[int, typer.Option("--index", help="Row of --center's data")]
 EpsOpt = Annotated[float | None, typer.Option("--eps", help="L-inf radius around the centre")]
 LoOpt = Annotated[float, typer.Option("--lo", help="Lower end of the input domain")]
 HiOpt = Annotated[float, typer.Option("--hi", help="Upper end of the input domain")]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds per query")]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", help="Seconds per query (> 0)", callback=_positive_seconds)
+]
 
 
 def _region(net, domain: bool, center: Path | None, index: int, eps: float | None, split, lo, hi):
-    """The input box of a query: the whole domain or an L-inf ball clipped to it."""
+    """(input box, centre or None, notes): the whole domain or an L-inf ball clipped to it."""
     from napkit.datasets import load_npz
     from napkit.verify import domain_box, linf_ball
 
@@ -378,14 +449,32 @@ def _region(net, domain: bool, center: Path | None, index: int, eps: float | Non
     if domain == (center is not None):
         raise NapkitError("give exactly one region: --domain, or --center DATA --index I --eps E")
     if domain:
-        return domain_box(net.n_inputs, lo, hi), None
+        return domain_box(net.n_inputs, lo, hi), None, []
     if eps is None or not math.isfinite(eps) or eps <= 0:
         raise NapkitError(f"--eps must be a positive number, got {eps}")
     x, _ = load_npz(center, split)
     x = net.reshape_inputs(x)
     if not 0 <= index < len(x):
         raise NapkitError(f"--index {index} is outside the {len(x)} rows of {center}")
-    return linf_ball(x[index].astype(float), eps, lo, hi), x[index]
+    x0 = x[index].astype(float)
+    return linf_ball(x0, eps, lo, hi), x[index], _ball_notes(x0, eps, lo, hi)
+
+
+def _ball_notes(x0: np.ndarray, eps: float, lo: float, hi: float) -> list[str]:
+    if bool(np.all(x0 - eps <= lo) and np.all(x0 + eps >= hi)):
+        return [f"the ball of radius {eps:g} covers the whole domain [{lo:g}, {hi:g}]^{x0.size}: "
+                "this is the --domain query"]
+    return []
+
+
+def _label_notes(net, x0: np.ndarray | None, label: int, index: int) -> list[str]:
+    """A note when the centre itself is not classified as the class asked about."""
+    if x0 is None:
+        return []
+    predicted = int(net.predict(np.asarray(x0, float)[None])[0])
+    if predicted == label:
+        return []
+    return [f"the centre (row {index}) is classified {predicted}, not {label}"]
 
 
 def _onnx_proto(model: Path):
@@ -412,15 +501,30 @@ def _check_label(net, label: int) -> int:
     return label
 
 
+def _parse_label(value: str) -> int | None:
+    """``--label``: a class number, or ``all`` (None)."""
+    if value.strip().lower() == "all":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise NapkitError(f"--label must be a class number or 'all', got {value!r}") from None
+
+
 def _nap_query(model: Path, naps: Path | None, label: int, region: tuple):
-    """(network, NAP set, phases of ``label``, input box) for verify, export-vnnlib, minimize."""
+    """(network, NAP set, phases of ``label``, input box, notes) for verify, export-vnnlib, minimize."""
     from napkit.network import load_model
 
     net = load_model(model)
     _check_label(net, label)
     napset, phases = _phases_for(net, naps, label)
-    box, _ = _region(net, *region)
-    return net, napset, phases, box
+    box, x0, notes = _region(net, *region)
+    return net, napset, phases, box, notes + _label_notes(net, x0, label, region[2])
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        print(f"napkit: note: {note}", file=sys.stderr)
 
 
 def _result_line(res, what: str) -> str:
@@ -430,11 +534,38 @@ def _result_line(res, what: str) -> str:
     return f"{what}: [bold {colour}]{res.verdict}[/] in {res.seconds:.2f} s ({res.reason})"
 
 
+@contextmanager
+def _results_file(results: Path | None):
+    """The batch's JSON-lines file: the one given (resumable), or a temporary one."""
+    if results is not None:
+        yield results
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="napkit-batch-") as tmp:
+        yield Path(tmp) / "results.jsonl"
+
+
+def _run_batch(jobs, results: Path | None, workers: int | None, scheduler: str | None, progress: bool):
+    """run_batch with the CLI's Ctrl-C message: where the finished queries are kept."""
+    from napkit.verify import run_batch
+
+    with _results_file(results) as path:
+        try:
+            return run_batch(jobs, path, workers=workers, scheduler=scheduler, progress=progress)
+        except KeyboardInterrupt:
+            if results is None:
+                raise Interrupted("pass --results FILE to keep finished queries and resume") from None
+            raise Interrupted(f"finished queries are in {results}; the same command resumes") from None
+
+
 @app.command()
 def verify(
     model: ModelArg,
     label: Annotated[
-        int, typer.Option("--label", help="The class C: is every input of the region classified C?")
+        str,
+        typer.Option("--label", help="The class C: is every input of the region classified C? "
+                     "'all': every class, one query each, in parallel"),
     ],
     naps: Annotated[
         Path | None, typer.Option("--naps", help="NAP file; the NAP of C constrains the region")
@@ -452,25 +583,130 @@ def verify(
         typer.Option("--witnesses", help=".npz of inputs (e.g. the mining data): one that follows "
                      "the NAP shows its region is not empty, which `verified` needs"),
     ] = None,
+    workers: WorkersOpt = None,
+    results: ResultsOpt = None,
+    scheduler: SchedulerOpt = None,
+    progress: ProgressOpt = True,
     as_json: JsonOpt = False,
 ) -> int:
     """NAP robustness: every input of the region that follows NAP_C is classified C."""
+    region = (domain, center, index, eps, split, lo, hi)
+    chosen = _parse_label(label)
+    if chosen is None:
+        if witnesses is not None:
+            raise NapkitError("--witnesses applies to one class; with --label all the engine searches")
+        return _verify_all(model, naps, region, timeout, workers, results, scheduler, progress, as_json)
+    if scheduler is not None or results is not None or workers is not None:
+        raise NapkitError("--workers, --results and --scheduler apply to --label all")
+    from napkit.progress import status_line
     from napkit.verify import first_follower, verify_robustness
 
-    net, _, phases, box = _nap_query(model, naps, label, (domain, center, index, eps, split, lo, hi))
+    net, _, phases, box, notes = _nap_query(model, naps, chosen, region)
+    _print_notes(notes)
     witness = None
     if witnesses is not None and phases is not None:
         from napkit.datasets import load_npz
 
         wx, _ = load_npz(witnesses, split)
         witness = first_follower(net, phases, net.reshape_inputs(wx), box)
-    res = verify_robustness(net, box, label, phases, timeout=timeout, onnx_model=_onnx_proto(model),
-                            witness=witness)
+    with status_line(f"verifying class {chosen} (at most {timeout:g} s)", progress and not as_json):
+        res = verify_robustness(net, box, chosen, phases, timeout=timeout, onnx_model=_onnx_proto(model),
+                                witness=witness)
     if not as_json:
-        with_nap = f" following the NAP of class {label}" if phases is not None else ""
-        out_console.print(_result_line(res, f"class {label}{with_nap}"))
-    _emit({**res.to_dict(), "label": label, "nap": phases is not None}, as_json)
+        with_nap = f" following the NAP of class {chosen}" if phases is not None else ""
+        out_console.print(_result_line(res, f"class {chosen}{with_nap}"))
+    _emit({**res.to_dict(), "label": chosen, "nap": phases is not None, "notes": notes}, as_json)
     return 1 if res.verdict == "falsified" else 0
+
+
+def _class_centres(net, napset, center: Path, split, start: int) -> dict[int, int]:
+    """Per class c: the first row from ``start`` on of class c, classified c, following NAP_c strictly."""
+    from napkit.datasets import load_npz
+    from napkit.verify import follows_phases
+
+    x, y = load_npz(center, split)
+    if not 0 <= start < len(x):
+        raise NapkitError(f"--index {start} is outside the {len(x)} rows of {center}")
+    x, y = net.reshape_inputs(x)[start:], y[start:]
+    logits, pre = net.forward(x)
+    ok = logits.argmax(axis=1) == y
+    rows = {}
+    classes = range(net.n_outputs) if napset is None else napset.labels.tolist()
+    for c in classes:
+        mask = ok & (y == c)
+        if napset is not None:
+            phases = napset.phases(c, net.layer_names, net.layer_sizes)
+            mask &= follows_phases(pre, phases, strict=True)
+        hit = np.flatnonzero(mask)
+        if len(hit):
+            rows[c] = start + int(hit[0])
+    return rows
+
+
+def _verify_all(model, naps, region, timeout, workers, results, scheduler, progress, as_json) -> int:
+    """verify --label all: one query per class on run_batch, a table (or a JSON list) of verdicts."""
+    from napkit.datasets import load_npz
+    from napkit.network import load_model
+    from napkit.patterns import NAPSet
+    from napkit.verify import BatchJob, Property, linf_ball, query_id, robustness_spec
+
+    domain, center, index, eps, split, lo, hi = region
+    net = load_model(model)
+    napset = None if naps is None else NAPSet.load(naps, net)
+    box, _, notes = _region(net, *region)  # validates the region once
+    classes = list(range(net.n_outputs)) if napset is None else napset.labels.tolist()
+    centres: dict[int, int] = {}
+    if center is not None:
+        centres = _class_centres(net, napset, center, split, index)
+        x = net.reshape_inputs(load_npz(center, split)[0])
+        notes = []
+        for c in classes:
+            if c not in centres:
+                notes.append(f"class {c}: no row from {index} on is classified {c}"
+                             + (" and follows its NAP" if napset is not None else "") + "; skipped")
+        for c, r in centres.items():
+            notes += [f"class {c}: {n}" for n in _ball_notes(x[r].astype(float), eps, lo, hi)]
+    _print_notes(notes)
+    jobs, meta = [], {}
+    for c in classes:
+        if center is not None and c not in centres:
+            continue
+        ball = box if center is None else linf_ball(x[centres[c]].astype(float), eps, lo, hi)
+        phases = None if napset is None else napset.phases(c, net.layer_names, net.layer_sizes)
+        prop = Property(ball, robustness_spec(c, net.n_outputs), phases)
+        job = BatchJob(query_id(f"class{c}", net, prop, timeout), net, prop, timeout)
+        jobs.append(job)
+        meta[job.id] = c
+    if not jobs:
+        raise NapkitError("no class has a centre to verify around")
+    recs = _run_batch(jobs, results, workers, scheduler, progress and not as_json)
+    rows = []
+    for job in jobs:
+        rec = recs.get(job.id, {"result": "error", "reason": "no result", "seconds": None})
+        row = {"label": meta[job.id], "result": rec["result"], "seconds": rec.get("seconds"),
+               "reason": rec.get("reason", "")}
+        if center is not None:
+            row["index"] = centres[meta[job.id]]
+        if rec.get("counterexample") is not None:
+            row["counterexample"] = rec["counterexample"]
+        rows.append(row)
+    counts = {v: sum(r["result"] == v for r in rows) for v in ("verified", "falsified", "unknown", "vacuous")}
+    if not as_json:
+        where = f"[{lo:g}, {hi:g}]^{net.n_inputs}" if center is None else f"ε = {eps:g} around {center}"
+        nap = f"NAP (δ = {napset.delta:g}) " if napset is not None else ""
+        table = Table(title=f"{nap}robustness of every class over {where}, at most {timeout:g} s each")
+        for col in ("class", *(("row",) if center is not None else ()), "verdict", "seconds", "reason"):
+            table.add_column(col, justify="left" if col in ("verdict", "reason") else "right")
+        for r in rows:
+            secs = "-" if r["seconds"] is None else f"{r['seconds']:.2f}"
+            cells = [str(r["label"]), *((str(r["index"]),) if center is not None else ()), r["result"], secs,
+                     r["reason"]]
+            table.add_row(*cells)
+        out_console.print(table)
+        out_console.print(", ".join(f"{n} {v}" for v, n in counts.items() if n) or "no verdicts")
+    _emit({"results": rows, **counts, "notes": notes, "timeout": timeout,
+           "delta": None if napset is None else napset.delta}, as_json)
+    return 1 if counts["falsified"] else 0
 
 
 @app.command()
@@ -480,6 +716,7 @@ def ambiguity(
     lo: LoOpt = 0.0,
     hi: HiOpt = 1.0,
     timeout: TimeoutOpt = 30.0,
+    scheduler: SchedulerOpt = None,
     progress: ProgressOpt = True,
     as_json: JsonOpt = False,
 ) -> int:
@@ -487,7 +724,7 @@ def ambiguity(
     from napkit.network import load_model
     from napkit.patterns import NAPSet, syntactic_disjoint
     from napkit.progress import progress_bar
-    from napkit.verify import domain_box, verify_disjoint
+    from napkit.verify import domain_box
 
     net = load_model(model)
     napset = NAPSet.load(naps, net)
@@ -496,21 +733,37 @@ def ambiguity(
     box = domain_box(net.n_inputs, lo, hi)
     syntactic = syntactic_disjoint(napset)
     labels = napset.labels.tolist()
-    pairs = []
     todo = [(a, b) for a in range(len(labels)) for b in range(a + 1, len(labels))]
-    with progress_bar(len(todo), "pairs", progress and not as_json) as advance:
+    phases = {c: napset.phases(c, net.layer_names, net.layer_sizes) for c in labels}
+    solved = {}
+    if scheduler is not None:
+        from napkit.verify import BatchJob, Property, query_id, robustness_spec
+
+        spec = robustness_spec(0, net.n_outputs)  # not used by a disjointness job
+        jobs = {}
+        for a, b in todo:
+            if not syntactic[a, b]:
+                i, j = labels[a], labels[b]
+                prop = Property(box, spec, phases[i])
+                jid = query_id(f"pair{i}-{j}", net, prop, timeout, disjoint_with=phases[j])
+                jobs[(a, b)] = BatchJob(jid, net, prop, timeout, disjoint_with=phases[j])
+        recs = _run_batch(list(jobs.values()), None, None, scheduler, progress and not as_json)
+        solved = {ab: recs[job.id] for ab, job in jobs.items()}
+    pairs = []
+    with progress_bar(len(todo), "pairs", progress and not as_json and scheduler is None) as advance:
         for a, b in todo:
             i, j = labels[a], labels[b]
             if syntactic[a, b]:
-                pairs.append(
-                    {"i": i, "j": j, "result": "verified", "reason": "disjoint by syntax", "seconds": 0.0}
-                )
+                pair = {"result": "verified", "reason": "disjoint by syntax", "seconds": 0.0}
+            elif (a, b) in solved:
+                rec = solved[(a, b)]
+                pair = {k: rec.get(k) for k in ("result", "reason", "seconds")}
             else:
-                pi, pj = (napset.phases(c, net.layer_names, net.layer_sizes) for c in (i, j))
-                res = verify_disjoint(net, box, pi, pj, timeout=timeout)
-                pairs.append(
-                    {"i": i, "j": j, "result": res.verdict, "reason": res.reason, "seconds": res.seconds}
-                )
+                from napkit.verify import verify_disjoint
+
+                res = verify_disjoint(net, box, phases[i], phases[j], timeout=timeout)
+                pair = {"result": res.verdict, "reason": res.reason, "seconds": res.seconds}
+            pairs.append({"i": i, "j": j, **pair})
             advance()
     counts = {v: sum(p["result"] == v for p in pairs) for v in ("verified", "falsified", "unknown")}
     if not as_json:
@@ -519,7 +772,7 @@ def ambiguity(
             table.add_column(col, justify="left" if col in ("result", "reason") else "right")
         for p in pairs:
             if p["reason"] != "disjoint by syntax":
-                table.add_row(str(p["i"]), str(p["j"]), p["result"], f"{p['seconds']:.2f}", p["reason"])
+                table.add_row(str(p["i"]), str(p["j"]), p["result"], f"{p['seconds'] or 0:.2f}", p["reason"])
         out_console.print(table)
         n_syntactic = int(syntactic[np.triu_indices(len(labels), 1)].sum())
         out_console.print(
@@ -532,26 +785,77 @@ def ambiguity(
 
 @app.command()
 def vnnlib(
-    model: ModelArg,
-    prop: Annotated[Path, typer.Argument(help="VNN-LIB 1.0 file (.vnnlib or .vnnlib.gz)")],
+    model: Annotated[Path | None, typer.Argument(help="ONNX model (not with --instances)")] = None,
+    prop: Annotated[
+        Path | None, typer.Argument(help="VNN-LIB 1.0 file (.vnnlib or .vnnlib.gz)")
+    ] = None,
     naps: Annotated[Path | None, typer.Option("--naps", help="Intersect the query with a NAP")] = None,
     label: Annotated[int | None, typer.Option("--label", help="Class of the NAP")] = None,
     timeout: TimeoutOpt = 60.0,
+    instances: Annotated[
+        Path | None,
+        typer.Option("--instances", help="VNN-COMP instances.csv (onnx,vnnlib,timeout per line, paths "
+                     "relative to it): run them all"),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="With --instances: the results CSV (VNN-COMP's format)")
+    ] = Path("results.csv"),
+    workers: WorkersOpt = None,
+    results: ResultsOpt = None,
+    scheduler: SchedulerOpt = None,
+    force: ForceOpt = False,
+    progress: ProgressOpt = True,
     as_json: JsonOpt = False,
 ) -> int:
-    """A VNN-COMP query: sat (a counterexample exists), unsat or unknown."""
+    """A VNN-COMP query: sat (a counterexample exists), unsat or unknown; or a whole instances.csv."""
     from napkit.network import load_model
+    from napkit.progress import status_line
     from napkit.verify import verify_vnnlib
 
+    if instances is not None:
+        if model is not None or prop is not None or naps is not None:
+            raise NapkitError("--instances takes no MODEL, PROP or --naps: the CSV names them")
+        return _vnnlib_instances(instances, out, workers, results, scheduler, force, progress, as_json)
+    if model is None or prop is None:
+        raise NapkitError("give MODEL PROP, or --instances instances.csv")
+    if scheduler is not None or results is not None or workers is not None:
+        raise NapkitError("--workers, --results and --scheduler apply to --instances")
     net = load_model(model)
     if label is not None:
         _check_label(net, label)
     _, phases = _phases_for(net, naps, label)
-    res = verify_vnnlib(net, prop, phases, timeout=timeout, onnx_model=_onnx_proto(model))
+    with status_line(f"deciding {prop.name} (at most {timeout:g} s)", progress and not as_json):
+        res = verify_vnnlib(net, prop, phases, timeout=timeout, onnx_model=_onnx_proto(model))
     if not as_json:
         out_console.print(_result_line(res, prop.name))
     _emit(res.to_dict(), as_json)
     return 1 if res.verdict == "sat" else 0
+
+
+def _vnnlib_instances(instances: Path, out: Path, workers, results, scheduler, force, progress, as_json):
+    from napkit.verify import instance_jobs, read_instances, vnncomp_result, write_vnncomp_csv
+
+    _check_output(out, force)
+    todo = read_instances(instances)
+    jobs = instance_jobs(todo)
+    recs = _run_batch(jobs, results, workers, scheduler, progress and not as_json)
+    ordered = [recs.get(j.id, {"result": "error", "reason": "no result"}) for j in jobs]
+    benchmark = instances.resolve().parent.name
+    write_vnncomp_csv(out, benchmark, todo, ordered)
+    rows = [{"onnx": i.onnx, "vnnlib": i.vnnlib, "result": vnncomp_result(r), "seconds": r.get("seconds"),
+             "reason": r.get("reason", "")} for i, r in zip(todo, ordered, strict=True)]
+    counts = {v: sum(r["result"] == v for r in rows) for v in ("sat", "unsat", "timeout", "unknown", "error")}
+    if not as_json:
+        table = Table(title=f"{len(rows)} instances of {benchmark}")
+        for col in ("onnx", "vnnlib", "result", "seconds", "reason"):
+            table.add_column(col, justify="right" if col == "seconds" else "left", overflow="fold")
+        for r in rows:
+            secs = "-" if r["seconds"] is None else f"{r['seconds']:.2f}"
+            table.add_row(Path(r["onnx"]).name, Path(r["vnnlib"]).name, r["result"], secs, r["reason"])
+        out_console.print(table)
+        out_console.print(", ".join(f"{n} {v}" for v, n in counts.items() if n) + f"; wrote {out}")
+    _emit({"instances": rows, **counts, "out": str(out)}, as_json)
+    return 1 if counts["sat"] else 0
 
 
 @app.command("export-vnnlib")
@@ -567,24 +871,25 @@ def export_vnnlib(
     split: SplitOpt = None,
     lo: LoOpt = 0.0,
     hi: HiOpt = 1.0,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write an ONNX exposing the pre-activations and a VNN-LIB spec of the NAP property."""
     from napkit.network import to_onnx
     from napkit.verify import robustness_spec, write_vnnlib
 
-    net, _, phases, box = _nap_query(model, naps, label, (domain, center, index, eps, split, lo, hi))
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise NapkitError(f"cannot create {out}: {exc.strerror or exc}") from None
+    net, _, phases, box, notes = _nap_query(model, naps, label, (domain, center, index, eps, split, lo, hi))
+    _print_notes(notes)
+    _check_folder(out, force)
     onnx_path = _check_output(out / f"{model.name.split('.')[0]}-preacts.onnx")
     spec_path = _check_output(out / f"nap_class{label}.vnnlib")
-    to_onnx(net, onnx_path, expose_preactivations=True)
-    write_vnnlib(spec_path, box, robustness_spec(label, net.n_outputs), phases)
+    with _atomic(onnx_path) as tmp:
+        to_onnx(net, tmp, expose_preactivations=True)
+    with _atomic(spec_path) as tmp:
+        write_vnnlib(tmp, box, robustness_spec(label, net.n_outputs), phases)
     if not as_json:
         out_console.print(f"wrote {onnx_path} and {spec_path}")
-    _emit({"onnx": str(onnx_path), "vnnlib": str(spec_path), "label": label}, as_json)
+    _emit({"onnx": str(onnx_path), "vnnlib": str(spec_path), "label": label, "notes": notes}, as_json)
 
 
 @app.command()
@@ -600,34 +905,48 @@ def minimize(
     center: CenterOpt = None,
     index: IndexOpt = 0,
     eps: EpsOpt = None,
-    split: SplitOpt = None,
+    split: Annotated[str | None, typer.Option("--split", help="Read --center from x_<split>")] = None,
     lo: LoOpt = 0.0,
     hi: HiOpt = 1.0,
     data: Annotated[
         Path | None, typer.Option("--data", help=".npz: rank by activation statistics, report recall")
     ] = None,
+    data_split: Annotated[
+        str | None, typer.Option("--data-split", help="Read --data from x_<split>/y_<split>")
+    ] = None,
     timeout: TimeoutOpt = 10.0,
-    budget: Annotated[float, typer.Option("--budget", help="Seconds for the whole search")] = 300.0,
+    budget: Annotated[
+        float,
+        typer.Option("--budget", help="Seconds for the whole search (> 0)", callback=_positive_seconds),
+    ] = 300.0,
+    force: ForceOpt = False,
+    progress: ProgressOpt = True,
     as_json: JsonOpt = False,
 ) -> None:
     """The coarsest NAP of class C that still proves its robustness over the region."""
     from napkit.datasets import load_npz
     from napkit.patterns import count_patterns, nap_stats
+    from napkit.progress import status_line
     from napkit.verify import minimize_nap
 
-    _check_output(out)
-    net, napset, phases, box = _nap_query(model, naps, label, (domain, center, index, eps, split, lo, hi))
+    if out.resolve() == naps.resolve():
+        raise NapkitError(f"--out {out} is the --naps file: minimize would overwrite its own input")
+    _check_output(out, force)
+    region = (domain, center, index, eps, split, lo, hi)
+    net, napset, phases, box, notes = _nap_query(model, naps, label, region)
+    _print_notes(notes)
     priority, xy = None, None
     if data is not None:
-        xy = load_npz(data, split)
+        xy = load_npz(data, data_split)
         miner = count_patterns(net, *xy, progress=False)
         if miner.totals[label]:
             p = miner.counts[label] / miner.totals[label]
             priority = 1.0 - np.abs(2 * p - 1)  # the least certain constraints go first
-    res = minimize_nap(net, box, label, phases, method, priority, timeout, budget)
+    with status_line(f"minimising the NAP of class {label} (at most {budget:g} s)", progress and not as_json):
+        res = minimize_nap(net, box, label, phases, method, priority, timeout, budget)
     smaller = napset.with_phases(label, res.phases, net.layer_names)
     smaller.save(out)
-    payload = {**res.to_dict(), "out": str(out)}
+    payload = {**res.to_dict(), "out": str(out), "notes": notes}
     if xy is not None:
         before = nap_stats(net, napset, *xy, progress=False)
         after = nap_stats(net, smaller, *xy, progress=False)
@@ -681,15 +1000,18 @@ def codes(
     ] = None,
     layers: Annotated[list[str] | None, typer.Option("--layers", help="Hidden layers of the code")] = None,
     kmeans: Annotated[bool, typer.Option("--kmeans/--no-kmeans", help="k-means categorisation")] = True,
+    progress: ProgressOpt = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Binary activation codes: redundancy, and k-NN, logistic regression and k-means on codes."""
     from napkit.codes import codes_report
     from napkit.network import load_model
+    from napkit.progress import status_line
 
     net = load_model(model)
     x, y, xt, yt = _train_test(data, split, test_split)
-    rep = codes_report(net, x, y, xt, yt, layers=_layers(layers), kmeans=kmeans)
+    with status_line(f"activation codes of {len(x)} + {len(xt)} inputs", progress and not as_json):
+        rep = codes_report(net, x, y, xt, yt, layers=_layers(layers), kmeans=kmeans)
     if not as_json:
         table = Table(
             title=f"Activation codes of {model.name} ({rep['bits']} varying of {rep['units']} units)"
@@ -707,7 +1029,7 @@ def codes(
 
 @app.command()
 def similarity(
-    paths: Annotated[list[Path], typer.Argument(help="MODEL_A [MODEL_B] DATA")],
+    paths: Annotated[list[Path], typer.Argument(help="MODEL_A \\[MODEL_B] DATA")],
     method: Annotated[str, typer.Option("--method", help="cka, debiased_cka or rsa_<spearman|...>")] = "cka",
     split: SplitOpt = None,
     samples: Annotated[int, typer.Option("--samples", help="Use the first N inputs")] = 2000,
@@ -741,7 +1063,13 @@ def similarity(
 
     acts_a = acts(models[0])
     acts_b = acts(models[1]) if len(models) == 2 else None
-    matrix, names_a, names_b = similarity_matrix(acts_a, acts_b, method=method)
+    try:
+        matrix, names_a, names_b = similarity_matrix(acts_a, acts_b, method=method)
+    except NapkitError as exc:
+        if pre or "zero variance" not in str(exc):
+            raise
+        raise NapkitError(f"{exc}; ReLU outputs of units that never fire are constant: compare "
+                          "pre-activations with --pre") from None
     if png is not None:
         labels = (models[0].name, models[-1].name)
         plot_similarity(matrix, names_a, names_b, title=f"{method} between layers", labels=labels, path=png)
@@ -770,15 +1098,24 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and maps errors to exit codes."""
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="napkit")
+        if rv == INTERRUPTED:  # typer's answer to Ctrl-C; no command returns this code itself
+            print("napkit: interrupted", file=sys.stderr)
         return int(rv) if isinstance(rv, int) else 0
     except NapkitError as exc:
-        print(f"napkit: error: {exc}", file=sys.stderr)
+        print(f"napkit: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"napkit: interrupted; {_one_line(exc)}", file=sys.stderr)
+        return INTERRUPTED
     except typer.Exit as exc:
         return int(getattr(exc, "exit_code", 0) or 0)
-    except typer.Abort:
+    except typer.Abort as exc:
+        if isinstance(exc.__cause__, EOFError):  # a file that ended too early, not the user
+            print(f"napkit: error: an input file ended too early ({_one_line(exc.__cause__)})",
+                  file=sys.stderr)
+            return 2
         print("napkit: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except typer.TyperException as exc:
         msg = " ".join(str(exc.format_message() if hasattr(exc, "format_message") else exc).split())
         if msg:  # a bare `napkit` shows the help and has nothing more to say
@@ -786,7 +1123,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("napkit: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line, without terminal colour codes."""
+    return " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split()) or type(exc).__name__
 
 
 def run() -> None:

@@ -40,6 +40,8 @@ def load_npz(path: str | Path, split: str | None = None) -> tuple[np.ndarray, np
             x, y = f[xk], f[yk]
     except FileNotFoundError:
         raise NapkitError(f"data file not found: {p}") from None
+    except EOFError:  # numpy's answer to an empty or cut-off file
+        raise NapkitError(f"{p} is not a readable .npz file: it is empty or truncated") from None
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         if isinstance(exc, NapkitError):
             raise

@@ -16,6 +16,7 @@ from napkit.datasets import load_digits_split
 from napkit.errors import NapkitError
 from napkit.network import save_model
 from napkit.patterns import NAPMonitor, NAPStats, evaluate_many, mine_store, syntactic_disjoint
+from napkit.progress import status_line
 from napkit.report import plot_delta_sweep, plot_naps, table_html, write_report
 from napkit.zoo import train_mlp
 
@@ -77,7 +78,8 @@ def run_demo(out: str | Path = "napkit-demo", progress: bool = True, seed: int =
     )
     disjoint = syntactic_disjoint(main)
     n_pairs = len(main.labels) * (len(main.labels) - 1) // 2
-    verification = verify_naps(net, main, x_te, y_te, monitor)
+    with status_line("verifying the NAPs (5 s per query at most)", progress):
+        verification = verify_naps(net, main, x_te, y_te, monitor)
 
     plot_naps(main, out / "naps.png")
     plot_delta_sweep(rows, out / "delta_sweep.png")

@@ -1,18 +1,21 @@
-"""Record activations of any torch model (or ReluNetwork) and keep them in a zarr store."""
+"""Record activations of any torch model (or ReluNetwork) and keep them in a zarr store.
 
-from napkit.capture.layers import expose_functional_relus, select_layers
-from napkit.capture.recorder import ActivationBatch, as_torch, iter_activations, model_fingerprint
-from napkit.capture.store import ActivationStore
-from napkit.capture.to_store import data_fingerprint, record
+Names load lazily: opening a store needs zarr, recording needs torch; neither loads
+before it is used.
+"""
 
-__all__ = [
-    "ActivationBatch",
-    "ActivationStore",
-    "as_torch",
-    "data_fingerprint",
-    "expose_functional_relus",
-    "iter_activations",
-    "model_fingerprint",
-    "record",
-    "select_layers",
-]
+from napkit._lazy import lazy_exports
+
+_WHERE = {
+    "expose_functional_relus": "layers",
+    "select_layers": "layers",
+    "ActivationBatch": "recorder",
+    "as_torch": "recorder",
+    "iter_activations": "recorder",
+    "model_fingerprint": "recorder",
+    "ActivationStore": "store",
+    "data_fingerprint": "to_store",
+    "record": "to_store",
+}
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -115,10 +115,12 @@ def iter_activations(
     layers: LayerSpec = None,
     batch_size: int = 2048,
     start: int = 0,
-    progress: bool = True,
+    progress: bool | str = True,
     dtype: torch.dtype = torch.float32,
 ) -> Iterator[ActivationBatch]:
     """Run ``model`` over ``x[start:]`` in batches under no_grad, yielding the recorded layers.
+
+    ``progress`` may name the work the bar shows (``"mining"``); ``True`` shows "capture".
 
     ``dtype`` applies to a ReluNetwork; a torch module runs in its own parameters' dtype.
     """
@@ -155,8 +157,9 @@ def iter_activations(
             continue
         handles.append(mod.register_forward_hook(hook))
     n = len(x)
+    label = progress if isinstance(progress, str) else "capture"
     try:
-        with torch.no_grad(), progress_bar(n - start, "capture", progress) as advance:
+        with torch.no_grad(), progress_bar(n - start, label, bool(progress)) as advance:
             for lo in range(start, n, batch_size):
                 current.clear()
                 out = module(_batch_tensor(module, x[lo : lo + batch_size]))

@@ -182,12 +182,15 @@ class ActivationStore:
         return da.from_zarr(self.group[name])[: self.n_committed]
 
     def iter_signs(
-        self, batch_rows: int | None = None
+        self, batch_rows: int | None = None, start: int = 0, stop: int | None = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """(signs of all layers concatenated, labels, predictions) for committed rows, in batches."""
-        n = self.n_committed
+        """(signs of all layers concatenated, labels, predictions) for committed rows, in batches.
+
+        ``start``/``stop`` restrict it to a range of rows (a part mined on a cluster worker).
+        """
+        n = self.n_committed if stop is None else min(stop, self.n_committed)
         step = batch_rows or self.chunk_rows
-        for lo in range(0, n, step):
+        for lo in range(start, n, step):
             hi = min(n, lo + step)
             parts = []
             for name, units in zip(self.layer_names, self.layer_sizes, strict=True):

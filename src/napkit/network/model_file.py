@@ -73,7 +73,13 @@ def _load_torch_checkpoint(p: Path) -> ReluNetwork:
     try:
         state = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise NapkitError(f"{p} is not a readable PyTorch state dict (weights only): {exc}") from None
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):  # a pickled object
+            raise NapkitError(
+                f"{p} holds a pickled Python object, not a state dict: napkit reads only state dicts "
+                "(save one with torch.save(model.state_dict(), path)); it never unpickles a file"
+            ) from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise NapkitError(f"{p} is not a readable PyTorch state dict (weights only): {first}") from None
     if not isinstance(state, dict):
         raise NapkitError(f"{p} must hold a state dict (a mapping of tensor names to tensors)")
     # the state dict keeps the order in which the layers were registered: that is the chain

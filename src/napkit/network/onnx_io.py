@@ -31,11 +31,15 @@ def load_onnx_model(path: str | Path) -> onnx.ModelProto:
         data = p.read_bytes()
         if p.suffix == ".gz":
             data = gzip.decompress(data)
-        return onnx.load_model_from_string(data)
+        model = onnx.load_model_from_string(data)
     except FileNotFoundError:
         raise NapkitError(f"model file not found: {p}") from None
     except Exception as exc:
         raise NapkitError(f"{p} is not a readable ONNX model: {exc}") from None
+    if not model.graph.node and not model.graph.input:  # protobuf reads any empty bytes as a model
+        what = "is empty" if not data else "holds no ONNX graph"
+        raise NapkitError(f"{p} {what}: it is not an ONNX model")
+    return model
 
 
 def _graph_input(model: onnx.ModelProto) -> tuple[str, tuple[int, ...]]:

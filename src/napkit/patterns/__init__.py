@@ -1,44 +1,33 @@
-"""NAPs: the type and file format, streaming mining, metrics and the run-time monitor."""
+"""NAPs: the type and file format, streaming mining, metrics and the run-time monitor.
 
-from napkit.patterns.membership import pack_signs, violations_for, violations_per_class
-from napkit.patterns.metrics import (
-    NAPStats,
-    StatsAccumulator,
-    delta_sweep,
-    evaluate_many,
-    nap_stats,
-    syntactic_disjoint,
-)
-from napkit.patterns.mining import (
-    NAPMiner,
-    check_delta,
-    check_labels,
-    count_patterns,
-    mine,
-    mine_store,
-)
-from napkit.patterns.monitor import MonitorReport, NAPMonitor
-from napkit.patterns.nap import NAP, NAP_FORMAT, NAPSet
+Names load lazily: reading a NAP file needs only numpy; mining and metrics load torch,
+the monitor scikit-learn, when first used.
+"""
 
-__all__ = [
-    "NAP",
-    "NAP_FORMAT",
-    "MonitorReport",
-    "NAPMiner",
-    "NAPMonitor",
-    "NAPSet",
-    "NAPStats",
-    "StatsAccumulator",
-    "check_delta",
-    "check_labels",
-    "count_patterns",
-    "delta_sweep",
-    "evaluate_many",
-    "mine",
-    "mine_store",
-    "nap_stats",
-    "pack_signs",
-    "syntactic_disjoint",
-    "violations_for",
-    "violations_per_class",
-]
+from napkit._lazy import lazy_exports
+
+_WHERE = {
+    "pack_signs": "membership",
+    "violations_for": "membership",
+    "violations_per_class": "membership",
+    "NAPStats": "metrics",
+    "StatsAccumulator": "metrics",
+    "delta_sweep": "metrics",
+    "evaluate_many": "metrics",
+    "nap_stats": "metrics",
+    "syntactic_disjoint": "metrics",
+    "NAPMiner": "mining",
+    "check_delta": "mining",
+    "check_labels": "mining",
+    "count_patterns": "mining",
+    "mine": "mining",
+    "mine_store": "mining",
+    "count_store_rows": "mining",
+    "MonitorReport": "monitor",
+    "NAPMonitor": "monitor",
+    "NAP": "nap",
+    "NAP_FORMAT": "nap",
+    "NAPSet": "nap",
+}
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -9,14 +9,19 @@ counts, with δ read as the decimal it is written as (0.99 means 99/100).
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napkit.capture import ActivationStore, iter_activations, model_fingerprint
-from napkit.capture.layers import LayerSpec
-from napkit.capture.recorder import Model
+from napkit.capture import ActivationStore
 from napkit.errors import NapkitError
 from napkit.patterns.nap import NAPSet
+
+if TYPE_CHECKING:  # torch loads only where a model runs, not to mine a store
+    from napkit.capture.layers import LayerSpec
+    from napkit.capture.recorder import Model
+
+CHUNKS_PER_TASK = 8  # store chunks counted by one cluster task: fewer, larger tasks amortise their overhead
 
 
 def check_delta(delta: float) -> Fraction:
@@ -122,6 +127,8 @@ def count_patterns(
         raise NapkitError(f"{len(x)} inputs but {len(y)} labels")
     if not len(x):
         raise NapkitError("no samples to mine from")
+    from napkit.capture import iter_activations, model_fingerprint
+
     fp = model_fingerprint(model)
     if miner is not None and miner.fingerprint != fp:
         raise NapkitError("the miner to continue was filled from another model")
@@ -163,8 +170,13 @@ def mine_store(
     n_classes: int | None = None,
     all_samples: bool = False,
     classes: list[int] | None = None,
+    scheduler: str | None = None,
 ) -> NAPSet:
-    """Mine NAPs from a recorded ActivationStore (one pass over its chunks)."""
+    """Mine NAPs from a recorded ActivationStore (one pass over its chunks).
+
+    With ``scheduler`` (a dask.distributed address) the workers count the chunks, reading
+    the store from the same path, and the counts are summed here: the NAPs are identical.
+    """
     check_delta(delta)
     if store.n_committed == 0:
         raise NapkitError(f"the store at {store.path} holds no committed rows")
@@ -177,6 +189,32 @@ def mine_store(
         store.fingerprint,
         all_samples,
     )
-    for signs, labels, preds in store.iter_signs():
-        miner.update(signs, labels, preds)
+    if scheduler is None:
+        for signs, labels, preds in store.iter_signs():
+            miner.update(signs, labels, preds)
+    else:
+        from napkit.cluster import map_on_cluster
+
+        n, step = store.n_committed, store.chunk_rows * CHUNKS_PER_TASK
+        parts = [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+        for counts, totals in map_on_cluster(
+            scheduler, count_store_rows, parts, str(store.path), n_classes, all_samples
+        ):
+            miner.counts += counts
+            miner.totals += totals
     return miner.naps(delta, classes)
+
+
+def count_store_rows(
+    rows: tuple[int, int], path: str, n_classes: int, all_samples: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class activation counts and sample totals of rows ``[lo, hi)`` of the store at ``path``.
+
+    One part of a mining pass; sums of parts equal the counts of the whole pass.
+    """
+    store = ActivationStore.open(path)
+    miner = NAPMiner(n_classes, tuple(store.layer_names), tuple(store.layer_sizes), store.fingerprint,
+                     all_samples)
+    for signs, labels, preds in store.iter_signs(start=rows[0], stop=rows[1]):
+        miner.update(signs, labels, preds)
+    return miner.counts, miner.totals

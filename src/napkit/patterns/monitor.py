@@ -58,7 +58,8 @@ class NAPMonitor(OutlierMixin, BaseEstimator):
         tolerance: int = 0,
         all_samples: bool = False,
         batch_size: int = 4096,
-        progress: bool = False,
+        progress: bool | str = False,
+        scheduler: str | None = None,
     ) -> None:
         self.model = model
         self.delta = delta
@@ -66,6 +67,7 @@ class NAPMonitor(OutlierMixin, BaseEstimator):
         self.all_samples = all_samples
         self.batch_size = batch_size
         self.progress = progress
+        self.scheduler = scheduler  # a dask.distributed address: scan blocks of inputs on its workers
 
     # ---- fitting -------------------------------------------------------------------------
     def fit(self, X: np.ndarray, y: np.ndarray, classes: list[int] | None = None) -> NAPMonitor:
@@ -101,8 +103,11 @@ class NAPMonitor(OutlierMixin, BaseEstimator):
         """(violations of the predicted class's NAP, predictions, max softmax) per input.
 
         An input predicted as a class that has no NAP gets ``n_neurons + 1`` violations.
+        With ``scheduler`` set, blocks of ``batch_size`` inputs are scanned on the cluster.
         """
         naps = self._check_fitted()
+        if self.scheduler is not None:
+            return self._scan_on_cluster(X, naps)
         a, d = naps.packed()
         row_of = np.full(max(int(naps.labels.max()) + 1, 1), -1, np.int64)
         row_of[naps.labels] = np.arange(len(naps.labels))
@@ -120,6 +125,20 @@ class NAPMonitor(OutlierMixin, BaseEstimator):
         if not outs:
             return np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0)
         return tuple(np.concatenate(parts) for parts in zip(*outs, strict=True))  # type: ignore[return-value]
+
+    def _scan_on_cluster(self, X: np.ndarray, naps: NAPSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from napkit.cluster import map_on_cluster
+        from napkit.progress import progress_bar
+
+        blocks = [X[lo : lo + self.batch_size] for lo in range(0, len(X), self.batch_size)]
+        if not blocks:
+            return np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0)
+        with progress_bar(len(blocks), self.progress if isinstance(self.progress, str) else "scanning",
+                          bool(self.progress)) as advance:
+            parts = map_on_cluster(self.scheduler, scan_block, blocks, self.model, naps, self.batch_size,
+                                   on_done=advance)
+        self.n_outputs_ = parts[0][3]
+        return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))  # type: ignore[return-value]
 
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         """Higher is more normal: minus the number of violated constraints."""
@@ -161,3 +180,10 @@ class NAPMonitor(OutlierMixin, BaseEstimator):
             novelty_auroc=_auroc(novel, v.astype(float)) if novel.any() else None,
             tolerance=int(self.tolerance),
         )
+
+
+def scan_block(block: np.ndarray, model: Model, naps: NAPSet, batch_size: int) -> tuple:
+    """One block of a monitor's scan (on a cluster worker): violations, predictions, max softmax
+    and the number of outputs."""
+    mon = NAPMonitor(model, batch_size=batch_size).set_naps(naps)
+    return (*mon.scan(block), mon.n_outputs_)

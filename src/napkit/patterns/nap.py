@@ -258,7 +258,12 @@ class NAPSet:
             raise NapkitError(f"{p} is not a napkit NAP file")
         naps = cls.from_dict(d)
         if model is not None:
-            from napkit.capture import model_fingerprint
+            from napkit.network import ReluNetwork
 
-            naps.check_model(model_fingerprint(model))
+            if isinstance(model, ReluNetwork):  # no torch needed
+                naps.check_model(model.fingerprint())
+            else:
+                from napkit.capture import model_fingerprint
+
+                naps.check_model(model_fingerprint(model))
         return naps

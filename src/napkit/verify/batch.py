@@ -8,17 +8,20 @@ in the file are skipped. A line is counted only when it is complete (ends in a n
 and parses as JSON with an ``id``; a torn last line is cut off before appending.
 
 Where the workers run: locally, a ``concurrent.futures.ProcessPoolExecutor`` (spawned
-processes; ``dask.distributed`` is not a dependency of napkit and dask's own local
-schedulers cannot stream results as they finish); with ``scheduler="tcp://host:8786"``,
-the workers of that ``dask.distributed`` cluster (needs ``pip install distributed``).
-Each job's timeout is the verifier's own; a worker is not killed from outside.
+processes; dask's own local schedulers cannot stream results as they finish); with
+``scheduler="tcp://host:8786"``, the workers of that ``dask.distributed`` cluster (the
+extra ``napkit[cluster]``). Each job's timeout is the verifier's own; a worker is killed
+from outside only when the batch itself is interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
+import pickle
+import signal
 import traceback
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -29,20 +32,25 @@ from pathlib import Path
 from napkit.errors import NapkitError
 from napkit.network import ReluNetwork
 from napkit.progress import progress_bar
-from napkit.verify.properties import Property
+from napkit.verify.properties import Phases, Property
 
 BACKENDS = ("napkit", "marabou")
 
 
 @dataclass(frozen=True)
 class BatchJob:
-    """One query of a batch; ``id`` names it in the results file (unique within the batch)."""
+    """One query of a batch; ``id`` names it in the results file (unique within the batch).
+
+    With ``disjoint_with`` the job asks instead whether any x of ``prop.box`` follows both
+    ``prop.phases`` and ``disjoint_with`` (non-ambiguity; ``prop.output`` is not used).
+    """
 
     id: str
     net: ReluNetwork
     prop: Property
     timeout: float = 60.0
     backend: str = "napkit"
+    disjoint_with: Phases | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "id", str(self.id))
@@ -52,10 +60,29 @@ class BatchJob:
             raise NapkitError(f"job {self.id}: the timeout must be > 0, got {self.timeout}")
 
 
+def query_id(name: str, net: ReluNetwork, prop: Property, timeout: float, backend: str = "napkit",
+             disjoint_with: Phases | None = None) -> str:
+    """``name`` plus a digest of the query (model, region, output, phases, timeout, backend).
+
+    Used as a job id, a results file resumed with other parameters (another model, ε or
+    timeout) matches none of its old lines: nothing is reused from a different query.
+    """
+    h = hashlib.sha256(net.fingerprint().encode())
+    h.update(pickle.dumps((prop, disjoint_with, float(timeout), backend), protocol=4))
+    return f"{name}-{h.hexdigest()[:12]}"
+
+
 def run_job(job: BatchJob) -> dict:
     """Run one job (in a worker): its result as a JSON-ready dict; an error is a result too."""
     try:
-        if job.backend == "marabou":
+        if job.disjoint_with is not None:
+            if job.backend == "marabou":
+                from napkit.verify.marabou import verify_disjoint_marabou as disjoint
+            else:
+                from napkit.verify.engine import verify_disjoint as disjoint
+
+            res = disjoint(job.net, job.prop.box, job.prop.phases, job.disjoint_with, timeout=job.timeout)
+        elif job.backend == "marabou":
             from napkit.verify.marabou import verify_property_marabou
 
             res = verify_property_marabou(job.net, job.prop, job.timeout)
@@ -145,10 +172,25 @@ def run_batch(
     return {i: results[i] for i in ids if i in results}
 
 
+def _quiet_worker() -> None:
+    """Workers leave Ctrl-C to the parent, which stops them (no traceback from each worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _pool(n: int, ctx) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_quiet_worker)
+
+
+def _stop_workers(ex: ProcessPoolExecutor) -> None:
+    """End the worker processes now: an interrupted batch must not wait for running queries."""
+    for proc in list((getattr(ex, "_processes", None) or {}).values()):
+        proc.terminate()
+
+
 def _run_local(pending: list[BatchJob], workers: int | None, record) -> None:
     n = max(1, min(int(workers or os.cpu_count() or 1), len(pending)))
     ctx = multiprocessing.get_context("spawn")  # torch in the parent: no fork
-    ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx)
+    ex = _pool(n, ctx)
     queue = iter(pending)
     running: dict = {}
 
@@ -179,9 +221,12 @@ def _run_local(pending: list[BatchJob], workers: int | None, record) -> None:
                 ex.shutdown(wait=False, cancel_futures=True)
                 for job in lost:
                     record(_run_alone(job, ctx))
-                ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx)
+                ex = _pool(n, ctx)
                 for _ in range(2 * n):
                     submit_next()
+    except BaseException:  # Ctrl-C or an error here: the workers go with us
+        _stop_workers(ex)
+        raise
     finally:
         ex.shutdown(wait=False, cancel_futures=True)
 
@@ -196,19 +241,20 @@ def _run_alone(job: BatchJob, ctx) -> dict:
 
 
 def _run_distributed(pending: list[BatchJob], scheduler: str, record) -> None:
-    try:
-        from dask.distributed import Client, as_completed
-    except ImportError as err:
-        raise NapkitError(
-            f"a scheduler address ({scheduler}) needs dask.distributed: pip install distributed"
-        ) from err
-    with Client(scheduler) as client:
-        futures = {client.submit(run_job, job, pure=False, key=f"napkit-{job.id}"): job for job in pending}
-        for fut in as_completed(futures):
-            job = futures[fut]
-            try:
-                rec = fut.result()
-            except Exception as err:
-                rec = {"id": job.id, "backend": job.backend, "timeout": job.timeout,
-                       "result": "error", "reason": f"worker failed: {type(err).__name__}: {err}"}
-            record(rec)
+    from dask.distributed import as_completed
+
+    from napkit.cluster import connect
+
+    with connect(scheduler) as client:
+        futures = {client.submit(run_job, job, pure=False): job for job in pending}
+        try:
+            for fut in as_completed(futures):
+                job = futures[fut]
+                try:
+                    rec = fut.result()
+                except Exception as err:
+                    rec = {"id": job.id, "backend": job.backend, "timeout": job.timeout,
+                           "result": "error", "reason": f"worker failed: {type(err).__name__}: {err}"}
+                record(rec)
+        finally:
+            client.cancel(list(futures))
