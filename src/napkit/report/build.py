@@ -26,7 +26,7 @@ from napkit.report.figures import (
     sweep_rows,
 )
 from napkit.report.fmt import DIGITS, fmt, rounded
-from napkit.report.html import check_report_target, page_html, publish, staging_folder
+from napkit.report.html import DRAWN_PREFIX, check_report_target, page_html, publish, staging_folder
 from napkit.report.plots import plot_delta_sweep, plot_naps
 from napkit.report.plots_monitor import plot_roc, plot_violation_hist
 from napkit.report.plots_verify import plot_ambiguity, plot_counterexample
@@ -53,18 +53,19 @@ def _counterexamples(ver: dict, pool: tuple, shape, folder: Path) -> list[dict]:
         for kind, name in (("domain", "over the domain"), ("local", f"within ε = {fmt(ver['eps'])}")):
             q = r[kind]
             if q.counterexample is not None:
-                found.append((f"class {r['label']}, {name}", r["label"], q, f"cex_{kind}_{r['label']}.png"))
+                found.append((f"class {r['label']}, {name}", r["label"], q,
+                              f"{DRAWN_PREFIX}{kind}_{r['label']}.png"))
     labels = ver["labels"]
     for (a, b), q in sorted(ver["pairs"].items()):
         if q.counterexample is not None:
             found.append((f"NAPs {labels[a]} and {labels[b]}: an input follows both", labels[a], q,
-                          f"cex_pair_{labels[a]}_{labels[b]}.png"))
+                          f"{DRAWN_PREFIX}pair_{labels[a]}_{labels[b]}.png"))
     items = []
     for k, (query, label, q, png) in enumerate(found):
         near, dist = _nearest(*pool, label, q.counterexample)
         item = {"query": query, "label": label, "predicted": q.predicted, "distance": dist, "image": None}
         if shape is not None and k < MAX_DRAWN:
-            plot_counterexample(q.counterexample, q.predicted, label, near, dist, shape, query, folder / png)
+            plot_counterexample(q.counterexample, q.predicted, label, near, dist, shape, folder / png)
             item["image"] = png
         items.append(item)
     return items

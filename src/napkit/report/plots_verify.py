@@ -55,14 +55,14 @@ def plot_ambiguity(labels: list[int], pairs: dict, path: str | Path) -> Path:
 
 def plot_counterexample(
     x: np.ndarray, predicted: int, label: int, neighbour: np.ndarray | None, distance: float | None,
-    shape: tuple[int, int], title: str, path: str | Path,
+    shape: tuple[int, int], path: str | Path,
 ) -> Path:
     """The counterexample, the nearest training image of ``label`` and their difference."""
     panels = [(x, f"counterexample\n(classified {predicted})", "gray_r")]
     if neighbour is not None:
         panels.append((neighbour, f"nearest image of class {label}\n(L2 distance {distance:.3f})", "gray_r"))
         panels.append((x - neighbour, "difference", "RdBu_r"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.0))
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.1 * len(panels), 2.5))
     axes = np.atleast_1d(axes)
     for ax, (img, name, cmap) in zip(axes, panels, strict=True):
         if cmap == "RdBu_r":
@@ -74,5 +74,4 @@ def plot_counterexample(
         ax.set_title(name, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)

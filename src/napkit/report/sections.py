@@ -6,6 +6,8 @@ from napkit.report.fmt import fmt
 from napkit.report.html import cell, esc, figure_html, table_html
 from napkit.report.verification import verdict_counts
 
+COUNTEREXAMPLE_WIDTH = 420  # pixels on the page: two drawings side by side
+
 
 def verdict_cell(q) -> str:
     return cell(q.verdict, q.verdict)
@@ -130,11 +132,12 @@ def counterexample_section(items: list[dict]) -> str:
     if not items:
         return "<p>No counterexample: no query was falsified.</p>"
     rows = [[cell(it["query"]), it["label"], it["predicted"], it["distance"]] for it in items]
-    body = table_html(["query", "label", "counterexample classified", "L2 distance to nearest image"],
+    body = table_html(["query", "class of the nearest image", "counterexample classified",
+                       "L2 distance to the nearest image"],
                       rows, "counterexamples", left=(0,))
     for it in items:
         if it.get("image"):
-            body += figure_html(it["image"], it["query"])
+            body += figure_html(it["image"], it["query"], COUNTEREXAMPLE_WIDTH)
     return body
 
 
