@@ -718,16 +718,18 @@ def report(
         counts = ver["counts"]
         out_console.print(
             f"{model.name}: accuracy {fmt(m['accuracy'])} on {m['samples']} samples; NAP-violation AUROC "
-            f"{fmt(mon['auroc'])} (max-softmax {fmt(mon['max_softmax_auroc'])})"
+            f"{fmt(mon['auroc'])} (max-softmax {fmt(mon['max_softmax_auroc'])})",
+            soft_wrap=True,
         )
         for kind, name in (("domain", "robust over the domain"), ("local", f"robust within ε = {fmt(eps)}"),
                            ("pairs", "NAP pairs disjoint")):
             c = counts[kind]
             out_console.print(
                 f"{name}: {c['verified']} verified, {c['falsified']} falsified, {c['unknown']} unknown, "
-                f"{c['vacuous']} vacuous, {c['skipped']} skipped"
+                f"{c['vacuous']} vacuous, {c['skipped']} skipped",
+                soft_wrap=True,
             )
-        out_console.print(f"wrote {figs['report']} in {fmt(figs['seconds'])} s")
+        out_console.print(f"wrote {figs['report']} in {fmt(figs['seconds'])} s", soft_wrap=True)
     _emit(figs, as_json)
 
 

@@ -141,7 +141,7 @@ def build_report(
         cex = _counterexamples(ver, pool, shape, staged)
         figures["counterexamples"] = [{k: v for k, v in c.items()} for c in cex]
         figures = rounded(figures)
-        region = f"[{fmt(lo)}, {fmt(hi)}]^{net.n_inputs}"
+        region = f"[{lo:g}, {hi:g}]^{net.n_inputs}"
         page = sections.page_sections(figures, mon, ver, sweep_names, novelty, region, data_name,
                                       has_sweep=sweep is not None, cex=cex)
         name = title or f"napkit report: {Path(source).name or 'model'}"

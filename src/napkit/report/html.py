@@ -63,7 +63,8 @@ def table_html(header: list[str], rows: list[list], table_id: str | None = None,
         ]
         body.append("<tr>" + "".join(cells) + "</tr>")
     attr = f" id='{esc(table_id)}'" if table_id else ""
-    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    thead = f"<thead><tr>{head}</tr></thead>" if any(header) else ""
+    return f"<table{attr}>{thead}<tbody>{''.join(body)}</tbody></table>"
 
 
 def figure_html(src: str, caption: str, width: int | None = None) -> str:

@@ -58,7 +58,7 @@ def plot_counterexample(
     shape: tuple[int, int], path: str | Path,
 ) -> Path:
     """The counterexample, the nearest training image of ``label`` and their difference."""
-    panels = [(x, f"counterexample\n(classified {predicted})", "gray_r")]
+    panels = [(x, f"counterexample\n(classified {predicted})", "gray_r")]  # dark ink on white
     if neighbour is not None:
         panels.append((neighbour, f"nearest image of class {label}\n(L2 distance {distance:.3f})", "gray_r"))
         panels.append((x - neighbour, "difference", "RdBu_r"))
@@ -71,7 +71,7 @@ def plot_counterexample(
         else:
             ax.imshow(img.reshape(shape), cmap=cmap, vmin=0, vmax=max(1.0, float(img.max())),
                       interpolation="nearest")
-        ax.set_title(name, fontsize=9)
+        ax.set_title(name, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
     return save_figure(fig, path)

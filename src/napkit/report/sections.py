@@ -6,7 +6,7 @@ from napkit.report.fmt import fmt
 from napkit.report.html import cell, esc, figure_html, table_html
 from napkit.report.verification import verdict_counts
 
-COUNTEREXAMPLE_WIDTH = 420  # pixels on the page: two drawings side by side
+COUNTEREXAMPLE_WIDTH = 520  # pixels on the page: two drawings side by side
 
 
 def verdict_cell(q) -> str:
