@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from napkit.report import build_report
-
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -72,12 +70,9 @@ def _look(driver, page: Path) -> dict:
     return {"broken": broken, "images": n_images, "rows": rows, "errors": errors}
 
 
-@pytest.fixture(scope="module")
-def report(tiny, tmp_path_factory):
-    out = tmp_path_factory.mktemp("browser") / "report"
-    build_report(tiny.net, tiny.naps, tiny.x_test, tiny.y_test, out, mine_data=(tiny.x_train, tiny.y_train),
-                 verify_timeout=0.5, max_queries=8)
-    return out
+@pytest.fixture
+def report(built_report):
+    return built_report[0]
 
 
 def test_report_renders_in_chromium(browser, report, tiny):

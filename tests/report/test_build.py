@@ -11,8 +11,6 @@ from napkit.errors import NapkitError
 from napkit.report import build, build_report, fmt
 from napkit.report.html import MARKER
 
-QUICK = {"verify_timeout": 0.5, "max_queries": 6}
-
 
 class _Page(HTMLParser):
     """Collects image sources, link targets and the cell texts of each table by id."""
@@ -56,12 +54,9 @@ def parse(path):
     return page
 
 
-@pytest.fixture(scope="module")
-def report(tiny, tmp_path_factory):
-    out = tmp_path_factory.mktemp("rep") / "report"
-    figs = build_report(tiny.net, tiny.naps, tiny.x_test, tiny.y_test, out,
-                        mine_data=(tiny.x_train, tiny.y_train), source="tiny.safetensors", **QUICK)
-    return out, figs
+@pytest.fixture
+def report(built_report):
+    return built_report
 
 
 def test_folder_is_self_contained(report):
@@ -106,7 +101,7 @@ def test_figures_describe_the_run(report, tiny):
     assert figs["image_shape"] == [8, 8]
     assert [r["delta"] for r in figs["sweep"]] == [1.0, 0.99, 0.95, 0.9, 0.8]
     ver = figs["verification"]
-    assert ver["queries"] == QUICK["max_queries"]
+    assert ver["max_queries"] is not None and ver["queries"] == ver["max_queries"]
     assert len(ver["classes"]) == 10 and len(ver["pairs"]) == 45
     drawn = [c for c in figs["counterexamples"] if c["image"]]
     assert len(drawn) == len(figs["counterexamples"])  # 8 × 8 inputs are drawn
