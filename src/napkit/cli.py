@@ -965,6 +965,93 @@ def minimize(
     _emit(payload, as_json)
 
 
+
+def _image_shape(text: str | None) -> tuple[int, int] | None:
+    """``H,W`` as two positive integers."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise NapkitError(f"--image-shape must be two positive integers H,W, got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+@app.command()
+def report(
+    model: ModelArg,
+    naps: Annotated[Path, typer.Option("--naps", help="NAP file from `napkit mine`")],
+    data: Annotated[Path, typer.Option("--data", help=".npz the report evaluates on (x, y)")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (new, empty, or an earlier report)")],
+    split: SplitOpt = None,
+    mine_data: Annotated[
+        Path | None, typer.Option("--mine-data", help=".npz the NAPs were mined from: adds the δ sweep")
+    ] = None,
+    mine_split: Annotated[
+        str | None, typer.Option("--mine-split", help="Read x_<S>/y_<S> of --mine-data")
+    ] = None,
+    verify_timeout: Annotated[
+        float, typer.Option("--verify-timeout", help="Seconds per verification query")
+    ] = 5.0,
+    eps: Annotated[float, typer.Option("--eps", help="L-inf radius of the local queries")] = 0.05,
+    max_queries: Annotated[
+        int | None, typer.Option("--max-queries", help="Run at most N solver queries (the rest: skipped)")
+    ] = None,
+    image_shape: Annotated[
+        str | None, typer.Option("--image-shape", help="H,W to draw inputs as images (default: squares)")
+    ] = None,
+    lo: LoOpt = 0.0,
+    hi: HiOpt = 1.0,
+    progress: ProgressOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """An HTML report of a model and its NAPs: NAPs, δ sweep, monitor, verification, counterexamples."""
+    from napkit.datasets import load_npz
+    from napkit.report import build_report
+
+    shape = _image_shape(image_shape)
+    if not (math.isfinite(verify_timeout) and verify_timeout > 0):
+        raise NapkitError(f"--verify-timeout must be a positive number of seconds, got {verify_timeout}")
+    if not (math.isfinite(eps) and eps > 0):
+        raise NapkitError(f"--eps must be a positive number, got {eps}")
+    if max_queries is not None and max_queries < 0:
+        raise NapkitError(f"--max-queries must be ≥ 0, got {max_queries}")
+    if not lo < hi:
+        raise NapkitError(f"the domain needs --lo < --hi, got {lo} and {hi}")
+    if mine_split is not None and mine_data is None:
+        raise NapkitError("--mine-split needs --mine-data")
+    net, napset = _load_pair(model, naps)
+    x, y = load_npz(data, split)
+    mined = load_npz(mine_data, mine_split) if mine_data is not None else None
+    t0 = time.perf_counter()
+    figs = build_report(
+        net, napset, x, y, out, mine_data=mined, verify_timeout=verify_timeout, eps=eps,
+        max_queries=max_queries, image_shape=shape, lo=lo, hi=hi, source=str(model),
+        data_name=data.name + (f" ({split})" if split else ""), onnx_model=_onnx_proto(model),
+        progress=progress and not as_json,
+    )
+    figs["seconds"] = round(time.perf_counter() - t0, 3)
+    if not as_json:
+        from napkit.report import fmt
+
+        m, mon, ver = figs["model"], figs["monitor"], figs["verification"]
+        counts = ver["counts"]
+        out_console.print(
+            f"{model.name}: accuracy {fmt(m['accuracy'])} on {m['samples']} samples; NAP-violation AUROC "
+            f"{fmt(mon['auroc'])} (max-softmax {fmt(mon['max_softmax_auroc'])})",
+            soft_wrap=True,
+        )
+        for kind, name in (("domain", "robust over the domain"), ("local", f"robust within ε = {fmt(eps)}"),
+                           ("pairs", "NAP pairs disjoint")):
+            c = counts[kind]
+            out_console.print(
+                f"{name}: {c['verified']} verified, {c['falsified']} falsified, {c['unknown']} unknown, "
+                f"{c['vacuous']} vacuous, {c['skipped']} skipped",
+                soft_wrap=True,
+            )
+        out_console.print(f"wrote {figs['report']} in {fmt(figs['seconds'])} s", soft_wrap=True)
+    _emit(figs, as_json)
+
+
 # ---- representations ------------------------------------------------------------------------
 
 

@@ -16,14 +16,14 @@ from napkit.datasets import load_digits_split
 from napkit.errors import NapkitError
 from napkit.network import save_model
 from napkit.patterns import NAPMonitor, NAPStats, evaluate_many, mine_store, syntactic_disjoint
-from napkit.progress import status_line
-from napkit.report import plot_delta_sweep, plot_naps, table_html, write_report
+from napkit.report import build_report
 from napkit.zoo import train_mlp
 
 DEMO_DELTAS = (1.0, 0.99, 0.95, 0.9)
 DEMO_HIDDEN = (64, 64)
 DEMO_EPS = 0.05
 DEMO_DELTA = 0.95  # the δ whose NAPs are written to naps.json and monitored
+DEMO_TIMEOUT = 5.0  # seconds per verification query: a demo, not a study
 
 
 def _writable_dir(out: Path) -> Path:
@@ -78,11 +78,15 @@ def run_demo(out: str | Path = "napkit-demo", progress: bool = True, seed: int =
     )
     disjoint = syntactic_disjoint(main)
     n_pairs = len(main.labels) * (len(main.labels) - 1) // 2
-    with status_line("verifying the NAPs (5 s per query at most)", progress):
-        verification = verify_naps(net, main, x_te, y_te, monitor)
-
-    plot_naps(main, out / "naps.png")
-    plot_delta_sweep(rows, out / "delta_sweep.png")
+    figures = build_report(
+        net, main, x_te, y_te, out, mine_data=(x_tr, y_tr), sweep=rows, sweep_names=("train", "test"),
+        verify_timeout=DEMO_TIMEOUT, eps=DEMO_EPS, title="napkit demo: an MLP on scikit-learn's digits",
+        source="model.safetensors", data_name="digits, test split",
+        novelty={"what": "a network trained without class 9, monitored with the NAPs of classes 0-8",
+                 **novelty.to_dict()},
+        merge=True, progress=progress,
+    )
+    verification = _verdicts(figures["verification"])
     metrics = {
         "model": {
             "layers": list(net.layer_sizes),
@@ -103,9 +107,9 @@ def run_demo(out: str | Path = "napkit-demo", progress: bool = True, seed: int =
         "syntactically_disjoint_pairs": int(np.triu(disjoint, 1).sum()),
         "pairs": n_pairs,
         "verification": verification,
+        "report": figures,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    _write_html(out, metrics, rows)
     return {
         "report": str(out / "index.html"),
         "naps": str(out / "naps.json"),
@@ -125,100 +129,16 @@ def run_demo(out: str | Path = "napkit-demo", progress: bool = True, seed: int =
     }
 
 
-def verify_naps(
-    net, naps, x_te, y_te, monitor: NAPMonitor, eps: float = DEMO_EPS, timeout: float = 5.0
-) -> dict:
-    """Prove or refute NAP properties of the demo network (short timeouts: a demo, not a study).
-
-    - NAP robustness over the whole domain [0, 1]^64 for each class;
-    - NAP-augmented local robustness in an L-inf ball of radius ``eps`` around the first
-      test image of each class that is classified correctly and follows its NAP;
-    - non-ambiguity of every pair of NAPs over the domain.
-    """
-    from napkit.verify import domain_box, linf_ball, verify_disjoint, verify_robustness
-
-    box = domain_box(net.n_inputs)
-    labels = naps.labels.tolist()
-    domain = {c: verify_robustness(net, box, c, naps.phases(c), timeout=timeout).verdict for c in labels}
-    follows = (monitor.predict(x_te) == 1) & (net.predict(x_te) == y_te)
-    local = {}
-    for c in labels:
-        rows = np.flatnonzero(follows & (y_te == c))
-        if len(rows):
-            ball = linf_ball(np.asarray(x_te[rows[0]], float), eps)
-            local[c] = verify_robustness(net, ball, c, naps.phases(c), timeout=timeout).verdict
-    syntactic = syntactic_disjoint(naps)
-    pairs = {}
-    for a in range(len(labels)):
-        for b in range(a + 1, len(labels)):
-            if syntactic[a, b]:
-                pairs[f"{labels[a]}-{labels[b]}"] = "verified"
-            else:
-                res = verify_disjoint(
-                    net, box, naps.phases(labels[a]), naps.phases(labels[b]), timeout=timeout
-                )
-                pairs[f"{labels[a]}-{labels[b]}"] = res.verdict
-    verdicts = [*domain.values(), *local.values(), *pairs.values()]
-    return {
-        "domain": domain,
-        "local": local,
-        "eps": eps,
-        "pairs": pairs,
-        "verified": sum(v == "verified" for v in verdicts),
-        "queries": len(verdicts),
+def _verdicts(ver: dict) -> dict:
+    """The report's verification figures as the demo prints them: verdicts by class and pair."""
+    verdicts = {
+        "domain": {r["label"]: r["domain"]["result"] for r in ver["classes"]},
+        "local": {r["label"]: r["local"]["result"] for r in ver["classes"] if r["centre_index"] is not None},
+        "pairs": {f"{p['i']}-{p['j']}": p["result"] for p in ver["pairs"]},
     }
+    return {**verdicts, "eps": ver["eps"], "timeout": ver["timeout"], "verified": ver["verified"],
+            "queries": sum(len(v) for v in verdicts.values())}
 
 
 def main_stats(rows: list[dict]) -> NAPStats:
     return next(r["eval"] for r in rows if r["delta"] == DEMO_DELTA)
-
-
-def _write_html(out: Path, metrics: dict, rows: list[dict]) -> None:
-    sweep_rows = []
-    for r in rows:
-        sweep_rows.append(
-            [
-                f"{r['delta']:g}",
-                f"{np.nanmean(r['fit'].recall):.3f}",
-                f"{np.nanmean(r['eval'].recall):.3f}",
-                f"{np.nanmean(r['eval'].precision):.3f}",
-                int(np.mean(r["naps"].sizes())),
-            ]
-        )
-    mon = metrics["monitor"]["gamma0"]
-    sections = [
-        (
-            "Model",
-            f"<p>MLP {metrics['model']['layers']}, test accuracy {metrics['model']['test_accuracy']:.3f}</p>",
-        ),
-        (
-            "Recall and precision against δ (mean over classes)",
-            table_html(["δ", "recall train", "recall test", "precision test", "neurons"], sweep_rows),
-        ),
-        (
-            f"Run-time monitor (δ = {metrics['monitor']['delta']}, γ = 0)",
-            table_html(
-                ["flagged", "errors caught", "AUROC (NAP)", "AUROC (max softmax)"],
-                [
-                    [
-                        mon["flagged_rate"],
-                        mon["misclassified_caught"],
-                        mon["auroc"],
-                        mon["max_softmax_auroc"],
-                    ]
-                ],
-            ),
-        ),
-    ]
-    v = metrics["verification"]
-    verdicts = ("verified", "falsified", "unknown", "vacuous")
-    rows_v = [
-        [what, *[sum(x == k for x in d.values()) for k in verdicts]]
-        for what, d in (
-            ("NAP robustness over [0,1]^64, per class", v["domain"]),
-            (f"NAP robustness within ε = {v['eps']} of a test image, per class", v["local"]),
-            ("non-ambiguity, per pair of NAPs", v["pairs"]),
-        )
-    ]
-    sections.append(("Verification (timeout 5 s per query)", table_html(["query", *verdicts], rows_v)))
-    write_report(out / "index.html", "napkit demo: digits", sections, ["naps.png", "delta_sweep.png"])

@@ -13,6 +13,16 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 
 from napkit.patterns import NAPSet  # noqa: E402
 
+DPI = 110
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay out, write a PNG and free the figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return Path(path)
+
 
 def plot_naps(naps: NAPSet, path: str | Path) -> Path:
     """One row per class, one column per neuron: active (red), inactive (blue), free (white)."""
@@ -24,18 +34,20 @@ def plot_naps(naps: NAPSet, path: str | Path) -> Path:
         ax.axvline(off - 0.5, color="black", lw=0.8)
     ax.set_yticks(range(len(naps.labels)), [f"class {c}" for c in naps.labels])
     centres = (naps.offsets[:-1] + naps.offsets[1:]) / 2
-    ax.set_xticks(centres, list(naps.layer_names))
+    ax.set_xticks(
+        centres,
+        [f"layer {n!r}\n({s} units)" for n, s in zip(naps.layer_names, naps.layer_sizes, strict=True)],
+        fontsize=10,
+    )
+    ax.set_xlabel("hidden neurons, layer by layer (black lines separate the layers)")
     ax.set_title(f"NAPs at δ = {naps.delta:g}: red must be active, blue inactive, white free")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plot_delta_sweep(rows: list[dict], path: str | Path, names: tuple[str, str] = ("train", "test")) -> Path:
     """Mean recall and precision (over classes) against δ, for fit and eval data."""
     deltas = [r["delta"] for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7.6, 4))
     for key, style, name in (("fit", "-", names[0]), ("eval", "--", names[1])):
         if rows[0].get(key) is None:
             continue
@@ -57,9 +69,6 @@ def plot_delta_sweep(rows: list[dict], path: str | Path, names: tuple[str, str] 
     ax.set_ylabel("mean over classes")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
     ax.set_title("NAP recall and precision against δ")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
