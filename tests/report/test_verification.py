@@ -99,3 +99,14 @@ def test_zero_queries_still_reports_syntax(tiny):
 def test_bad_options_are_refused(tiny, kw):
     with pytest.raises(NapkitError):
         verify_for_report(tiny.net, tiny.naps, tiny.x_test, tiny.y_test, **kw)
+
+
+def test_centres_do_not_depend_on_the_batch_size(tiny, ver):
+    from napkit.report.verification import _centres
+    from napkit.verify import domain_box
+
+    labels = tiny.naps.labels.tolist()
+    phases_of = {c: _phases(tiny, c) for c in labels}
+    box = domain_box(tiny.net.n_inputs)
+    small = _centres(tiny.net, phases_of, labels, tiny.x_test, tiny.y_test, box, batch=7)
+    assert small == {r["label"]: r["centre"] for r in ver["classes"]}

@@ -104,7 +104,7 @@ def build_report(
     """
     out = Path(out)
     check_report_target(out, merge)
-    x, y = net.flatten_inputs(x), np.asarray(y)
+    x, y = net.reshape_inputs(x), np.asarray(y)  # kept in its own dtype (float32 data stays small)
     if len(x) != len(y):
         raise NapkitError(f"{len(x)} inputs but {len(y)} labels")
     naps.check_model(net.fingerprint())
@@ -129,7 +129,7 @@ def build_report(
     if novelty:
         figures["novelty"] = novelty
     pool = mine_data if mine_data is not None else (x, y)
-    pool = (net.flatten_inputs(pool[0]), np.asarray(pool[1]))
+    pool = (net.reshape_inputs(pool[0]), np.asarray(pool[1]))
     staged = staging_folder(out)
     try:
         plot_naps(naps, staged / "naps.png")

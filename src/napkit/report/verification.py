@@ -19,6 +19,7 @@ from napkit.progress import progress_bar
 
 VERDICTS = ("verified", "falsified", "unknown", "vacuous", "skipped")
 SKIPPED_REASON = "not run: the limit on verification queries was reached"
+CENTRE_BATCH = 4096  # rows per exact forward pass when looking for the centres of local queries
 
 
 @dataclass
@@ -61,21 +62,25 @@ def _query(net, res) -> Query:
     return Query(res.verdict, res.reason, float(res.seconds), ce, pred)
 
 
-def _centres(net, phases_of, labels, x: np.ndarray, y: np.ndarray, box) -> dict[int, int | None]:
+def _centres(net, phases_of, labels, x: np.ndarray, y: np.ndarray, box,
+             batch: int = CENTRE_BATCH) -> dict[int, int | None]:
     """Per class, the first row of x in the box, labelled and classified c, that follows NAP_c
-    strictly."""
+    strictly (exact float64 passes, batch by batch, until every class has one)."""
     from napkit.verify import follows_phases
 
-    flat = net.flatten_inputs(x)
-    logits, pre = net.forward(flat)
-    pred = logits.argmax(1)
-    inside = box.contains(flat)
-    out = {}
-    for c in labels:
-        rows = np.flatnonzero((y == c) & (pred == c) & inside)
-        ok = follows_phases([p[rows] for p in pre], phases_of[c], strict=True) if len(rows) else []
-        hit = rows[np.asarray(ok, bool)] if len(rows) else rows
-        out[c] = int(hit[0]) if len(hit) else None
+    out: dict[int, int | None] = {c: None for c in labels}
+    for start in range(0, len(x), batch):
+        flat = net.flatten_inputs(x[start : start + batch])
+        logits, pre = net.forward(flat)
+        candidate = (logits.argmax(1) == y[start : start + batch]) & box.contains(flat)
+        for c in [c for c in labels if out[c] is None]:
+            rows = np.flatnonzero(candidate & (y[start : start + batch] == c))
+            if len(rows):
+                ok = follows_phases([p[rows] for p in pre], phases_of[c], strict=True)
+                if ok.any():
+                    out[c] = start + int(rows[np.argmax(ok)])
+        if all(v is not None for v in out.values()):
+            break
     return out
 
 
