@@ -35,6 +35,7 @@ relaxes the violation rows by ``PROOF_SLACK`` so that it errs on the side of ``u
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -110,7 +111,7 @@ def _run_stages(net, prop, opts: VerifyOptions, onnx_model, witness) -> Verifica
     if witness is not None:
         q.confirm_point(witness)
         q.stats["witness"] = "given" if q.witness is not None else "given point rejected"
-    if opts.n_workers < 2:
+    if opts.n_workers < 2 or mp.current_process().daemon:  # a daemon may not fork children
         return _in_order(q, STAGES)
     res = _in_order(q, PREFIX_STAGES)
     if res is not None:

@@ -1,7 +1,8 @@
 """MILP-refined root bounds: ask HiGHS, per unstable neuron, "can it be positive / negative?".
 
-Layer by layer from the second hidden layer, one MILP model of the layers below (``MilpEncoding`` of the network cut after layer k, with a free row per
-neuron of layer k) is passed once; each question only changes one row's bounds and stops at
+Layer by layer from the second hidden layer, one MILP model of the layers below
+(``MilpEncoding`` of the network cut after layer k, with a free row per neuron of layer k)
+is passed once; each question only changes one row's bounds and stops at
 the first feasible point. "Infeasible" (relaxed by ``PROOF_SLACK``, as the proving MILP) fixes
 the neuron's phase for the whole region: ``z <= 0`` or ``z >= 0``. Neurons that points of the
 region (attack iterates, witnesses) already show with both signs are skipped, the others are

@@ -202,7 +202,8 @@ def bab(q: Query) -> VerificationResult | None:
         q.open_ids = []
         q.how = "branch and bound"
         return None
-    q.open_ids = [ids[g] for g in res.open_groups]
+    # unknown leaves at least one disjunct open; never trust an empty list here
+    q.open_ids = [ids[g] for g in res.open_groups] or ids
     q.stats["open_after_bab"] = len(q.open_ids)
     if o.patterns and q.stop is None and res.candidates and q.left() > 0:
         ce = q.pattern_search().search(np.array(res.candidates[::-1]), q.spec,
