@@ -15,7 +15,7 @@ timeout) side by side, with both times and the ratio.
 
     .venv/bin/python benchmarks/nap_verify.py [--nets 256x2 256x4 256x6] [--deltas 0.99 0.95]
         [--train 20000] [--local-classes 0 2 3] [--eps 0.03 0.05] [--no-domain] [--timeout 60] [--marabou]
-        [--no-witness]
+        [--no-witness] [--workers N]
 
 Domain queries get the first training image that follows the NAP as a witness of
 non-emptiness (``verified`` needs one), unless --no-witness.
@@ -87,6 +87,7 @@ def main(argv=None) -> int:
     ap.add_argument("--classes", nargs="*", type=int, default=None, help="domain queries: only these")
     ap.add_argument("--timeout", type=float, default=60.0, help="per query (both verifiers)")
     ap.add_argument("--marabou", action="store_true", help="also run Marabou side by side")
+    ap.add_argument("--workers", type=int, default=None, help="processes per query (default: cores)")
     ap.add_argument("--no-witness", action="store_true",
                     help="domain queries without a training image that follows the NAP as witness")
     args = ap.parse_args(argv)
@@ -103,7 +104,8 @@ def main(argv=None) -> int:
             print(f"--marabou: napkit.verify.marabou.verify_property_marabou is unavailable ({why});"
                   " running napkit alone\n")
     print(f"# NAP-constrained verification, mnist_fc; NAPs from the first {args.train} training "
-          f"images (correct only); timeout {args.timeout:g} s per query\n")
+          f"images (correct only); timeout {args.timeout:g} s per query; workers "
+          f"{args.workers or 'default (cores)'}\n")
     head = "| net | δ | query | napkit | s | reason | unstable (bounds) |"
     sep = "|---|---|---|---|---|---|---|"
     if marabou:
@@ -124,7 +126,7 @@ def main(argv=None) -> int:
             for qname, prop, w in qs:
                 b = propagate(net, prop.box, prop.phases)
                 t = time.perf_counter()
-                r = verify_property(net, prop, timeout=args.timeout, witness=w)
+                r = verify_property(net, prop, timeout=args.timeout, witness=w, workers=args.workers)
                 secs = time.perf_counter() - t
                 times.append(secs)
                 counts[r.verdict] += 1

@@ -164,3 +164,23 @@ def test_float32_ascent_gives_float64_sound_bounds():
     true_min = (y @ g.T).min(0)
     assert (v32 <= true_min).all() and (v64 <= true_min).all()
     np.testing.assert_allclose(v32, v64, atol=1e-2 * (1 + np.abs(v64).max()))
+
+
+def test_unknown_leaf_keeps_its_disjuncts_open():
+    """Regression: a leaf LP that finds a point the check rejects ends the tree ``unknown``;
+    the disjuncts open on that (popped) domain must be reported open, or the engine would
+    take them as refuted and answer ``verified``."""
+    rng = np.random.default_rng(11)
+    net = random_net(rng, 2, [4], 3)
+    x0 = np.array([0.3, 0.6])
+    box = InputBox(x0 - 1e-4, x0 + 1e-4)
+    b = propagate(net, box)
+    assert b.n_unstable == 0  # the root is a leaf: decided by LPs
+    wrong = (int(net.predict(x0[None])[0]) + 1) % 3  # a label that is violated around x0
+    spec = robustness_spec(wrong, 3)
+    c = np.vstack([cc for cc, _ in spec.disjuncts])
+    d = np.concatenate([dd for _, dd in spec.disjuncts])
+    res = branch_and_bound(net, b, c, -d, deadline=time.monotonic() + 10, check=lambda x: None,
+                           groups=np.arange(c.shape[0]))
+    assert res.status == "unknown" and "leaf LP" in res.reason
+    assert res.open_groups, "an unknown tree reported every disjunct refuted"

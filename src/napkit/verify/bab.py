@@ -154,11 +154,16 @@ def branch_and_bound(
     seen, checks, n_rows = 0, 0, 0
     cands: list[np.ndarray] = []
 
+    in_batch = np.zeros(tree.n_groups, dtype=bool)  # groups of the batch being processed
+
     def result(status, ce=None, reason=""):
-        return BabResult(status, ce, seen, reason, tree.open_groups() if status == "unknown" else [],
-                         cands, time.monotonic() - t0, n_rows)
+        # unknown: every disjunct open in a queued domain or in the batch not fully queued yet
+        still = [int(g) for g in np.flatnonzero(in_batch)] if status == "unknown" else []
+        opened = sorted(set(tree.open_groups()) | set(still)) if status == "unknown" else []
+        return BabResult(status, ce, seen, reason, opened, cands, time.monotonic() - t0, n_rows)
 
     while tree.heap:
+        in_batch = np.zeros(tree.n_groups, dtype=bool)  # the last batch is fully queued
         if time.monotonic() > deadline:
             return result("unknown", reason=f"branch and bound: time out ({len(tree.heap)} open)")
         if stop is not None and stop():
@@ -166,6 +171,7 @@ def branch_and_bound(
         if seen > max_domains:
             return result("unknown", reason="branch and bound: domain limit")
         take = tree.pop(batch)
+        in_batch = np.logical_or.reduce([d.groups for d in take])
         dom, rows, starts, layers, val, coefs, ax, params = tree.bound(take)
         seen += len(take)
         n_rows += rows.size

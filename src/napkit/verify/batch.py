@@ -89,7 +89,7 @@ def run_job(job: BatchJob) -> dict:
         else:
             from napkit.verify.engine import verify_property
 
-            res = verify_property(job.net, job.prop, job.timeout)
+            res = verify_property(job.net, job.prop, job.timeout, workers=1)  # the pool is the parallelism
         return {"id": job.id, "backend": job.backend, "timeout": job.timeout, **res.to_dict()}
     except Exception as err:  # one bad job must not sink the batch
         kind = "bad input" if isinstance(err, NapkitError) else "error"

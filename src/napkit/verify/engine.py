@@ -1,7 +1,9 @@
 """Verdicts: bounds, then attack, then branch and bound and MILP, with vacuity checked and
 counterexamples re-checked.
 
-A query runs the stages of ``stages.STAGES`` in order until one decides it:
+A query runs the stages of ``stages.STAGES`` in order until one decides it (with
+``workers >= 2``, after stage 3 a forked process runs the falsifying stages 4-7 while this
+one runs the proving ones, ``parallel.py``):
 
 1. ``symbolic_bounds``: phase-aware bounds (an empty interval: vacuous); a positive lower
    bound of some row refutes its disjunct of the violation;
@@ -13,7 +15,8 @@ A query runs the stages of ``stages.STAGES`` in order until one decides it:
 5. ``lp_relaxation``: the LP relaxation of the phase polytope (infeasible: vacuous);
 6. ``attack``, 7. ``patterns``: a projected-gradient attack, then pattern-fixed LPs from its
    iterates and the LP relaxation;
-8. ``lp_tightening`` (only with ``tighten``);
+8. ``lp_tightening`` (only with ``tighten``), ``milp_refine`` (only with ``refine_share``:
+   MILP "can this neuron change sign?" questions, ``refine.py``);
 9. ``bab``: one branch-and-bound tree over every open disjunct (``bab.py``; a share of the
    time left, smaller with at most ``few_unstable`` unstable neurons), pattern-fixed LPs
    from its candidates when it stays undecided;
@@ -32,6 +35,7 @@ relaxes the violation rows by ``PROOF_SLACK`` so that it errs on the side of ``u
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -107,7 +111,7 @@ def _run_stages(net, prop, opts: VerifyOptions, onnx_model, witness) -> Verifica
     if witness is not None:
         q.confirm_point(witness)
         q.stats["witness"] = "given" if q.witness is not None else "given point rejected"
-    if opts.n_workers < 2:
+    if opts.n_workers < 2 or mp.current_process().daemon:  # a daemon may not fork children
         return _in_order(q, STAGES)
     res = _in_order(q, PREFIX_STAGES)
     if res is not None:

@@ -21,6 +21,7 @@ from napkit.verify.milp import tighten_bounds
 from napkit.verify.optimized import optimize_rows, tighten_optimized
 from napkit.verify.patternlp import agreement_starts
 from napkit.verify.query import Query
+from napkit.verify.refine import refine_with_milp
 from napkit.verify.verdict import VerificationResult
 
 Stage = Callable[[Query], VerificationResult | None]
@@ -143,6 +144,37 @@ def lp_tightening(q: Query) -> VerificationResult | None:
     return None
 
 
+def milp_refine(q: Query) -> VerificationResult | None:
+    """Optional (``refine_share`` > 0, deep networks): MILP-refined intermediate bounds
+    (``refine.py``), then the optimised bounds of the open disjuncts again."""
+    o = q.opts
+    if not (q.open_ids and o.refine_share > 0 and len(q.net.layer_sizes) >= o.refine_min_layers
+            and q.bounds.n_unstable > o.few_unstable and q.left() > 0):
+        return None
+    t = time.monotonic()
+    points = np.array(q.starts) if q.starts else None
+    st = refine_with_milp(q.net, q.bounds, q.until(o.refine_share * q.left()), points=points,
+                          per_question=o.refine_question_s)
+    q.stats.update(refine_asked=st.asked, refine_stabilised=st.stabilised, refine_s=round(st.seconds, 3))
+    q.forget_encodings()
+    if q.bounds.vacuous:
+        return q.done("vacuous", q.bounds.reason)
+    if st.stabilised:
+        ids, spec = q.open_ids, q.spec
+        rows = np.vstack([spec.disjuncts[k][0] for k in ids])
+        consts = -np.concatenate([spec.disjuncts[k][1] for k in ids])
+        v, _ = optimize_rows(q.net, q.bounds, len(q.net.layer_sizes), rows, consts, iters=o.root_rows_iters,
+                             stop_at=0.0, deadline=q.until(o.root_rows_share * q.left()))
+        sizes = np.cumsum([0] + [spec.disjuncts[k][0].shape[0] for k in ids])
+        for i, k in enumerate(ids):
+            q.lows[k] = np.maximum(q.lows[k], v[sizes[i]:sizes[i + 1]])
+        q.open_ids = [k for k in ids if not (q.lows[k] > 0).any()]
+        if not q.open_ids:
+            q.how = "MILP-refined bounds"
+    q.add_time("refine_total_s", t)
+    return None
+
+
 def bab(q: Query) -> VerificationResult | None:
     """One branch-and-bound tree over every open disjunct (a per-domain mask of the
     disjuncts still open), then pattern-fixed LPs from its first candidates."""
@@ -170,7 +202,8 @@ def bab(q: Query) -> VerificationResult | None:
         q.open_ids = []
         q.how = "branch and bound"
         return None
-    q.open_ids = [ids[g] for g in res.open_groups]
+    # unknown leaves at least one disjunct open; never trust an empty list here
+    q.open_ids = [ids[g] for g in res.open_groups] or ids
     q.stats["open_after_bab"] = len(q.open_ids)
     if o.patterns and q.stop is None and res.candidates and q.left() > 0:
         ce = q.pattern_search().search(np.array(res.candidates[::-1]), q.spec,
@@ -215,12 +248,12 @@ def non_empty(q: Query) -> VerificationResult:
 
 STAGES: tuple[Stage, ...] = (
     symbolic_bounds, quick_attack, optimised_bounds, first_patterns, lp_relaxation, attack,
-    patterns, lp_tightening, bab, milp, non_empty,
+    patterns, lp_tightening, milp_refine, bab, milp, non_empty,
 )
 # with a falsifier process (``parallel.py``): the common prefix, then each side's stages
 PREFIX_STAGES: tuple[Stage, ...] = (symbolic_bounds, quick_attack, optimised_bounds)
 FALSIFY_STAGES: tuple[Stage, ...] = (first_patterns, lp_relaxation, attack, patterns)
-PROVE_STAGES: tuple[Stage, ...] = (lp_relaxation, lp_tightening, bab, milp, non_empty)
+PROVE_STAGES: tuple[Stage, ...] = (lp_relaxation, lp_tightening, milp_refine, bab, milp, non_empty)
 
 
 def _pattern_walk(q: Query, budget: float, starts: list[np.ndarray], repair: bool = True

@@ -1,0 +1,55 @@
+"""MILP-refined root bounds: every neuron it fixes keeps its sign on sampled points of the region."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from verify_helpers import random_net, random_phases
+
+from napkit.verify import (
+    InputBox,
+    Property,
+    VerifyOptions,
+    follows_phases,
+    propagate,
+    robustness_spec,
+    verify_property,
+)
+from napkit.verify.refine import refine_with_milp
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_refined_bounds_hold_on_samples(seed):
+    rng = np.random.default_rng(900 + seed)
+    net = random_net(rng, 3, [8, 8, 8], 3)
+    phases = random_phases(rng, net.layer_sizes, 0.25) if seed % 2 else None
+    box = InputBox(np.zeros(3), np.ones(3))
+    b = propagate(net, box, phases)
+    if b.vacuous:
+        return
+    before = [lo.copy() for lo in b.lower], [up.copy() for up in b.upper]
+    st = refine_with_milp(net, b, time.monotonic() + 20, per_question=2.0)
+    assert st.asked >= st.stabilised
+    x = rng.random((20000, 3))
+    _, pre = net.forward(x)
+    ok = follows_phases(pre, phases)
+    for k, z in enumerate(pre):
+        assert (b.lower[k] >= before[0][k]).all() and (b.upper[k] <= before[1][k]).all()  # never looser
+        if b.vacuous:
+            assert not ok.any()
+            return
+        zk = z[ok]
+        assert (zk >= b.lower[k] - 1e-9).all() and (zk <= b.upper[k] + 1e-9).all()
+
+
+def test_refine_stage_keeps_verdicts():
+    rng = np.random.default_rng(77)
+    net = random_net(rng, 3, [10, 10, 10], 3)
+    for label in range(3):
+        prop = Property(InputBox(np.zeros(3), np.ones(3)), robustness_spec(label, 3))
+        plain = verify_property(net, prop, options=VerifyOptions(timeout=10, workers=1))
+        refined = verify_property(net, prop, options=VerifyOptions(timeout=10, workers=1, refine_share=0.5,
+                                                                   few_unstable=0))
+        assert {plain.verdict, refined.verdict} - {"unknown"} in ({plain.verdict}, {refined.verdict}, set())
