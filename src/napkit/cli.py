@@ -1087,6 +1087,9 @@ def codes(
     ] = None,
     layers: Annotated[list[str] | None, typer.Option("--layers", help="Hidden layers of the code")] = None,
     kmeans: Annotated[bool, typer.Option("--kmeans/--no-kmeans", help="k-means categorisation")] = True,
+    samples: Annotated[
+        int | None, typer.Option("--samples", min=2, help="Use the first N training and N test inputs")
+    ] = None,
     progress: ProgressOpt = True,
     as_json: JsonOpt = False,
 ) -> None:
@@ -1097,6 +1100,8 @@ def codes(
 
     net = load_model(model)
     x, y, xt, yt = _train_test(data, split, test_split)
+    if samples is not None:
+        x, y, xt, yt = x[:samples], y[:samples], xt[:samples], yt[:samples]
     with status_line(f"activation codes of {len(x)} + {len(xt)} inputs", progress and not as_json):
         rep = codes_report(net, x, y, xt, yt, layers=_layers(layers), kmeans=kmeans)
     if not as_json:

@@ -76,7 +76,7 @@ def _load_torch_checkpoint(p: Path) -> ReluNetwork:
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):  # a pickled object
             raise NapkitError(
                 f"{p} holds a pickled Python object, not a state dict: napkit reads only state dicts "
-                "(save one with torch.save(model.state_dict(), path)); it never unpickles a file"
+                "(weights only) and never unpickles a file; save one with torch.save(model.state_dict(), p)"
             ) from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NapkitError(f"{p} is not a readable PyTorch state dict (weights only): {first}") from None
