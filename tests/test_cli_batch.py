@@ -176,3 +176,22 @@ def test_vnnlib_instances_on_mnist_agree_with_the_truth(tmp_path, capsys):
                          tmp_path / "r.csv", "--workers", "2", "--json")
     got = [r["result"] for r in last_json(out)["instances"]]
     assert got == [truth[f"mnist-net_256x2-{p}"] for p in picks]
+
+
+def test_a_query_that_crashed_is_never_read_as_success(setup, capsys, monkeypatch):
+    import napkit.cli as cli
+
+    tmp, model, data, naps, net = setup
+
+    def crashed(jobs, *args):  # what run_batch records for a worker that raised
+        return {j.id: {"id": j.id, "result": "error", "reason": "error: RuntimeError: boom", "seconds": None}
+                for j in jobs}
+
+    monkeypatch.setattr(cli, "_run_batch", crashed)
+    code, out, err = run(capsys, "verify", model, "--naps", naps, "--label", "all", "--domain", "--json")
+    assert code == 2
+    assert last_json(out)["error"] == 3
+    assert "3 queries ended in an error" in err
+    code, out, err = run(capsys, "vnnlib", "--instances", _instances(tmp, net, model) / "instances.csv", "--out",
+                         tmp / "r.csv", "--json")
+    assert code == 2 and last_json(out)["error"] > 0

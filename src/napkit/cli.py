@@ -522,6 +522,19 @@ def _nap_query(model: Path, naps: Path | None, label: int, region: tuple):
     return net, napset, phases, box, notes + _label_notes(net, x0, label, region[2])
 
 
+def _batch_exit(counts: dict[str, int], failure: str) -> int:
+    """Exit code of a batch: 1 when a ``failure`` verdict was found, 2 when some query crashed.
+
+    A query that ended in an error decided nothing: it is named on stderr, never read as success.
+    """
+    if counts.get("error"):
+        print(f"napkit: error: {counts['error']} queries ended in an error (their reason says why)",
+              file=sys.stderr)
+    if counts.get(failure):
+        return 1
+    return 2 if counts.get("error") else 0
+
+
 def _print_notes(notes: list[str]) -> None:
     for note in notes:
         print(f"napkit: note: {note}", file=sys.stderr)
@@ -690,7 +703,8 @@ def _verify_all(model, naps, region, timeout, workers, results, scheduler, progr
         if rec.get("counterexample") is not None:
             row["counterexample"] = rec["counterexample"]
         rows.append(row)
-    counts = {v: sum(r["result"] == v for r in rows) for v in ("verified", "falsified", "unknown", "vacuous")}
+    counts = {v: sum(r["result"] == v for r in rows)
+              for v in ("verified", "falsified", "unknown", "vacuous", "error")}
     if not as_json:
         where = f"[{lo:g}, {hi:g}]^{net.n_inputs}" if center is None else f"ε = {eps:g} around {center}"
         nap = f"NAP (δ = {napset.delta:g}) " if napset is not None else ""
@@ -706,7 +720,7 @@ def _verify_all(model, naps, region, timeout, workers, results, scheduler, progr
         out_console.print(", ".join(f"{n} {v}" for v, n in counts.items() if n) or "no verdicts")
     _emit({"results": rows, **counts, "notes": notes, "timeout": timeout,
            "delta": None if napset is None else napset.delta}, as_json)
-    return 1 if counts["falsified"] else 0
+    return _batch_exit(counts, "falsified")
 
 
 @app.command()
@@ -765,7 +779,7 @@ def ambiguity(
                 pair = {"result": res.verdict, "reason": res.reason, "seconds": res.seconds}
             pairs.append({"i": i, "j": j, **pair})
             advance()
-    counts = {v: sum(p["result"] == v for p in pairs) for v in ("verified", "falsified", "unknown")}
+    counts = {v: sum(p["result"] == v for p in pairs) for v in ("verified", "falsified", "unknown", "error")}
     if not as_json:
         table = Table(title=f"Non-ambiguity of {len(pairs)} NAP pairs (δ = {napset.delta:g})")
         for col in ("i", "j", "result", "seconds", "reason"):
@@ -780,7 +794,7 @@ def ambiguity(
             f"{counts['falsified']} ambiguous, {counts['unknown']} unknown"
         )
     _emit({"pairs": pairs, **counts, "delta": napset.delta}, as_json)
-    return 1 if counts["falsified"] else 0
+    return _batch_exit(counts, "falsified")
 
 
 @app.command()
@@ -855,7 +869,7 @@ def _vnnlib_instances(instances: Path, out: Path, workers, results, scheduler, f
         out_console.print(table)
         out_console.print(", ".join(f"{n} {v}" for v, n in counts.items() if n) + f"; wrote {out}")
     _emit({"instances": rows, **counts, "out": str(out)}, as_json)
-    return 1 if counts["sat"] else 0
+    return _batch_exit(counts, "sat")
 
 
 @app.command("export-vnnlib")
