@@ -192,6 +192,6 @@ def test_a_query_that_crashed_is_never_read_as_success(setup, capsys, monkeypatc
     assert code == 2
     assert last_json(out)["error"] == 3
     assert "3 queries ended in an error" in err
-    code, out, err = run(capsys, "vnnlib", "--instances", _instances(tmp, net, model) / "instances.csv", "--out",
-                         tmp / "r.csv", "--json")
+    instances = _instances(tmp, net, model) / "instances.csv"
+    code, out, err = run(capsys, "vnnlib", "--instances", instances, "--out", tmp / "r.csv", "--json")
     assert code == 2 and last_json(out)["error"] > 0
