@@ -33,6 +33,7 @@ def _probe_step(lm, out: Path) -> dict:
         [np.array(res["probe_accuracy"]), np.array(res["probe_random_init_accuracy"])],
         ["trained", "random init"],
         res["probe_sites"],
+        res["probe_positions"],
     )
     return {k: v for k, v in res.items() if not isinstance(v, list)}
 
@@ -50,7 +51,7 @@ STEPS: list[tuple[str, Callable]] = [
 ]
 
 
-def _heatmap(path: Path, mats: list[np.ndarray], titles: list[str], rows: list[str]) -> None:
+def _heatmap(path: Path, mats: list[np.ndarray], titles: list[str], rows: list[str], cols: list[int]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,6 +62,7 @@ def _heatmap(path: Path, mats: list[np.ndarray], titles: list[str], rows: list[s
         im = ax.imshow(m, vmin=0.5, vmax=1.0, cmap="viridis", aspect="auto")
         ax.set_title(f"regime probe, {title}")
         ax.set_xlabel("position")
+        ax.set_xticks(range(len(cols)), [str(c) for c in cols])
         ax.set_yticks(range(len(rows)), [r.replace(".hook_resid_post", "") for r in rows])
     fig.colorbar(im, ax=axes[0].tolist(), label="CV accuracy")
     tmp = path.with_name(path.name + ".tmp.png")

@@ -15,6 +15,7 @@ from napkit.lm.steering import mean_difference, steering_effect
 
 CONTRAST_SEED = 20_011
 DEFAULT_KL = 0.5
+CUE_POSITION = 2  # <bos> DET CUE ...
 
 
 def contrast_prompts(n: int, seed: int = CONTRAST_SEED):
@@ -28,8 +29,9 @@ def resid_sites(lm) -> list[str]:
 
 
 def probe_regime(lm, n: int = 400, seed: int = 0) -> dict:
-    """Probe the contrast regime from every layer and position; control keys: the cue word.
+    """Probe the contrast regime from every layer at each position after the cue word.
 
+    Control keys: the cue word.
     The control task gives each cue word a random regime, so a probe that merely reads the
     word's identity scores well on both; selectivity is reported as the largest gap.
     """
@@ -37,10 +39,11 @@ def probe_regime(lm, n: int = 400, seed: int = 0) -> dict:
     prompts, regimes, cues = contrast_prompts(n)
     n_pos = len(lm.tokenizer(prompts[0])["input_ids"])
     sites = resid_sites(lm)
-    trained = probe(lm, prompts, regimes, sites, range(n_pos), control_keys=cues, seed=seed)
-    fresh = probe(
-        random_init_like(lm, seed), prompts, regimes, sites, range(n_pos), control_keys=cues, seed=seed
-    )
+    # positions after the cue word (<bos> is position 0, the cue 2): there the regime is no
+    # longer the identity of the current word but something attention had to carry
+    after = range(CUE_POSITION + 1, n_pos)
+    trained = probe(lm, prompts, regimes, sites, after, control_keys=cues, seed=seed)
+    fresh = probe(random_init_like(lm, seed), prompts, regimes, sites, after, control_keys=cues, seed=seed)
     module, position, acc = trained.best
     return {
         "probe_best_acc": acc,
@@ -50,6 +53,7 @@ def probe_regime(lm, n: int = 400, seed: int = 0) -> dict:
         "probe_accuracy": trained.accuracy.tolist(),
         "probe_random_init_accuracy": fresh.accuracy.tolist(),
         "probe_sites": sites,
+        "probe_positions": list(after),
     }
 
 

@@ -146,7 +146,7 @@ def train_model(
             advance(1)
             if log is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0:
                 model.eval()
-                log(step + 1, float(loss), task_accuracies(model, tokenizer, grammar, n=200))
+                log(step + 1, loss.item(), task_accuracies(model, tokenizer, grammar, n=200))
                 model.train()
     model.eval()
     return model, tokenizer, task_accuracies(model, tokenizer, grammar)
