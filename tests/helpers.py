@@ -42,3 +42,43 @@ def cli_files(tmp_path: Path):
     data = tmp_path / "data.npz"
     np.savez(data, x=x, y=y)
     return model, data, net, x, y
+
+
+def three_class_files(tmp_path: Path, n: int = 600, relabel: int = 0):
+    """A 3-10-8-3 ONNX network whose three classes all occur on [0,1]^3 (each on ≥ 10% of n
+    uniform inputs), the data with its first ``relabel`` labels made wrong, and δ = 0.95 NAPs
+    mined from it: (folder, model path, data path, NAP path, network as loaded from the file)."""
+    from napkit.network import load_model, to_onnx
+    from napkit.patterns import mine
+
+    x = np.random.default_rng(0).uniform(size=(n, 3)).astype(np.float32)
+    for seed in range(31, 80):
+        net = random_net(seed, sizes=(3, 10, 8, 3))
+        y = net.predict(x)
+        if np.bincount(y, minlength=3).min() >= n // 10:
+            break
+    model = tmp_path / "m.onnx"
+    to_onnx(net, model)
+    net = load_model(model)  # float32 weights, as the file holds them
+    y[:relabel] = (y[:relabel] + 1) % 3
+    data = tmp_path / "d.npz"
+    np.savez(data, x=x, y=y)
+    naps = tmp_path / "naps.json"
+    mine(net, x, y, 0.95, progress=False).save(naps)
+    return tmp_path, model, data, naps, net
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    """Run ``napkit ARGS`` in-process: (exit code, stdout, stderr)."""
+    from napkit.cli import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def last_json(out: str) -> dict:
+    """The JSON object on the last line of a command's stdout (DESIGN.md's --json contract)."""
+    import json
+
+    return json.loads(out.strip().splitlines()[-1])

@@ -6,41 +6,19 @@ import json
 import numpy as np
 import pytest
 
-from helpers import MNIST_FC, need_shared, random_net
-from napkit.cli import main
-from napkit.network import load_model, to_onnx
-from napkit.patterns import NAPSet, mine
+from helpers import MNIST_FC, last_json, need_shared, run_cli, three_class_files
+from napkit.network import to_onnx
+from napkit.patterns import NAPSet
 from napkit.verify import follows_phases, linf_ball, read_results, robustness_spec, write_vnnlib
 
 
 @pytest.fixture
 def setup(tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.uniform(size=(600, 3)).astype(np.float32)
-    for seed in range(31, 80):  # a network whose three classes all occur on [0,1]^3
-        net = random_net(seed, sizes=(3, 10, 8, 3))
-        y = net.predict(x)
-        if np.bincount(y, minlength=3).min() >= 60:
-            break
-    model = tmp_path / "m.onnx"
-    to_onnx(net, model)
-    net = load_model(model)
-    y[:30] = (y[:30] + 1) % 3  # some rows labelled otherwise than the network says
-    data = tmp_path / "d.npz"
-    np.savez(data, x=x, y=y)
-    naps = tmp_path / "naps.json"
-    mine(net, x, y, 0.95, progress=False).save(naps)
-    return tmp_path, model, data, naps, net
+    return three_class_files(tmp_path, relabel=30)
 
 
 def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def last_json(out):
-    return json.loads(out.strip().splitlines()[-1])
+    return run_cli(capsys, *args)
 
 
 def test_verify_label_all_matches_one_query_per_class(setup, capsys):

@@ -8,10 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from helpers import random_net
+from helpers import last_json, run_cli, three_class_files
 from napkit.cli import main
-from napkit.network import load_model, to_onnx
-from napkit.patterns import mine
 from napkit.verify import linf_ball, robustness_spec, write_vnnlib
 
 distributed = pytest.importorskip("distributed", reason="the cluster tests need napkit[cluster]")
@@ -31,30 +29,13 @@ def scheduler():
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("cluster")
-    rng = np.random.default_rng(0)
-    x = rng.uniform(size=(2000, 3)).astype(np.float32)
-    for seed in range(31, 80):  # a network whose three classes all occur on [0,1]^3
-        net = random_net(seed, sizes=(3, 10, 8, 3))
-        y = net.predict(x)
-        if np.bincount(y, minlength=3).min() >= 200:
-            break
-    model = tmp / "m.onnx"
-    to_onnx(net, model)
-    net = load_model(model)
-    y[:100] = (y[:100] + 1) % 3
-    data = tmp / "d.npz"
-    np.savez(data, x=x, y=y)
-    naps = tmp / "naps.json"
-    mine(net, x, y, 0.95, progress=False).save(naps)
-    return tmp, model, data, naps, net
+    return three_class_files(tmp_path_factory.mktemp("cluster"), n=2000, relabel=100)
 
 
 def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
+    code, out, err = run_cli(capsys, *args)
     assert code in (0, 1), err
-    return code, json.loads(out.strip().splitlines()[-1])
+    return code, last_json(out)
 
 
 def test_verify_label_all_on_the_cluster_equals_local(setup, scheduler, capsys):

@@ -13,42 +13,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import random_net
+from helpers import last_json, run_cli, three_class_files
 from napkit.cli import main
-from napkit.network import ReluNetwork, load_model, save_model, to_onnx
-from napkit.patterns import mine
+from napkit.network import ReluNetwork, save_model
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 @pytest.fixture
 def setup(tmp_path):
-    """A 3-10-8-3 ONNX network whose classes all occur on [0,1]^3, its data and δ = 0.95 NAPs."""
-    rng = np.random.default_rng(0)
-    x = rng.uniform(size=(600, 3)).astype(np.float32)
-    for seed in range(31, 80):
-        net = random_net(seed, sizes=(3, 10, 8, 3))
-        y = net.predict(x)
-        if np.bincount(y, minlength=3).min() >= 60:
-            break
-    model = tmp_path / "m.onnx"
-    to_onnx(net, model)
-    net = load_model(model)
-    data = tmp_path / "d.npz"
-    np.savez(data, x=x, y=y)
-    naps = tmp_path / "naps.json"
-    mine(net, x, y, 0.95, progress=False).save(naps)
-    return tmp_path, model, data, naps, net
+    return three_class_files(tmp_path)
 
 
 def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def last_json(out):
-    return json.loads(out.strip().splitlines()[-1])
+    return run_cli(capsys, *args)
 
 
 def one_line(err):
@@ -119,7 +97,11 @@ def test_ctrl_c_on_a_batch_stops_its_workers_quietly(setup):
            "--results", str(tmp / "r.jsonl")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
-    time.sleep(1.5)
+    started = time.monotonic()  # the results file opens when the batch starts, after the imports
+    while not (tmp / "r.jsonl").exists() and proc.poll() is None and time.monotonic() - started < 120:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    time.sleep(0.3)
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

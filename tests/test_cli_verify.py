@@ -1,43 +1,20 @@
 """`napkit verify`, `ambiguity`, `vnnlib`, `export-vnnlib`: verdicts, exit codes, round trip."""
 
-import json
 
 import numpy as np
 import pytest
 
-from helpers import random_net
-from napkit.cli import main
-from napkit.network import load_model, to_onnx
-from napkit.patterns import mine
+from helpers import last_json, random_net, run_cli, three_class_files
+from napkit.network import to_onnx
 
 
 @pytest.fixture
 def setup(tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.uniform(size=(600, 3)).astype(np.float32)
-    for seed in range(31, 80):  # a network whose three classes all occur on [0,1]^3
-        net = random_net(seed, sizes=(3, 10, 8, 3))
-        y = net.predict(x)
-        if np.bincount(y, minlength=3).min() >= 60:
-            break
-    model = tmp_path / "m.onnx"
-    to_onnx(net, model)
-    net = load_model(model)  # float32 weights, as the file holds them
-    data = tmp_path / "d.npz"
-    np.savez(data, x=x, y=y)
-    naps_path = tmp_path / "naps.json"
-    mine(net, x, y, 0.95, progress=False).save(naps_path)
-    return tmp_path, model, data, naps_path, net
+    return three_class_files(tmp_path)
 
 
 def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def last_json(out):
-    return json.loads(out.strip().splitlines()[-1])
+    return run_cli(capsys, *args)
 
 
 def test_verify_domain_and_ball_agree_with_exit_codes(setup, capsys):
