@@ -55,7 +55,7 @@ def quick_attack(q: Query) -> VerificationResult | None:
 def optimised_bounds(q: Query) -> VerificationResult | None:
     """alpha-beta-CROWN bounds with the phases as Lagrangian constraints: first every
     intermediate layer, then the rows of the open disjuncts."""
-    o, b, spec = q.opts, q.bounds, q.spec
+    o, b = q.opts, q.bounds
     if not (q.open_ids and o.optimize and q.left() > 0):
         return None
     t = time.monotonic()
@@ -65,20 +65,26 @@ def optimised_bounds(q: Query) -> VerificationResult | None:
     if b.vacuous:
         q.stats["optimize_s"] = time.monotonic() - t
         return q.done("vacuous", b.reason)
-    ids = q.open_ids
-    rows = np.vstack([spec.disjuncts[k][0] for k in ids])
-    consts = -np.concatenate([spec.disjuncts[k][1] for k in ids])
-    v, info = optimize_rows(q.net, b, len(q.net.layer_sizes), rows, consts, iters=o.root_rows_iters,
-                            stop_at=0.0, deadline=q.until(o.root_rows_share * q.timeout))
-    sizes = np.cumsum([0] + [spec.disjuncts[k][0].shape[0] for k in ids])
+    v, info = _optimise_open_rows(q, o.root_rows_share * q.timeout)
     q.starts.extend(info["argmin"][np.argsort(v)])  # minimisers of the weakest bounds first
-    for i, k in enumerate(ids):
-        q.lows[k] = np.maximum(q.lows[k], v[sizes[i]:sizes[i + 1]])
-    q.open_ids = [k for k in ids if not (q.lows[k] > 0).any()]
     q.stats["open_after_optimize"] = len(q.open_ids)
     q.stats["optimize_s"] = time.monotonic() - t
     q.how = "optimised bounds"
     return None
+
+
+def _optimise_open_rows(q: Query, seconds: float):
+    """Optimised bounds of the rows of the open disjuncts; refutes those with a positive row."""
+    ids, spec = q.open_ids, q.spec
+    rows = np.vstack([spec.disjuncts[k][0] for k in ids])
+    consts = -np.concatenate([spec.disjuncts[k][1] for k in ids])
+    v, info = optimize_rows(q.net, q.bounds, len(q.net.layer_sizes), rows, consts,
+                            iters=q.opts.root_rows_iters, stop_at=0.0, deadline=q.until(seconds))
+    sizes = np.cumsum([0] + [spec.disjuncts[k][0].shape[0] for k in ids])
+    for i, k in enumerate(ids):
+        q.lows[k] = np.maximum(q.lows[k], v[sizes[i]:sizes[i + 1]])
+    q.open_ids = [k for k in ids if not (q.lows[k] > 0).any()]
+    return v, info
 
 
 def first_patterns(q: Query) -> VerificationResult | None:
@@ -160,15 +166,7 @@ def milp_refine(q: Query) -> VerificationResult | None:
     if q.bounds.vacuous:
         return q.done("vacuous", q.bounds.reason)
     if st.stabilised:
-        ids, spec = q.open_ids, q.spec
-        rows = np.vstack([spec.disjuncts[k][0] for k in ids])
-        consts = -np.concatenate([spec.disjuncts[k][1] for k in ids])
-        v, _ = optimize_rows(q.net, q.bounds, len(q.net.layer_sizes), rows, consts, iters=o.root_rows_iters,
-                             stop_at=0.0, deadline=q.until(o.root_rows_share * q.left()))
-        sizes = np.cumsum([0] + [spec.disjuncts[k][0].shape[0] for k in ids])
-        for i, k in enumerate(ids):
-            q.lows[k] = np.maximum(q.lows[k], v[sizes[i]:sizes[i + 1]])
-        q.open_ids = [k for k in ids if not (q.lows[k] > 0).any()]
+        _optimise_open_rows(q, o.root_rows_share * q.left())
         if not q.open_ids:
             q.how = "MILP-refined bounds"
     q.add_time("refine_total_s", t)
