@@ -180,7 +180,8 @@ def bab(q: Query) -> VerificationResult | None:
     o = q.opts
     if not (q.open_ids and o.bab and q.left() > 0):
         return None
-    share = o.bab_left if q.bounds.n_unstable > o.few_unstable else o.bab_left_few
+    n = q.bounds.n_unstable
+    share = o.bab_left_few if n <= o.few_unstable else o.bab_left_many if n > o.many_unstable else o.bab_left
     budget = share * q.left()
     ids = sorted(q.open_ids, key=lambda k: float(q.lows[k].max()))
     c = np.vstack([q.spec.disjuncts[k][0] for k in ids])
