@@ -184,13 +184,14 @@ class CrownProblem:
 def optimise(
     prob: CrownProblem, alphas: dict, betas: dict, iters: int, lr: float,
     deadline: float | None = None, stop_at: float | None = None, keep_best: bool = True,
-    dtype: torch.dtype = torch.float64,
+    dtype: torch.dtype = torch.float64, stop=None,
 ):
     """Adam on the bound's ``alphas``/``betas`` (``dtype``), then the sound float64 bound.
 
     ``keep_best``: per row, the parameters of the best iterate (else the last). Stops when
-    every row's bound exceeds ``stop_at``. Returns (bound, coefficients per layer, input
-    coefficients, (alphas, betas)) with clamped float64 parameters.
+    every row's bound exceeds ``stop_at``, at ``deadline`` or once ``stop()`` is True.
+    Returns (bound, coefficients per layer, input coefficients, (alphas, betas)) with
+    clamped float64 parameters.
     """
     params = {**{("a", j): v for j, v in alphas.items()}, **{("b", j): v for j, v in betas.items()}}
     if params and iters > 0:
@@ -205,7 +206,7 @@ def optimise(
         opt = Adam(plist, lr)
         best_val, best = None, None
         for _ in range(iters):
-            if deadline is not None and time.monotonic() > deadline:
+            if (deadline is not None and time.monotonic() > deadline) or (stop is not None and stop()):
                 break
             val, _ = backward(tn, layers, prob.k, a, const, al, be, box_lo, box_hi)
             if keep_best:

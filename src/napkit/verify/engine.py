@@ -2,8 +2,8 @@
 counterexamples re-checked.
 
 A query runs the stages of ``stages.STAGES`` in order until one decides it (with
-``workers >= 2``, after stage 3 a forked process runs the falsifying stages 4-7 while this
-one runs the proving ones, ``parallel.py``):
+``workers >= 2``, after stage 2 a forked process runs the optimised bounds and the
+falsifying stages 4-7 while this one runs the proving ones, ``parallel.py``):
 
 1. ``symbolic_bounds``: phase-aware bounds (an empty interval: vacuous); a positive lower
    bound of some row refutes its disjunct of the violation;
@@ -59,7 +59,7 @@ from napkit.verify.properties import (
     robustness_spec,
 )
 from napkit.verify.query import Query
-from napkit.verify.stages import FALSIFY_STAGES, PREFIX_STAGES, PROVE_STAGES, STAGES
+from napkit.verify.stages import FALSIFY_STAGES, FALSIFY_STAGES_PLAIN, PREFIX_STAGES, PROVE_STAGES, STAGES
 from napkit.verify.tolerances import PROOF_SLACK
 from napkit.verify.verdict import VNNLIB_ANSWER, VerificationResult
 from napkit.verify.vnnlib import VnnlibSpec, read_vnnlib
@@ -118,7 +118,7 @@ def _run_stages(net, prop, opts: VerifyOptions, onnx_model, witness) -> Verifica
         return res
     if not (q.open_ids and q.left() > opts.parallel_min_left):
         return _in_order(q, STAGES[len(PREFIX_STAGES):])
-    falsifier = Falsifier(q, FALSIFY_STAGES)
+    falsifier = Falsifier(q, FALSIFY_STAGES if q.prop.phases is not None else FALSIFY_STAGES_PLAIN)
     q.stop = falsifier.poll
     try:
         res = _in_order(q, PROVE_STAGES)

@@ -41,7 +41,7 @@ class one_thread:
 def optimize_rows(
     net: ReluNetwork, bounds: Bounds, k: int, a: np.ndarray, const: np.ndarray,
     iters: int = 30, lr: float = 0.1, deadline: float | None = None, stop_at: float | None = None,
-    init: tuple[dict, dict] | None = None, dtype: torch.dtype = torch.float64,
+    init: tuple[dict, dict] | None = None, dtype: torch.dtype = torch.float64, stop=None,
 ) -> tuple[np.ndarray, dict]:
     """Sound lower bounds of ``a @ z_k + const`` over the region of ``bounds``, optimised.
 
@@ -74,7 +74,7 @@ def optimize_rows(
                 if j in dst and v.shape == dst[j].shape:
                     dst[j] = v.detach().clone()
     val, coefs, ax, (alphas, betas) = optimise(prob, alphas, betas, iters, lr, deadline=deadline,
-                                               stop_at=stop_at, dtype=dtype)
+                                               stop_at=stop_at, dtype=dtype, stop=stop)
     # ``argmin``: per row, the box corner that minimises the final linear bound (a candidate point)
     argmin = torch.where(ax > 0, prob.box_lo, prob.box_hi).numpy().copy()
     return val.numpy().copy(), {"alphas": alphas, "betas": betas, "coefs": coefs, "layers": prob.layers,
@@ -83,7 +83,7 @@ def optimize_rows(
 
 def tighten_optimized(
     net: ReluNetwork, bounds: Bounds, iters: int = 20, lr: float = 0.1,
-    deadline: float | None = None, layers: list[int] | None = None,
+    deadline: float | None = None, layers: list[int] | None = None, stop=None,
 ) -> int:
     """In place: optimised bounds for every free unstable neuron, layer by layer.
 
@@ -94,7 +94,7 @@ def tighten_optimized(
     n_h = len(net.layer_sizes)
     before = bounds.n_unstable
     for k in range(n_h):
-        if deadline is not None and time.monotonic() > deadline:
+        if (deadline is not None and time.monotonic() > deadline) or (stop is not None and stop()):
             break
         lo, up = bounds.lower[k], bounds.upper[k]
         if k > 0:  # recompute symbolic bounds from the (tighter) layers below
@@ -113,7 +113,7 @@ def tighten_optimized(
             a[np.arange(m), unst] = 1.0
             a[m + np.arange(m), unst] = -1.0
             v, _ = optimize_rows(net, bounds, k, a, np.zeros(2 * m), iters=iters, lr=lr,
-                                 deadline=deadline)
+                                 deadline=deadline, stop=stop)
             lo[unst] = np.maximum(lo[unst], v[:m])
             up[unst] = np.minimum(up[unst], -v[m:])
         if (lo > up).any():

@@ -62,6 +62,10 @@ class VerifyOptions:
     bab_left: float = 0.5
     bab_left_few: float = 0.15
     few_unstable: int = 64
+    # with more than ``many_unstable`` the MILP is hopeless in the time (256x4/256x6: 100-400
+    # unstable), so branch and bound keeps most of it
+    bab_left_many: float = 0.85
+    many_unstable: int = 100
     bab_patterns_share: float = 1 / 3  # of branch and bound's budget: pattern LPs from its candidates
     bab_batch: int = 256
     bab_iters: int = 12

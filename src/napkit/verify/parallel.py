@@ -71,8 +71,9 @@ def _falsify(q: Query, stages, send) -> None:
         for stage in stages:
             res = stage(q)
             report()
-            if res is not None and res.verdict == "falsified":
-                send.send(("ce", np.asarray(res.counterexample)))
+            if res is not None:  # falsified: tell the prover; vacuous: the prover finds it too
+                if res.verdict == "falsified":
+                    send.send(("ce", np.asarray(res.counterexample)))
                 return
         seed = 1
         while q.left() > 0 and (q.opts.attack or q.opts.patterns):

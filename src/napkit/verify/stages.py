@@ -55,30 +55,37 @@ def quick_attack(q: Query) -> VerificationResult | None:
 def optimised_bounds(q: Query) -> VerificationResult | None:
     """alpha-beta-CROWN bounds with the phases as Lagrangian constraints: first every
     intermediate layer, then the rows of the open disjuncts."""
-    o, b, spec = q.opts, q.bounds, q.spec
+    o, b = q.opts, q.bounds
     if not (q.open_ids and o.optimize and q.left() > 0):
         return None
     t = time.monotonic()
     tighten_optimized(q.net, b, iters=o.root_tighten_iters,
-                      deadline=q.until(o.root_tighten_share * q.timeout))
+                      deadline=q.until(o.root_tighten_share * q.timeout), stop=q.stop)
     q.stats["unstable_final"] = b.n_unstable
     if b.vacuous:
         q.stats["optimize_s"] = time.monotonic() - t
         return q.done("vacuous", b.reason)
-    ids = q.open_ids
-    rows = np.vstack([spec.disjuncts[k][0] for k in ids])
-    consts = -np.concatenate([spec.disjuncts[k][1] for k in ids])
-    v, info = optimize_rows(q.net, b, len(q.net.layer_sizes), rows, consts, iters=o.root_rows_iters,
-                            stop_at=0.0, deadline=q.until(o.root_rows_share * q.timeout))
-    sizes = np.cumsum([0] + [spec.disjuncts[k][0].shape[0] for k in ids])
+    v, info = _optimise_open_rows(q, o.root_rows_share * q.timeout)
     q.starts.extend(info["argmin"][np.argsort(v)])  # minimisers of the weakest bounds first
-    for i, k in enumerate(ids):
-        q.lows[k] = np.maximum(q.lows[k], v[sizes[i]:sizes[i + 1]])
-    q.open_ids = [k for k in ids if not (q.lows[k] > 0).any()]
     q.stats["open_after_optimize"] = len(q.open_ids)
     q.stats["optimize_s"] = time.monotonic() - t
     q.how = "optimised bounds"
     return None
+
+
+def _optimise_open_rows(q: Query, seconds: float):
+    """Optimised bounds of the rows of the open disjuncts; refutes those with a positive row."""
+    ids, spec = q.open_ids, q.spec
+    rows = np.vstack([spec.disjuncts[k][0] for k in ids])
+    consts = -np.concatenate([spec.disjuncts[k][1] for k in ids])
+    v, info = optimize_rows(q.net, q.bounds, len(q.net.layer_sizes), rows, consts,
+                            iters=q.opts.root_rows_iters, stop_at=0.0, deadline=q.until(seconds),
+                            stop=q.stop)
+    sizes = np.cumsum([0] + [spec.disjuncts[k][0].shape[0] for k in ids])
+    for i, k in enumerate(ids):
+        q.lows[k] = np.maximum(q.lows[k], v[sizes[i]:sizes[i + 1]])
+    q.open_ids = [k for k in ids if not (q.lows[k] > 0).any()]
+    return v, info
 
 
 def first_patterns(q: Query) -> VerificationResult | None:
@@ -160,15 +167,7 @@ def milp_refine(q: Query) -> VerificationResult | None:
     if q.bounds.vacuous:
         return q.done("vacuous", q.bounds.reason)
     if st.stabilised:
-        ids, spec = q.open_ids, q.spec
-        rows = np.vstack([spec.disjuncts[k][0] for k in ids])
-        consts = -np.concatenate([spec.disjuncts[k][1] for k in ids])
-        v, _ = optimize_rows(q.net, q.bounds, len(q.net.layer_sizes), rows, consts, iters=o.root_rows_iters,
-                             stop_at=0.0, deadline=q.until(o.root_rows_share * q.left()))
-        sizes = np.cumsum([0] + [spec.disjuncts[k][0].shape[0] for k in ids])
-        for i, k in enumerate(ids):
-            q.lows[k] = np.maximum(q.lows[k], v[sizes[i]:sizes[i + 1]])
-        q.open_ids = [k for k in ids if not (q.lows[k] > 0).any()]
+        _optimise_open_rows(q, o.root_rows_share * q.left())
         if not q.open_ids:
             q.how = "MILP-refined bounds"
     q.add_time("refine_total_s", t)
@@ -181,7 +180,8 @@ def bab(q: Query) -> VerificationResult | None:
     o = q.opts
     if not (q.open_ids and o.bab and q.left() > 0):
         return None
-    share = o.bab_left if q.bounds.n_unstable > o.few_unstable else o.bab_left_few
+    n = q.bounds.n_unstable
+    share = o.bab_left_few if n <= o.few_unstable else o.bab_left_many if n > o.many_unstable else o.bab_left
     budget = share * q.left()
     ids = sorted(q.open_ids, key=lambda k: float(q.lows[k].max()))
     c = np.vstack([q.spec.disjuncts[k][0] for k in ids])
@@ -250,10 +250,15 @@ STAGES: tuple[Stage, ...] = (
     symbolic_bounds, quick_attack, optimised_bounds, first_patterns, lp_relaxation, attack,
     patterns, lp_tightening, milp_refine, bab, milp, non_empty,
 )
-# with a falsifier process (``parallel.py``): the common prefix, then each side's stages
-PREFIX_STAGES: tuple[Stage, ...] = (symbolic_bounds, quick_attack, optimised_bounds)
-FALSIFY_STAGES: tuple[Stage, ...] = (first_patterns, lp_relaxation, attack, patterns)
-PROVE_STAGES: tuple[Stage, ...] = (lp_relaxation, lp_tightening, milp_refine, bab, milp, non_empty)
+# with a falsifier process (``parallel.py``): the common prefix, then each side's stages; the
+# falsifier starts before the optimised bounds (1-25 s on deep nets), which both sides compute:
+# with phases the bounds' minimisers start its pattern-fixed LPs, without phases the attack
+# goes first (VNN-COMP sat instances fall to it in well under a second)
+PREFIX_STAGES: tuple[Stage, ...] = (symbolic_bounds, quick_attack)
+FALSIFY_STAGES: tuple[Stage, ...] = (optimised_bounds, first_patterns, lp_relaxation, attack, patterns)
+FALSIFY_STAGES_PLAIN: tuple[Stage, ...] = (attack, optimised_bounds, patterns)
+PROVE_STAGES: tuple[Stage, ...] = (optimised_bounds, lp_relaxation, lp_tightening, milp_refine, bab, milp,
+                                   non_empty)
 
 
 def _pattern_walk(q: Query, budget: float, starts: list[np.ndarray], repair: bool = True
