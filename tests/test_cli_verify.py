@@ -287,3 +287,16 @@ def test_verify_witnesses_bad_input_is_one_line(setup, capsys, tmp_path):
         code, out, err = run(capsys, "verify", model, "--naps", naps, "--label", 0, "--domain",
                              "--witnesses", path)
         assert code == 2 and len(err.strip().splitlines()) == 1, err
+
+
+def test_one_query_gives_the_same_verdict_with_one_or_two_workers(setup, capsys):
+    tmp, model, data, naps, net = setup
+    verdicts = {}
+    for workers in (1, 2):
+        code, out, err = run(capsys, "verify", model, "--naps", naps, "--label", "1", "--domain",
+                             "--timeout", "20", "--workers", workers, "--json")
+        verdicts[workers] = last_json(out)["result"]
+        assert code == (1 if verdicts[workers] == "falsified" else 0), err
+    assert verdicts[1] == verdicts[2] != "unknown"  # decided well within the timeout on a 3-10-8-3 net
+    code, out, err = run(capsys, "verify", model, "--label", "1", "--domain", "--workers", "0")
+    assert code == 2 and "--workers" in err

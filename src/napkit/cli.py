@@ -61,7 +61,9 @@ SchedulerOpt = Annotated[
     typer.Option("--scheduler", help="A dask.distributed scheduler (tcp://HOST:PORT): run on its workers."),
 ]
 WorkersOpt = Annotated[
-    int | None, typer.Option("--workers", min=1, help="Local worker processes (default: the CPU count).")
+    int | None,
+    typer.Option("--workers", min=1, help="Local worker processes (default: the CPU count): a batch runs "
+                 "that many queries side by side; one query proves and falsifies in parallel"),
 ]
 ResultsOpt = Annotated[
     Path | None,
@@ -609,8 +611,8 @@ def verify(
         if witnesses is not None:
             raise NapkitError("--witnesses applies to one class; with --label all the engine searches")
         return _verify_all(model, naps, region, timeout, workers, results, scheduler, progress, as_json)
-    if scheduler is not None or results is not None or workers is not None:
-        raise NapkitError("--workers, --results and --scheduler apply to --label all")
+    if scheduler is not None or results is not None:
+        raise NapkitError("--results and --scheduler apply to --label all")
     from napkit.progress import status_line
     from napkit.verify import first_follower, verify_robustness
 
@@ -624,7 +626,7 @@ def verify(
         witness = first_follower(net, phases, net.reshape_inputs(wx), box)
     with status_line(f"verifying class {chosen} (at most {timeout:g} s)", progress and not as_json):
         res = verify_robustness(net, box, chosen, phases, timeout=timeout, onnx_model=_onnx_proto(model),
-                                witness=witness)
+                                witness=witness, workers=workers)
     if not as_json:
         with_nap = f" following the NAP of class {chosen}" if phases is not None else ""
         out_console.print(_result_line(res, f"class {chosen}{with_nap}"))
@@ -832,14 +834,15 @@ def vnnlib(
         return _vnnlib_instances(instances, out, workers, results, scheduler, force, progress, as_json)
     if model is None or prop is None:
         raise NapkitError("give MODEL PROP, or --instances instances.csv")
-    if scheduler is not None or results is not None or workers is not None:
-        raise NapkitError("--workers, --results and --scheduler apply to --instances")
+    if scheduler is not None or results is not None:
+        raise NapkitError("--results and --scheduler apply to --instances")
     net = load_model(model)
     if label is not None:
         _check_label(net, label)
     _, phases = _phases_for(net, naps, label)
     with status_line(f"deciding {prop.name} (at most {timeout:g} s)", progress and not as_json):
-        res = verify_vnnlib(net, prop, phases, timeout=timeout, onnx_model=_onnx_proto(model))
+        res = verify_vnnlib(net, prop, phases, timeout=timeout, onnx_model=_onnx_proto(model),
+                            workers=workers)
     if not as_json:
         out_console.print(_result_line(res, prop.name))
     _emit(res.to_dict(), as_json)

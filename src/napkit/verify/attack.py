@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from napkit.network import ReluNetwork
 from napkit.verify.properties import InputBox, OutputSpec, Phases, follows_phases
@@ -70,6 +69,12 @@ def pgd_attack(
     ``keep``: a list that receives the last iterates, best (lowest loss) first, when no
     counterexample is found (starting points for ``patternlp``).
     """
+    import torch
+
+    from napkit.verify.threads import torch_pinned
+
+    torch_pinned()
+
     rng = np.random.default_rng(seed)
     lo, hi = box.lower, box.upper
     pts = [box.center[None]]

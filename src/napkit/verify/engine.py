@@ -46,9 +46,7 @@ from napkit.errors import NapkitError
 from napkit.network import ReluNetwork
 from napkit.verify.attack import check_point
 from napkit.verify.bounds import propagate
-from napkit.verify.optimized import one_thread
 from napkit.verify.options import VerifyOptions
-from napkit.verify.parallel import Falsifier
 from napkit.verify.properties import (
     InputBox,
     OutputSpec,
@@ -60,6 +58,7 @@ from napkit.verify.properties import (
 )
 from napkit.verify.query import Query
 from napkit.verify.stages import FALSIFY_STAGES, FALSIFY_STAGES_PLAIN, PREFIX_STAGES, PROVE_STAGES, STAGES
+from napkit.verify.threads import one_thread
 from napkit.verify.tolerances import PROOF_SLACK
 from napkit.verify.verdict import VNNLIB_ANSWER, VerificationResult
 from napkit.verify.vnnlib import VnnlibSpec, read_vnnlib
@@ -118,6 +117,8 @@ def _run_stages(net, prop, opts: VerifyOptions, onnx_model, witness) -> Verifica
         return res
     if not (q.open_ids and q.left() > opts.parallel_min_left):
         return _in_order(q, STAGES[len(PREFIX_STAGES):])
+    from napkit.verify.parallel import Falsifier  # torch: loaded only when bounds left work
+
     falsifier = Falsifier(q, FALSIFY_STAGES if q.prop.phases is not None else FALSIFY_STAGES_PLAIN)
     q.stop = falsifier.poll
     try:

@@ -24,18 +24,7 @@ from napkit.network import ReluNetwork
 from napkit.verify.bounds import Bounds, apply_phases, backsub_lower, relaxation
 from napkit.verify.crown import CrownProblem, crown_layers, optimise, torch_net
 from napkit.verify.properties import Phases
-
-
-class one_thread:
-    """Context: torch on one thread (on a shared 2-core machine, more threads thrash)."""
-
-    def __enter__(self):
-        self.n = torch.get_num_threads()
-        torch.set_num_threads(1)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        torch.set_num_threads(self.n)
+from napkit.verify.threads import one_thread  # noqa: F401  (its old home)
 
 
 def optimize_rows(

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-
-import torch
+from typing import TYPE_CHECKING
 
 from napkit.errors import NapkitError
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+if TYPE_CHECKING:
+    import torch
+
+_DTYPES = ("float32", "float64")
 
 
 def default_workers() -> int:
@@ -94,7 +96,9 @@ class VerifyOptions:
 
     @property
     def torch_dtype(self) -> torch.dtype:
-        return _DTYPES[self.bab_dtype]
+        import torch
+
+        return getattr(torch, self.bab_dtype)
 
     def with_(self, **kw) -> VerifyOptions:
         return replace(self, **kw)

@@ -321,6 +321,9 @@ def agreement_starts(net: ReluNetwork, bounds: Bounds) -> np.ndarray:
     """Candidate points that tend to follow the phases: per hidden layer with phases, the box
     corner minimising the linear lower bound of ``-sum_j phase_j z_j`` (one backward pass)."""
     from napkit.verify.optimized import optimize_rows
+    from napkit.verify.threads import torch_pinned
+
+    torch_pinned()
 
     if bounds.phases is None or bounds.vacuous:
         return np.zeros((0, net.n_inputs))

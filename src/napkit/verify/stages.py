@@ -15,13 +15,11 @@ from collections.abc import Callable
 import numpy as np
 
 from napkit.verify.attack import Counterexample, pgd_attack
-from napkit.verify.bab import branch_and_bound
 from napkit.verify.bounds import propagate, spec_lower
 from napkit.verify.milp import tighten_bounds
-from napkit.verify.optimized import optimize_rows, tighten_optimized
 from napkit.verify.patternlp import agreement_starts
 from napkit.verify.query import Query
-from napkit.verify.refine import refine_with_milp
+from napkit.verify.threads import torch_pinned
 from napkit.verify.verdict import VerificationResult
 
 Stage = Callable[[Query], VerificationResult | None]
@@ -59,6 +57,9 @@ def optimised_bounds(q: Query) -> VerificationResult | None:
     if not (q.open_ids and o.optimize and q.left() > 0):
         return None
     t = time.monotonic()
+    torch_pinned()
+    from napkit.verify.optimized import tighten_optimized
+
     tighten_optimized(q.net, b, iters=o.root_tighten_iters,
                       deadline=q.until(o.root_tighten_share * q.timeout), stop=q.stop)
     q.stats["unstable_final"] = b.n_unstable
@@ -75,6 +76,9 @@ def optimised_bounds(q: Query) -> VerificationResult | None:
 
 def _optimise_open_rows(q: Query, seconds: float):
     """Optimised bounds of the rows of the open disjuncts; refutes those with a positive row."""
+    torch_pinned()
+    from napkit.verify.optimized import optimize_rows
+
     ids, spec = q.open_ids, q.spec
     rows = np.vstack([spec.disjuncts[k][0] for k in ids])
     consts = -np.concatenate([spec.disjuncts[k][1] for k in ids])
@@ -158,6 +162,9 @@ def milp_refine(q: Query) -> VerificationResult | None:
     if not (q.open_ids and o.refine_share > 0 and len(q.net.layer_sizes) >= o.refine_min_layers
             and q.bounds.n_unstable > o.few_unstable and q.left() > 0):
         return None
+    torch_pinned()
+    from napkit.verify.refine import refine_with_milp
+
     t = time.monotonic()
     points = np.array(q.starts) if q.starts else None
     st = refine_with_milp(q.net, q.bounds, q.until(o.refine_share * q.left()), points=points,
@@ -180,6 +187,9 @@ def bab(q: Query) -> VerificationResult | None:
     o = q.opts
     if not (q.open_ids and o.bab and q.left() > 0):
         return None
+    torch_pinned()
+    from napkit.verify.bab import branch_and_bound
+
     n = q.bounds.n_unstable
     share = o.bab_left_few if n <= o.few_unstable else o.bab_left_many if n > o.many_unstable else o.bab_left
     budget = share * q.left()
