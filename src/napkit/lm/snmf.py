@@ -1,0 +1,168 @@
+"""Semi-nonnegative matrix factorisation of MLP activations: A (d_mlp × n) ≈ F Gᵀ, G ≥ 0.
+
+Columns of F are features in neuron space (any sign); rows of G say how strongly each of
+the n inputs (tokens) uses each feature (never negative), so a feature reads as "the
+inputs that build it" and as a direction to steer along. The updates are Ding, Li and
+Jordan's (2010): F by least squares, G by the multiplicative rule
+G ← G ⊙ √((P⁺ + G Q⁻) / (P⁻ + G Q⁺)), P = AᵀF, Q = FᵀF, which never raises the loss for
+a fixed F. Optionally F keeps only its largest entries per column (winner-take-all), as
+the MLP-feature SNMF of Shafran et al. (2025) does; the loss may then rise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from napkit.errors import NapkitError
+
+RIDGE = 1e-6  # added to GᵀG before inverting: keeps F's solve defined when a feature is unused
+DIVISION_FLOOR = 1e-12  # keeps the multiplicative update away from 0/0
+INITS = ("random", "kmeans", "svd")
+
+
+@dataclass
+class SNMFResult:
+    """F [d, k] (features), G [n, k] (nonnegative codes), the relative error after each iteration."""
+
+    F: torch.Tensor
+    G: torch.Tensor
+    rel_errors: list[float] = field(default_factory=list)
+
+    @property
+    def rank(self) -> int:
+        return self.F.shape[1]
+
+    def reconstruction(self) -> torch.Tensor:
+        return self.F @ self.G.T
+
+
+def _as_matrix(a, dtype: torch.dtype) -> torch.Tensor:
+    a = torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a).to(dtype)
+    if a.ndim != 2:
+        raise NapkitError(f"SNMF needs a 2-d matrix (d_mlp × n), got shape {tuple(a.shape)}")
+    if not torch.isfinite(a).all():
+        raise NapkitError("SNMF input contains NaN or infinity")
+    return a
+
+
+def _init_codes(a: torch.Tensor, rank: int, init: str, gen: torch.Generator) -> torch.Tensor:
+    n = a.shape[1]
+    if init == "random":
+        return torch.rand(n, rank, generator=gen, dtype=a.dtype) + 0.01
+    if init == "svd":  # magnitudes of the top right singular vectors, plus a floor so no code is stuck at 0
+        _, _, vh = torch.linalg.svd(a, full_matrices=False)
+        v = vh[:rank].T.abs()
+        return v + 0.2 * v.mean()
+    if init == "kmeans":  # Ding et al.: cluster indicators of the columns, plus 0.2
+        from sklearn.cluster import KMeans
+
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+        labels = KMeans(rank, n_init=3, random_state=seed).fit_predict(a.T.double().numpy())
+        g = torch.full((n, rank), 0.2, dtype=a.dtype)
+        g[torch.arange(n), torch.as_tensor(labels)] += 1.0
+        return g
+    raise NapkitError(f"unknown SNMF init {init!r}; choose one of {', '.join(INITS)}")
+
+
+def solve_features(a: torch.Tensor, g: torch.Tensor, ridge: float = RIDGE) -> torch.Tensor:
+    """F = A G (GᵀG + ridge·I)⁻¹: least squares for F with G fixed."""
+    gram = g.T @ g + ridge * torch.eye(g.shape[1], dtype=g.dtype)
+    return torch.linalg.solve(gram, (a @ g).T).T
+
+
+def winner_take_all(f: torch.Tensor, keep_fraction: float) -> torch.Tensor:
+    """Keep the largest |F| entries of each column (at least one), zero the rest."""
+    keep = max(1, int(np.ceil(keep_fraction * f.shape[0])))
+    idx = f.abs().topk(keep, dim=0).indices
+    return torch.zeros_like(f).scatter_(0, idx, f.gather(0, idx))
+
+
+def update_codes(a: torch.Tensor, f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """One multiplicative step G ← G ⊙ √((P⁺ + G Q⁻) / (P⁻ + G Q⁺))."""
+    p, q = a.T @ f, f.T @ f
+    num = p.clamp(min=0) + g @ (-q).clamp(min=0)
+    den = (-p).clamp(min=0) + g @ q.clamp(min=0)
+    return g * torch.sqrt(num / den.clamp(min=DIVISION_FLOOR))
+
+
+def normalise_codes(f: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit-norm columns of G, the scale moved into F (F Gᵀ unchanged)."""
+    norms = g.norm(dim=0).clamp(min=DIVISION_FLOOR)
+    return f * norms, g / norms
+
+
+def relative_error(a: torch.Tensor, f: torch.Tensor, g: torch.Tensor) -> float:
+    return float(torch.linalg.norm(a - f @ g.T) / torch.linalg.norm(a).clamp(min=DIVISION_FLOOR))
+
+
+def fit_snmf(
+    activations,
+    rank: int,
+    *,
+    n_iter: int = 200,
+    init: str = "svd",
+    winner_take_all_fraction: float | None = None,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    tol: float = 0.0,
+) -> SNMFResult:
+    """Factorise A (d_mlp × n, one column per token) as F Gᵀ with G ≥ 0.
+
+    ``winner_take_all_fraction=0.01`` keeps the top 1% of |F| per column after each F
+    step. ``tol`` stops early once the relative error improves by less than it.
+    """
+    a = _as_matrix(activations, dtype)
+    d, n = a.shape
+    if not 1 <= rank <= min(d, n):
+        raise NapkitError(f"SNMF rank must lie in [1, min(d, n)] = [1, {min(d, n)}], got {rank}")
+    if winner_take_all_fraction is not None and not 0 < winner_take_all_fraction <= 1:
+        raise NapkitError(f"winner-take-all fraction must lie in (0, 1], got {winner_take_all_fraction}")
+    if n_iter < 1:
+        raise NapkitError(f"n_iter must be at least 1, got {n_iter}")
+    gen = torch.Generator().manual_seed(seed)
+    g = _init_codes(a, rank, init, gen)
+    errors: list[float] = []
+    for _ in range(n_iter):
+        f = solve_features(a, g)
+        if winner_take_all_fraction is not None:
+            f = winner_take_all(f, winner_take_all_fraction)
+        g = update_codes(a, f, g)
+        f, g = normalise_codes(f, g)
+        errors.append(relative_error(a, f, g))
+        if tol > 0 and len(errors) > 1 and errors[-2] - errors[-1] < tol:
+            break
+    return SNMFResult(f, g, errors)
+
+
+def top_inputs(result: SNMFResult, top: int = 10) -> torch.Tensor:
+    """[k, top] indices of the inputs (columns of A) that use each feature most."""
+    top = min(top, result.G.shape[0])
+    return result.G.topk(top, dim=0).indices.T
+
+
+def steering_direction(result: SNMFResult, feature: int, w_out: torch.Tensor | None = None) -> torch.Tensor:
+    """Unit vector along feature ``feature``'s column of F.
+
+    In neuron space by default; with ``w_out`` (the MLP output projection as [d_mlp,
+    d_model]) it is carried into the residual stream, where steering hooks add it.
+    """
+    if not 0 <= feature < result.rank:
+        raise NapkitError(f"feature must lie in [0, {result.rank}), got {feature}")
+    v = result.F[:, feature]
+    if w_out is not None:
+        if w_out.shape[0] != v.shape[0]:
+            raise NapkitError(f"w_out has {w_out.shape[0]} rows, the features {v.shape[0]}")
+        v = v.to(w_out.dtype) @ w_out
+    norm = v.norm()
+    if norm == 0:
+        raise NapkitError(f"feature {feature} is zero: no direction to steer along")
+    return v / norm
+
+
+def svd_rel_error(activations, rank: int) -> float:
+    """The best rank-k relative error (Eckart–Young), the floor any factorisation meets."""
+    s = torch.linalg.svdvals(_as_matrix(activations, torch.float64))
+    return float(torch.sqrt((s[rank:] ** 2).sum() / (s**2).sum()))
