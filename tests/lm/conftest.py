@@ -55,3 +55,9 @@ def tiny_gpt2():
 @pytest.fixture
 def other_gpt2():
     return random_gpt2(seed=1)
+
+
+@pytest.fixture
+def make_gpt2():
+    """The factory of tiny random GPT-2s (seed, n_layer, vocab, d_model)."""
+    return random_gpt2
