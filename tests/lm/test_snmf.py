@@ -33,12 +33,22 @@ def planted(seed: int, d=100, n=300, k=8, support=4, noise=0.01):
     return f, g, f @ g.T + noise * rng.normal(size=(d, n))
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_planted_sparse_factors_recovered_with_winner_take_all(seed):
     f, _, a = planted(seed)
-    res = fit_snmf(a, 8, n_iter=200, init="kmeans", seed=seed, winner_take_all_fraction=4 / 100)
+    inits = ("kmeans", "svd", "random")
+    res = fit_snmf(a, 8, n_iter=200, init=inits, restarts=4, seed=seed, winner_take_all_fraction=4 / 100)
     assert matched_cosines(f, res.F.numpy()).min() >= 0.95
     assert (res.G >= 0).all()
+
+
+def test_restarts_keep_the_lowest_error():
+    _, _, a = planted(1)
+    single = [
+        fit_snmf(a, 8, n_iter=50, init="random", seed=s, winner_take_all_fraction=0.04) for s in range(3)
+    ]
+    best = fit_snmf(a, 8, n_iter=50, init="random", seed=0, restarts=3, winner_take_all_fraction=0.04)
+    assert best.rel_errors[-1] == min(r.rel_errors[-1] for r in single)
 
 
 @settings(max_examples=25, deadline=None)

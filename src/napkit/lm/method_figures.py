@@ -49,7 +49,12 @@ def snmf_figures(
         )
     g = rng.exponential(size=(n, k)) * (rng.random((n, k)) < 0.3)
     fit = fit_snmf(
-        f @ g.T + 0.01 * rng.normal(size=(d, n)), k, init="kmeans", seed=seed, winner_take_all_fraction=0.04
+        f @ g.T + 0.01 * rng.normal(size=(d, n)),
+        k,
+        init=("kmeans", "svd", "random"),
+        restarts=4,
+        seed=seed,
+        winner_take_all_fraction=0.04,
     )
     found = fit.F.numpy() / np.maximum(np.linalg.norm(fit.F.numpy(), axis=0), 1e-30)
     cos = np.abs((f / np.linalg.norm(f, axis=0)).T @ found)

@@ -81,8 +81,11 @@ def winner_take_all(f: torch.Tensor, keep_fraction: float) -> torch.Tensor:
 
 
 def update_codes(a: torch.Tensor, f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """One multiplicative step G ← G ⊙ √((P⁺ + G Q⁻) / (P⁻ + G Q⁺))."""
-    p, q = a.T @ f, f.T @ f
+    """One multiplicative step G ← G ⊙ √((P⁺ + G Q⁻) / (P⁻ + G Q⁺)), P = AᵀF, Q = FᵀF."""
+    return _multiplicative(g, a.T @ f, f.T @ f)
+
+
+def _multiplicative(g: torch.Tensor, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     num = p.clamp(min=0) + g @ (-q).clamp(min=0)
     den = (-p).clamp(min=0) + g @ q.clamp(min=0)
     return g * torch.sqrt(num / den.clamp(min=DIVISION_FLOOR))
@@ -103,16 +106,20 @@ def fit_snmf(
     rank: int,
     *,
     n_iter: int = 200,
-    init: str = "svd",
+    init: str | tuple[str, ...] = "svd",
     winner_take_all_fraction: float | None = None,
     seed: int = 0,
+    restarts: int = 1,
     dtype: torch.dtype = torch.float64,
     tol: float = 0.0,
 ) -> SNMFResult:
     """Factorise A (d_mlp × n, one column per token) as F Gᵀ with G ≥ 0.
 
     ``winner_take_all_fraction=0.01`` keeps the top 1% of |F| per column after each F
-    step. ``tol`` stops early once the relative error improves by less than it.
+    step. ``tol`` stops early once the relative error improves by less than it. With
+    several inits and/or ``restarts`` seeds (seed, seed+1, ...), the fit with the lowest
+    final error is kept: winner-take-all fits have poor local optima (a planted feature
+    merged into another) that another start avoids.
     """
     a = _as_matrix(activations, dtype)
     d, n = a.shape
@@ -120,18 +127,32 @@ def fit_snmf(
         raise NapkitError(f"SNMF rank must lie in [1, min(d, n)] = [1, {min(d, n)}], got {rank}")
     if winner_take_all_fraction is not None and not 0 < winner_take_all_fraction <= 1:
         raise NapkitError(f"winner-take-all fraction must lie in (0, 1], got {winner_take_all_fraction}")
-    if n_iter < 1:
-        raise NapkitError(f"n_iter must be at least 1, got {n_iter}")
+    if n_iter < 1 or restarts < 1:
+        raise NapkitError(f"n_iter and restarts must be at least 1, got {n_iter} and {restarts}")
+    inits = (init,) if isinstance(init, str) else tuple(init)
+    fits = [
+        _fit_once(a, rank, kind, seed + r, n_iter, winner_take_all_fraction, tol)
+        for r in range(restarts)
+        for kind in inits
+    ]
+    return min(fits, key=lambda fit: fit.rel_errors[-1])
+
+
+def _fit_once(a, rank, init, seed, n_iter, winner_take_all_fraction, tol) -> SNMFResult:
     gen = torch.Generator().manual_seed(seed)
     g = _init_codes(a, rank, init, gen)
     errors: list[float] = []
+    a_sq = float((a * a).sum()) or 1.0
     for _ in range(n_iter):
         f = solve_features(a, g)
         if winner_take_all_fraction is not None:
             f = winner_take_all(f, winner_take_all_fraction)
-        g = update_codes(a, f, g)
+        p, q = a.T @ f, f.T @ f
+        g = _multiplicative(g, p, q)
+        # ‖A − F Gᵀ‖² = ‖A‖² − 2⟨G, AᵀF⟩ + ⟨FᵀF, GᵀG⟩: reuses P and Q, never forms the d × n residual
+        err_sq = a_sq - 2 * float((g * p).sum()) + float((q * (g.T @ g)).sum())
+        errors.append(max(err_sq, 0.0) ** 0.5 / a_sq**0.5)
         f, g = normalise_codes(f, g)
-        errors.append(relative_error(a, f, g))
         if tol > 0 and len(errors) > 1 and errors[-2] - errors[-1] < tol:
             break
     return SNMFResult(f, g, errors)
