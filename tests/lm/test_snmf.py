@@ -138,3 +138,18 @@ def test_nan_and_wrong_shape_refused():
         fit_snmf(a, 2)
     with pytest.raises(NapkitError, match="2-d"):
         fit_snmf(np.ones(5), 1)
+
+
+def test_svd_init_is_the_top_right_singular_vectors_and_a_given_start_is_used():
+    from napkit.lm.snmf import init_codes
+
+    a = torch.as_tensor(np.random.default_rng(4).normal(size=(12, 50)))
+    for m in (a, a.T.contiguous()):
+        g = init_codes(m, 3, "svd", torch.Generator())
+        v = torch.linalg.svd(m, full_matrices=False)[2][:3].T.abs()
+        torch.testing.assert_close(g, v + 0.2 * v.mean())
+    start = torch.rand(50, 3, dtype=torch.float64)
+    one = fit_snmf(a, 3, n_iter=5, init=start)
+    assert one.rel_errors == fit_snmf(a, 3, n_iter=5, init=start.numpy()).rel_errors
+    with pytest.raises(NapkitError, match="starting G"):
+        fit_snmf(a, 3, init=-start)

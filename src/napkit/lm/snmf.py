@@ -48,13 +48,13 @@ def _as_matrix(a, dtype: torch.dtype) -> torch.Tensor:
     return a
 
 
-def _init_codes(a: torch.Tensor, rank: int, init: str, gen: torch.Generator) -> torch.Tensor:
+def init_codes(a: torch.Tensor, rank: int, init: str, gen: torch.Generator) -> torch.Tensor:
+    """The starting G [n, rank] > 0: random, k-means indicators + 0.2, or |top right singular vectors|."""
     n = a.shape[1]
     if init == "random":
         return torch.rand(n, rank, generator=gen, dtype=a.dtype) + 0.01
     if init == "svd":  # magnitudes of the top right singular vectors, plus a floor so no code is stuck at 0
-        _, _, vh = torch.linalg.svd(a, full_matrices=False)
-        v = vh[:rank].T.abs()
+        v = _top_right_singular_vectors(a, rank).abs()
         return v + 0.2 * v.mean()
     if init == "kmeans":  # Ding et al.: cluster indicators of the columns, plus 0.2
         from sklearn.cluster import KMeans
@@ -65,6 +65,25 @@ def _init_codes(a: torch.Tensor, rank: int, init: str, gen: torch.Generator) -> 
         g[torch.arange(n), torch.as_tensor(labels)] += 1.0
         return g
     raise NapkitError(f"unknown SNMF init {init!r}; choose one of {', '.join(INITS)}")
+
+
+def _top_right_singular_vectors(a: torch.Tensor, rank: int) -> torch.Tensor:
+    """[n, rank] from the eigenvectors of the smaller Gram matrix (d_mlp ≪ tokens: A Aᵀ)."""
+    d, n = a.shape
+    if n <= d:
+        return torch.linalg.eigh(a.T @ a)[1][:, -rank:].flip(1)
+    evals, evecs = torch.linalg.eigh(a @ a.T)
+    u, sig = evecs[:, -rank:].flip(1), evals[-rank:].flip(0).clamp(min=DIVISION_FLOOR).sqrt()
+    return (a.T @ u) / sig
+
+
+def _given_codes(g, n: int, rank: int, dtype: torch.dtype) -> torch.Tensor:
+    g = torch.as_tensor(np.asarray(g) if not isinstance(g, torch.Tensor) else g).to(dtype).clone()
+    if g.shape != (n, rank) or not torch.isfinite(g).all() or (g < 0).any():
+        raise NapkitError(
+            f"a starting G must be finite, nonnegative and of shape ({n}, {rank}), got {tuple(g.shape)}"
+        )
+    return g
 
 
 def solve_features(a: torch.Tensor, g: torch.Tensor, ridge: float = RIDGE) -> torch.Tensor:
@@ -106,7 +125,7 @@ def fit_snmf(
     rank: int,
     *,
     n_iter: int = 200,
-    init: str | tuple[str, ...] = "svd",
+    init: str | tuple[str, ...] | np.ndarray | torch.Tensor = "svd",
     winner_take_all_fraction: float | None = None,
     seed: int = 0,
     restarts: int = 1,
@@ -115,6 +134,7 @@ def fit_snmf(
 ) -> SNMFResult:
     """Factorise A (d_mlp × n, one column per token) as F Gᵀ with G ≥ 0.
 
+    ``init`` is "random", "kmeans", "svd", several of them, or a starting G [n, rank].
     ``winner_take_all_fraction=0.01`` keeps the top 1% of |F| per column after each F
     step. ``tol`` stops early once the relative error improves by less than it. With
     several inits and/or ``restarts`` seeds (seed, seed+1, ...), the fit with the lowest
@@ -129,6 +149,9 @@ def fit_snmf(
         raise NapkitError(f"winner-take-all fraction must lie in (0, 1], got {winner_take_all_fraction}")
     if n_iter < 1 or restarts < 1:
         raise NapkitError(f"n_iter and restarts must be at least 1, got {n_iter} and {restarts}")
+    if isinstance(init, (np.ndarray, torch.Tensor)):  # an explicit starting G (benchmarks, warm starts)
+        start = _given_codes(init, n, rank, dtype)
+        return _fit_once(a, rank, start, seed, n_iter, winner_take_all_fraction, tol)
     inits = (init,) if isinstance(init, str) else tuple(init)
     fits = [
         _fit_once(a, rank, kind, seed + r, n_iter, winner_take_all_fraction, tol)
@@ -139,8 +162,11 @@ def fit_snmf(
 
 
 def _fit_once(a, rank, init, seed, n_iter, winner_take_all_fraction, tol) -> SNMFResult:
-    gen = torch.Generator().manual_seed(seed)
-    g = _init_codes(a, rank, init, gen)
+    g = (
+        init
+        if isinstance(init, torch.Tensor)
+        else init_codes(a, rank, init, torch.Generator().manual_seed(seed))
+    )
     errors: list[float] = []
     a_sq = float((a * a).sum()) or 1.0
     for _ in range(n_iter):
