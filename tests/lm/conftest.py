@@ -6,10 +6,20 @@ import socket
 
 import pytest
 
+_INTERNET = (socket.AF_INET, socket.AF_INET6)
+
 
 class _NoNetwork(socket.socket):
-    def __init__(self, *args, **kwargs) -> None:
-        raise OSError("network access is forbidden in napkit's LM tests")
+    """Internet sockets raise; local ones (asyncio's self-pipe, used by zarr) still work."""
+
+    def __init__(self, family=-1, *args, **kwargs) -> None:
+        if family in _INTERNET or family == -1 and not args and not kwargs.get("fileno"):
+            raise OSError("network access is forbidden in napkit's LM tests")
+        super().__init__(family, *args, **kwargs)
+
+
+def _no_connection(*args, **kwargs):
+    raise OSError("network access is forbidden in napkit's LM tests")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -17,7 +27,7 @@ def no_network():
     """Every test under tests/lm/ (and its session fixtures) fails if anything opens a socket."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(socket, "socket", _NoNetwork)
-        mp.setattr(socket, "create_connection", _NoNetwork)
+        mp.setattr(socket, "create_connection", _no_connection)
         yield
 
 

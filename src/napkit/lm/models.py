@@ -208,3 +208,16 @@ def _convert_gguf(src: Path, target: Path) -> None:
     (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
+
+
+def random_init_like(lm: LanguageModel, seed: int = 0) -> LanguageModel:
+    """The same architecture and tokenizer with freshly initialised weights (a baseline)."""
+    lm = load(lm)
+    if lm.kind != "hf":
+        raise NapkitError("a random-init baseline needs a transformers model")
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(lm.model.config)
+    model.eval()
+    return LanguageModel(model, lm.tokenizer, f"random-init({lm.source}, seed={seed})", "hf", {"seed": seed})
