@@ -33,7 +33,7 @@ from napkit.lm.patching import (  # noqa: E402
 from napkit.lm.sae import SAEMetrics, SparseAutoencoder, ce_recovered, sae_metrics, train_sae  # noqa: E402
 from napkit.lm.sae_files import load_sae, save_sae  # noqa: E402
 from napkit.lm.snmf import SNMFResult, fit_snmf, steering_direction, svd_rel_error, top_inputs  # noqa: E402
-from napkit.lm.wordclass import WordClassScores, random_init_like, windows, wordclass_scores  # noqa: E402
+from napkit.lm.wordclass import WordClassScores, windows, wordclass_scores  # noqa: E402
 
 __all__ += [
     "DirectLogitAttribution",
@@ -57,7 +57,6 @@ __all__ += [
     "patch",
     "patch_sweep",
     "plot_attention",
-    "random_init_like",
     "sae_metrics",
     "save_sae",
     "steering_direction",
