@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from napkit.errors import NapkitError
+from napkit.lm.ablation import ablate
 from napkit.lm.patching import (
     Site,
-    ablate,
     answer_token,
     capture,
     check_pair,

@@ -12,6 +12,7 @@ from napkit.lm.models import LanguageModel, load, load_smollm2, load_tiny
 __all__ = ["GRAMMAR", "KINDS", "Grammar", "LanguageModel", "Sentence", "load", "load_smollm2", "load_tiny"]
 
 # --- analysis methods (snmf, sae, patching, attribution, wordclass) ---
+from napkit.lm.ablation import ablate  # noqa: E402
 from napkit.lm.attribution import (  # noqa: E402
     DirectLogitAttribution,
     attention_patterns,
@@ -24,7 +25,6 @@ from napkit.lm.feature_steering import SteeringGrid, steering_grid  # noqa: E402
 from napkit.lm.patching import (  # noqa: E402
     PatchResult,
     Site,
-    ablate,
     answer_token,
     encode_pair,
     patch,

@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from napkit.lm.ablation import ablate
 from napkit.lm.attribution import direct_logit_attribution, output_node_recovery, output_nodes
 from napkit.lm.corpus import GRAMMAR, Grammar
-from napkit.lm.patching import Site, ablate, capture, patch, patch_sweep
+from napkit.lm.patching import Site, capture, patch, patch_sweep
 from napkit.lm.sae import ce_recovered, sae_metrics, train_sae
 from napkit.lm.snmf import fit_snmf, svd_rel_error
 from napkit.lm.wordclass import random_init_like, windows, wordclass_scores

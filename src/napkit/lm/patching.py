@@ -4,9 +4,9 @@ A *site* names one activation (a residual stream, an attention or MLP output, on
 output z, one MLP neuron) at one position or at all. A *variant* is a set of sites whose
 values are replaced in one forward pass of the corrupted prompts: by the clean run's
 values (patching) or by zero, the mean over reference prompts, or the values of other
-reference prompts (ablation). Many variants run as one batched pass (the corrupted batch
-repeated, each copy with its own mask), so a layer × position or per-neuron sweep costs a
-few forward passes. The score is the normalised logit difference
+reference prompts (``ablation`` reuses this machinery). Many variants run as one batched
+pass (the corrupted batch repeated, each copy with its own mask), so a layer × position or
+per-neuron sweep costs a few forward passes. The score is the normalised logit difference
 (LD − LD_corrupted) / (LD_clean − LD_corrupted), LD = logit(correct) − logit(wrong) at the
 last real token, averaged over prompts: 0 when nothing is patched, 1 when everything is.
 """
@@ -25,7 +25,6 @@ from napkit.lm._parts import ModelParts, check_ids, hooked, last_positions, mode
 
 COMPONENTS = ("resid_pre", "resid_post", "attn", "head", "mlp", "neuron")
 MAX_ROWS = 4096  # rows (variants × prompts) per batched forward pass
-ABLATIONS = ("zero", "mean", "resample")
 
 
 @dataclass(frozen=True)
@@ -227,46 +226,6 @@ def patch_sweep(
     res = patch(model, clean_ids, corrupted_ids, correct, wrong, variants, attention_mask)
     res.scores = res.scores.reshape(grid)
     return res
-
-
-@torch.no_grad()
-def ablate(
-    model: nn.Module,
-    input_ids: torch.Tensor,
-    sites: Sequence[Site],
-    method: str = "mean",
-    reference_ids: torch.Tensor | None = None,
-    attention_mask: torch.Tensor | None = None,
-    reference_mask: torch.Tensor | None = None,
-    seed: int = 0,
-) -> torch.Tensor:
-    """Logits at the last real token [batch, vocab] with ``sites`` ablated.
-
-    zero: replaced by 0; mean: by the mean over the reference prompts' real tokens at
-    the same position (over all their tokens where a position has none); resample: by
-    the values of randomly drawn reference prompts (``seed``). The reference prompts
-    default to ``input_ids`` and must have the same length.
-    """
-    if method not in ABLATIONS:
-        raise NapkitError(f"unknown ablation {method!r}; choose one of {', '.join(ABLATIONS)}")
-    ids = check_ids(input_ids, model)
-    ref = ids if reference_ids is None else check_ids(reference_ids, model)
-    ref_mask = attention_mask if reference_ids is None else reference_mask
-    if ref.shape[1] != ids.shape[1]:
-        raise NapkitError(f"reference prompts are {ref.shape[1]} tokens, the ablated ones {ids.shape[1]}")
-    acts = capture(model, ref, ref_mask, sites)
-    if method == "zero":
-        sources = {k: torch.zeros_like(v[:1]) for k, v in acts.items()}
-    elif method == "mean":
-        w = (torch.ones(ref.shape) if ref_mask is None else ref_mask.float())[..., None]
-        overall = {k: (v * w).sum((0, 1)) / w.sum() for k, v in acts.items()}
-        counts = w.sum(0)
-        per_position = {k: (v * w).sum(0) / counts.clamp(min=1) for k, v in acts.items()}
-        sources = {k: torch.where(counts > 0, per_position[k], overall[k])[None] for k in acts}
-    else:
-        pick = torch.randint(0, len(ref), (len(ids),), generator=torch.Generator().manual_seed(seed))
-        sources = {k: v[pick] for k, v in acts.items()}
-    return run_variants(model, ids, attention_mask, [list(sites)], sources)[0]
 
 
 def answer_token(tokenizer, word: str) -> int:
