@@ -766,6 +766,9 @@ def similarity(
     )
 
 
+app.add_typer(__import__("napkit.lm.cli", fromlist=["app"]).app, name="lm")  # the LM pillar: napkit lm ...
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and maps errors to exit codes."""
     try:

@@ -28,7 +28,7 @@ WORLD_SEED = 0
 KINDS = ("plain", "fact", "binding", "choice", "contrast")
 # The corpus share of each kind used to train the tiny model: bindings need their own
 # large share (a trial with few of them stayed at chance while facts reached 1.0).
-DEFAULT_MIX = {"plain": 0.22, "fact": 0.14, "binding": 0.32, "choice": 0.22, "contrast": 0.10}
+DEFAULT_MIX = {"plain": 0.15, "fact": 0.10, "binding": 0.40, "choice": 0.25, "contrast": 0.10}
 
 LEXICON: dict[str, tuple[str, ...]] = {
     "DET": ("the", "a", "every", "some"),

@@ -2,8 +2,8 @@
 
 The model is an HF ``GPT2LMHeadModel`` (4 layers, d_model 128, 4 heads, d_mlp 512, ReLU,
 context 32) on the word-level tokenizer. Training draws a seeded corpus with
-:data:`~napkit.lm.corpus.DEFAULT_MIX`, minimises the next-token loss with AdamW and a
-warm-up then cosine schedule, and ends with a gate (:data:`~napkit.lm.evaluate.GATE`): a
+:data:`~napkit.lm.corpus.DEFAULT_MIX`, minimises the next-token loss (answer tokens weighted
+up) with AdamW and a warm-up then cosine schedule, and ends with a gate (:data:`~napkit.lm.evaluate.GATE`): a
 model below it is refused with its figures and nothing is written.
 """
 
@@ -43,11 +43,15 @@ class TinyConfig:
     n_head: int = 4
     d_mlp: int = 512
     context: int = 32
-    steps: int = 2500
+    steps: int = 3000
     batch_size: int = 64
     lr: float = 3e-3
     warmup: int = 100
     weight_decay: float = 0.01
+    # the loss weight of a task's answer token (1 elsewhere): the answers carry the tasks'
+    # signal, which random names and colours around them would otherwise drown
+    answer_weight: float = 4.0
+    eval_every: int = 500  # steps between progress evaluations (0: none)
     threads: int = 1  # torch threads collapse on a loaded shared machine; one is steadier
 
 
@@ -72,16 +76,33 @@ def gpt2_config(vocab_size: int, cfg: TinyConfig, tokenizer):
     )
 
 
-def encode_corpus(sentences, tokenizer, context: int) -> torch.Tensor:
-    """``<bos> words <eos>`` per sentence, right-padded to ``context`` ids, as one tensor."""
+def encode_corpus(sentences, tokenizer, context: int, answer_weight: float = 1.0):
+    """``<bos> words <eos>`` per sentence, right-padded to ``context`` ids, and loss weights.
+
+    Returns ``(ids, weights)``: weights are 0 on padding, ``answer_weight`` on a task's
+    answer token and 1 elsewhere (indexed like ``ids``: the weight of predicting that token).
+    """
     vocab = tokenizer.get_vocab()
     rows = np.full((len(sentences), context), tokenizer.pad_token_id, dtype=np.int64)
+    weights = np.zeros((len(sentences), context), dtype=np.float32)
     for i, s in enumerate(sentences):
         ids = [tokenizer.bos_token_id] + [vocab[w] for w in s.words] + [tokenizer.eos_token_id]
         if len(ids) > context:
             raise NapkitError(f"a {s.kind} sentence has {len(ids)} tokens, more than the context {context}")
         rows[i, : len(ids)] = ids
-    return torch.from_numpy(rows)
+        weights[i, : len(ids)] = 1.0
+        if s.answer_index is not None:
+            weights[i, s.answer_index + 1] = answer_weight  # +1: the <bos> in front
+    return torch.from_numpy(rows), torch.from_numpy(weights)
+
+
+def weighted_lm_loss(logits: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy, weighted per target token (weights of ``ids[:, 1:]``)."""
+    ce = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none"
+    )
+    w = weights[:, 1:].reshape(-1)
+    return (ce * w).sum() / w.sum()
 
 
 def _lr_at(step: int, cfg: TinyConfig) -> float:
@@ -91,38 +112,49 @@ def _lr_at(step: int, cfg: TinyConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def train_model(seed: int = 0, cfg: TinyConfig = TinyConfig(), grammar: Grammar = GRAMMAR, progress=True):
-    """Train and return ``(model, tokenizer, accuracies)`` without writing anything."""
+def train_model(
+    seed: int = 0, cfg: TinyConfig = TinyConfig(), grammar: Grammar = GRAMMAR, progress=True, log=None
+):
+    """Train and return ``(model, tokenizer, accuracies)`` without writing anything.
+
+    ``log(step, loss, accuracies)``, when given, is called every ``cfg.eval_every`` steps.
+    """
     from transformers import GPT2LMHeadModel
 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(seed)
     tokenizer = build_tokenizer(grammar)
     model = GPT2LMHeadModel(gpt2_config(len(tokenizer), cfg, tokenizer))
-    data = encode_corpus(grammar.corpus(cfg.steps * cfg.batch_size, seed), tokenizer, cfg.context)
+    sentences = grammar.corpus(cfg.steps * cfg.batch_size, seed)
+    data, weights = encode_corpus(sentences, tokenizer, cfg.context, cfg.answer_weight)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
-    pad = tokenizer.pad_token_id
     model.train()
     with progress_bar(cfg.steps, "training the tiny LM", enabled=progress) as advance:
         for step in range(cfg.steps):
-            batch = data[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            width = int((batch != pad).sum(1).max())
-            batch = batch[:, :width]
-            mask = (batch != pad).long()
-            labels = batch.masked_fill(mask == 0, -100)
+            rows = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
+            w = weights[rows]
+            width = int((w > 0).sum(1).max())
+            batch, w = data[rows, :width], w[:, :width]
             for g in opt.param_groups:
                 g["lr"] = _lr_at(step, cfg)
-            loss = model(input_ids=batch, attention_mask=mask, labels=labels).loss
+            logits = model(input_ids=batch, attention_mask=(w > 0).long()).logits
+            loss = weighted_lm_loss(logits, batch, w)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             advance(1)
+            if log is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0:
+                model.eval()
+                log(step + 1, loss.item(), task_accuracies(model, tokenizer, grammar, n=200))
+                model.train()
     model.eval()
     return model, tokenizer, task_accuracies(model, tokenizer, grammar)
 
 
-def train_tiny(out: str | Path, seed: int = 0, cfg: TinyConfig = TinyConfig(), progress: bool = True) -> dict:
+def train_tiny(
+    out: str | Path, seed: int = 0, cfg: TinyConfig = TinyConfig(), progress: bool = True, log=None
+) -> dict:
     """Train the tiny model, check the gate, and save it at ``out`` (an HF folder + napkit.json).
 
     Raises :class:`TrainingGateError` with the accuracies when the gate is missed; then
@@ -134,7 +166,7 @@ def train_tiny(out: str | Path, seed: int = 0, cfg: TinyConfig = TinyConfig(), p
     if not out.parent.is_dir():
         raise NapkitError(f"cannot write {out}: folder {out.parent} does not exist")
     t0 = time.perf_counter()
-    model, tokenizer, acc = train_model(seed, cfg, progress=progress)
+    model, tokenizer, acc = train_model(seed, cfg, progress=progress, log=log)
     seconds = time.perf_counter() - t0
     failed = gate_failures(acc)
     if failed:

@@ -1,0 +1,169 @@
+"""``napkit lm ...``: the LM pillar's commands (registered as a sub-app of ``napkit``).
+
+Thin like the main CLI: parse, call the library, print; ``--json`` prints one JSON object
+as the last line; bad input exits 2 with one line on stderr (handled by ``napkit.cli.main``).
+Heavy imports happen inside the commands, so ``napkit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from napkit.errors import NapkitError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Transformer LMs, offline: train the tiny model, probe, steer, and the LM demo.",
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", help="Local HF folder, or 'smollm2'; default: the shipped tiny model."),
+]
+
+
+def _emit(payload: dict, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(_clean(payload)) + "\n")
+
+
+def _clean(v):
+    if isinstance(v, float):
+        return None if math.isnan(v) else (v if math.isinf(v) else round(v, 6))
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_clean(x) for x in v]
+    return v
+
+
+def _model(model: str | None):
+    from napkit.lm.models import load, load_smollm2, load_tiny
+
+    if model is None:
+        return load_tiny()
+    if model.lower() == "smollm2":
+        return load_smollm2()
+    return load(model)
+
+
+def _say(text: str, as_json: bool) -> None:
+    if not as_json:
+        typer.echo(text)
+
+
+@app.command("train-tiny")
+def train_tiny_cmd(
+    out: Annotated[Path, typer.Option("--out", help="New folder for the model (HF layout + napkit.json).")],
+    seed: Annotated[int, typer.Option("--seed", help="Training seed.")] = 0,
+    steps: Annotated[
+        int | None, typer.Option("--steps", help="Optimiser steps (default: the reference).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the tiny GPT-2 on the grammar; fails (exit 1) with the figures below the gate."""
+    from dataclasses import replace
+
+    from napkit.lm.train import TinyConfig, TrainingGateError, train_tiny
+
+    cfg = TinyConfig() if steps is None else replace(TinyConfig(), steps=steps)
+    if cfg.steps < 1:
+        raise NapkitError(f"--steps must be positive, got {cfg.steps}")
+    try:
+        info = train_tiny(out, seed=seed, cfg=cfg, progress=not as_json)
+    except TrainingGateError as exc:
+        print(f"napkit: error: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    acc = info["accuracies"]
+    _say(f"saved {out}: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()), as_json)
+    _emit({"out": str(out), "seed": seed, "accuracies": acc, "seconds": info["train_seconds"]}, as_json)
+
+
+@app.command()
+def probe(
+    model: ModelOpt = None,
+    n: Annotated[int, typer.Option("--n", help="Contrast sentences to probe.")] = 400,
+    as_json: JsonOpt = False,
+) -> None:
+    """Probe the contrast regime per layer and position (control task, random-init baseline)."""
+    from napkit.lm.experiments import probe_regime
+
+    if n < 10:
+        raise NapkitError(f"--n must be at least 10, got {n}")
+    res = probe_regime(_model(model), n=n)
+    _say(
+        f"best {res['probe_best_acc']:.3f} at {res['probe_best_site']}, selectivity "
+        f"{res['probe_selectivity']:.3f}, random-init best {res['probe_random_init_best_acc']:.3f}",
+        as_json,
+    )
+    _emit(res, as_json)
+
+
+@app.command()
+def steer(
+    model: ModelOpt = None,
+    layer: Annotated[int | None, typer.Option("--layer", help="Residual layer to steer.")] = None,
+    kl: Annotated[float, typer.Option("--kl", help="KL target that sets α.")] = 0.5,
+    n_random: Annotated[int, typer.Option("--random", help="Random control vectors.")] = 20,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the intervention (JSON + vector).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Steer regime-0 contrast prompts towards regime 1 at a KL target, against random controls."""
+    from napkit.lm.experiments import steer_regime
+
+    if not (math.isfinite(kl) and kl > 0):
+        raise NapkitError(f"--kl must be a positive number, got {kl}")
+    lm = _model(model)
+    n_layers = lm.model.config.num_hidden_layers
+    if layer is not None and not 0 <= layer < n_layers:
+        raise NapkitError(f"--layer must be in 0..{n_layers - 1}, got {layer}")
+    if out is not None and not out.parent.is_dir():
+        raise NapkitError(f"cannot write {out}: folder {out.parent} does not exist")
+    res = steer_regime(lm, layer=layer, kl=kl, n_random=n_random)
+    if out is not None:
+        from napkit.lm.experiments import contrast_prompts
+        from napkit.lm.steering import mean_difference, steering
+
+        prompts, regimes, _ = contrast_prompts(200)
+        v = mean_difference(
+            lm, [p for p, r in zip(prompts, regimes, strict=True) if r == 0],
+            [p for p, r in zip(prompts, regimes, strict=True) if r == 1], res["steer_site"], positions=-1,
+        )  # fmt: skip
+        steering(res["steer_site"], v, res["steer_alpha"]).save(out, lm)
+        res["intervention"] = str(out)
+    _say(
+        f"{res['steer_site']}: α {res['steer_alpha']:.3g} reaches KL {res['steer_kl_reached']:.3f}; "
+        f"log-odds change {res['steer_effect']:+.3f} (reversed {res['steer_reversed_effect']:+.3f}), "
+        f"{res['steer_effect_ratio']:.1f}× the median random control",
+        as_json,
+    )
+    _emit(res, as_json)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Folder for figures and plots.")] = Path(
+        "napkit-lm-demo"
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    """Every LM method on the tiny model; figures.json and plots under --out."""
+    from napkit.lm.demo import run_demo
+
+    figures = run_demo(out, log=None if as_json else (lambda name: typer.echo(f"running {name} ...")))
+    if not as_json:
+        for k, v in figures.items():
+            typer.echo(f"  {k}: {v:.4g}" if isinstance(v, float) else f"  {k}: {v}")
+    _emit(figures, as_json)
+
+
+# Commands of the methods built on this pillar (snmf, sae, patch, attribute, wordclass) are
+# added below this line, each as its own @app.command().

@@ -1,0 +1,102 @@
+"""Interventions: each op on known tensors, bitwise no-ops, hook hygiene, files, firings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napkit.errors import NapkitError
+from napkit.lm.capture import capture
+from napkit.lm.interventions import Intervention, applied
+from napkit.lm.models import random_init_like
+
+TEXTS = ["alice lives in paris .", "the big cat sees a dog near the river ."]
+SITE = "blocks.1.hook_resid_post"
+
+
+def _logits(lm, interventions=()):
+    enc = lm.tokenizer(TEXTS, return_tensors="pt", padding=True)
+    with applied(lm, interventions), torch.no_grad():
+        return lm.model(**enc).logits
+
+
+def _no_hooks(model) -> bool:
+    return all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_each_op_changes_the_tensor_as_documented():
+    h = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]])
+    v = torch.tensor([1.0, 0.0])
+    assert torch.equal(Intervention("m", "add", v, 2.0).apply(h)[0, :, 0], torch.tensor([3.0, 5.0, 7.0]))
+    assert torch.equal(Intervention("m", "replace", v, positions=[1]).apply(h)[0, 1], v)
+    assert torch.equal(Intervention("m", "project_out", v).apply(h)[0, :, 0], torch.zeros(3))
+    assert torch.equal(Intervention("m", "ablate", positions=[-1]).apply(h)[0, 2], torch.zeros(2))
+    deltas = torch.tensor([[1.0, 1.0], [2.0, 2.0]])
+    got = Intervention("m", "add", deltas, 1.0, positions=[0, 2]).apply(h)
+    assert torch.equal(got[0], torch.tensor([[2.0, 3.0], [3.0, 4.0], [7.0, 8.0]]))
+    assert Intervention("m", "add", v, 0.0).apply(h) is None  # α = 0 leaves the pass alone
+
+
+def test_alpha_zero_and_zero_vectors_are_bitwise_no_ops(tiny):
+    base = _logits(tiny)
+    width = tiny.model.config.n_embd
+    assert torch.equal(_logits(tiny, [Intervention(SITE, "add", torch.randn(width), 0.0)]), base)
+    assert torch.equal(_logits(tiny, [Intervention(SITE, "add", torch.zeros(width), 3.0)]), base)
+    assert not torch.equal(_logits(tiny, [Intervention(SITE, "add", torch.randn(width), 3.0)]), base)
+
+
+def test_ablating_a_site_changes_what_capture_reads_downstream(tiny):
+    iv = Intervention("blocks.2.hook_resid_pre", "ablate")
+    with applied(tiny, [iv]) as fired:
+        got = capture(tiny, TEXTS, ["blocks.2.hook_resid_pre"])
+    assert np.all(got.acts["blocks.2.hook_resid_pre"] == 0) and fired[0] >= 1
+
+
+def test_hooks_are_removed_after_an_exception_and_baseline_returns(tiny):
+    base = _logits(tiny)
+    with pytest.raises(RuntimeError, match="boom"):
+        with applied(tiny, [Intervention(SITE, "add", torch.ones(tiny.model.config.n_embd), 5.0)]):
+            _logits(tiny)
+            raise RuntimeError("boom")
+    assert _no_hooks(tiny.model)
+    assert torch.equal(_logits(tiny), base)
+
+
+def test_firings_are_counted_and_one_that_never_fired_is_an_error(tiny):
+    iv = Intervention(SITE, "add", torch.ones(tiny.model.config.n_embd), 1.0)
+    with applied(tiny, [iv]) as fired:
+        _logits(tiny)
+        _logits(tiny)
+    assert fired == {0: 2}
+    with pytest.raises(NapkitError, match="never fired"):
+        with applied(tiny, [iv]):
+            pass
+    assert _no_hooks(tiny.model)
+
+
+def test_bad_vectors_are_refused(tiny):
+    with pytest.raises(NapkitError, match="NaN or infinity"):
+        Intervention(SITE, "add", torch.tensor([1.0, float("nan")]))
+    with pytest.raises(NapkitError, match="alpha must be finite"):
+        Intervention(SITE, "add", torch.ones(2), float("inf"))
+    with pytest.raises(NapkitError, match="vector width 3 does not match"):
+        _logits(tiny, [Intervention(SITE, "add", torch.ones(3), 1.0)])
+    assert _no_hooks(tiny.model)
+    with pytest.raises(NapkitError, match="unknown module or alias"):
+        _logits(tiny, [Intervention("blocks.1.hook_resid_pots", "add", torch.ones(3), 1.0)])
+
+
+def test_files_round_trip_and_refuse_another_model(tiny, tmp_path):
+    v = torch.randn(tiny.model.config.n_embd)
+    iv = Intervention(SITE, "add", v, 2.5, positions=[-1])
+    path = iv.save(tmp_path / "steer.json", tiny)
+    back = Intervention.load(path, tiny)
+    assert (back.module, back.op, back.alpha, back.positions) == (SITE, "add", 2.5, [-1])
+    assert torch.equal(back.vector, v)
+    assert torch.equal(_logits(tiny, [back]), _logits(tiny, [iv]))
+    with pytest.raises(NapkitError, match="another model"):
+        Intervention.load(path, random_init_like(tiny, seed=3))
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(NapkitError, match="cannot read intervention"):
+        Intervention.load(tmp_path / "bad.json", tiny)

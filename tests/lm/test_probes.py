@@ -1,0 +1,47 @@
+"""Probes: CV accuracy on known data, the control task, the regime probe on the tiny model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napkit.errors import NapkitError
+from napkit.lm.experiments import contrast_prompts
+from napkit.lm.models import random_init_like
+from napkit.lm.probes import control_labels, cv_accuracy, probe
+
+
+def test_cv_accuracy_separable_and_random_labels():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5))
+    y = (x[:, 0] > 0).astype(int)
+    assert cv_accuracy(x, y) >= 0.97
+    assert cv_accuracy(x, rng.integers(0, 2, 200)) < 0.65
+    assert np.isnan(cv_accuracy(x, np.zeros(200, int)))
+
+
+def test_control_labels_are_a_function_of_the_key_with_task_balance():
+    keys = np.repeat(np.arange(50), 4)
+    y = np.tile([0, 1], 100)
+    c = control_labels(keys, y, seed=3)
+    assert all(len(set(c[keys == k])) == 1 for k in range(50))
+    assert 0.25 < c.mean() < 0.75
+    assert np.array_equal(c, control_labels(keys, y, seed=3))
+
+
+def test_a_probe_with_one_class_is_refused(tiny):
+    with pytest.raises(NapkitError, match="two classes"):
+        probe(tiny, ["alice lives in paris ."] * 4, [1, 1, 1, 1], ["blocks.0.hook_resid_post"], [1])
+    with pytest.raises(NapkitError, match="labels"):
+        probe(tiny, ["alice lives in paris ."] * 4, [1, 0], ["blocks.0.hook_resid_post"], [1])
+
+
+def test_regime_probe_is_accurate_selective_and_beats_random_init(tiny):
+    prompts, regimes, cues = contrast_prompts(200)
+    sites = [f"blocks.{i}.hook_resid_post" for i in range(4)]
+    positions = [7, 9]  # "so" and the last token "was", after the cue word (position 2)
+    trained = probe(tiny, prompts, regimes, sites, positions, control_keys=cues)
+    fresh = probe(random_init_like(tiny), prompts, regimes, sites, positions, control_keys=cues)
+    assert trained.best_acc >= 0.95
+    assert trained.max_selectivity >= 0.3, trained.to_dict()
+    assert trained.best_acc - fresh.best_acc >= 0.2, (trained.best_acc, fresh.best_acc)

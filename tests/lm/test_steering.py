@@ -1,0 +1,89 @@
+"""Steering: bitwise α = 0, KL bisection or an explicit failure, controls, cached generation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from napkit.errors import NapkitError
+from napkit.lm.experiments import contrast_prompts, steer_regime
+from napkit.lm.steering import (
+    UnreachableKL,
+    alpha_for_kl,
+    generate,
+    mean_difference,
+    next_token_logprobs,
+    position_deltas,
+    random_controls,
+    steering,
+)
+
+SITE = "blocks.2.hook_resid_post"
+
+
+@pytest.fixture(scope="module")
+def regime(tiny):
+    prompts, regimes, _ = contrast_prompts(60)
+    pos = [p for p, r in zip(prompts, regimes, strict=True) if r == 0]
+    neg = [p for p, r in zip(prompts, regimes, strict=True) if r == 1]
+    return pos, neg, mean_difference(tiny, pos, neg, SITE)
+
+
+def test_alpha_zero_is_bitwise_identical_to_no_hook(tiny, regime):
+    pos, _, v = regime
+    assert torch.equal(
+        next_token_logprobs(tiny, pos, [steering(SITE, v, 0.0)]), next_token_logprobs(tiny, pos)
+    )
+
+
+@pytest.mark.parametrize("target", [0.25, 0.5, 3.0])
+def test_bisection_lands_within_five_percent_of_the_kl_target(tiny, regime, target):
+    pos, _, v = regime
+    found = alpha_for_kl(tiny, pos, SITE, v, target)
+    assert abs(found.kl - target) <= 0.05 * target and found.alpha > 0
+
+
+def test_an_unreachable_kl_is_reported_not_bounded(tiny, regime):
+    pos, _, v = regime
+    with pytest.raises(UnreachableKL, match="unreachable") as err:
+        alpha_for_kl(tiny, pos, SITE, v * 1e-3, 3.0, alpha_max=8.0)
+    assert err.value.reached < 3.0 and err.value.alpha == 8.0
+    with pytest.raises(NapkitError, match="positive number"):
+        alpha_for_kl(tiny, pos, SITE, v, float("nan"))
+
+
+def test_random_controls_have_the_vectors_norm_and_differ():
+    v = torch.tensor([3.0, 4.0, 0.0, 0.0])
+    r = random_controls(v, 20, seed=1)
+    torch.testing.assert_close(r.norm(dim=1), torch.full((20,), 5.0))
+    assert torch.equal(r, random_controls(v, 20, seed=1)) and not torch.equal(
+        r, random_controls(v, 20, seed=2)
+    )
+    assert (r @ v / 25).abs().max() < 0.99  # not the vector itself
+
+
+def test_steering_in_cached_generation_matches_uncached(tiny, regime):
+    pos, _, v = regime
+    iv = [steering(SITE, v, 4.0)]
+    cached = generate(tiny, pos[0], iv, max_new_tokens=4)
+    plain = generate(tiny, pos[0], iv, max_new_tokens=4, use_cache=False)
+    assert torch.equal(cached, plain)
+    unsteered = generate(tiny, pos[0], max_new_tokens=4)
+    assert tiny.tokenizer.decode(unsteered[:1]) == "good"  # regime 0 ends "so it was good"
+    assert tiny.tokenizer.decode(cached[:1]) == "bad"  # steered to regime 1
+
+
+def test_per_position_deltas_need_one_length(tiny, regime):
+    pos, neg, v = regime
+    d = position_deltas(tiny, pos[:10], neg[:10], SITE)
+    assert d.shape == (len(tiny.tokenizer(pos[0])["input_ids"]), tiny.model.config.n_embd)
+    torch.testing.assert_close(d[-1], mean_difference(tiny, pos[:10], neg[:10], SITE))
+    with pytest.raises(NapkitError, match="one token length"):
+        position_deltas(tiny, ["alice lives in paris ."], ["the big cat sees a dog ."], SITE)
+
+
+def test_difference_of_means_beats_random_controls_and_reverses(tiny):
+    res = steer_regime(tiny, layer=2, kl=0.5, n=120, n_random=20)
+    assert abs(res["steer_kl_reached"] - 0.5) <= 0.025
+    assert res["steer_effect"] > 0 > res["steer_reversed_effect"]  # towards "bad", and back
+    assert res["steer_effect_ratio"] >= 5, res

@@ -1,0 +1,47 @@
+"""Training the tiny model: the corpus encoding, the gate, and (slow) the reference retrained."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from napkit.lm.corpus import GRAMMAR
+from napkit.lm.evaluate import GATE
+from napkit.lm.tokenizer import build_tokenizer
+from napkit.lm.train import TinyConfig, TrainingGateError, encode_corpus, train_tiny, weighted_lm_loss
+
+
+def test_encoding_weights_answers_and_ignores_padding():
+    tok = build_tokenizer()
+    sents = GRAMMAR.sample("fact", 3, seed=0) + GRAMMAR.sample("plain", 2, seed=0)
+    ids, w = encode_corpus(sents, tok, 32, answer_weight=4.0)
+    for i, s in enumerate(sents):
+        n = len(s.words) + 2
+        assert ids[i, 0] == tok.bos_token_id and ids[i, n - 1] == tok.eos_token_id
+        assert (w[i, n:] == 0).all() and (ids[i, n:] == tok.pad_token_id).all()
+        expected = {4.0} if s.answer_index is not None else set()
+        assert {float(x) for x in w[i, :n] if x != 1.0} == expected
+    logits = torch.randn(5, 32, len(tok))
+    plain = torch.nn.functional.cross_entropy(logits[0, :5], ids[0, 1:6])
+    one = torch.zeros_like(w)
+    one[0, 1:6] = 1.0
+    torch.testing.assert_close(weighted_lm_loss(logits, ids, one), plain)
+
+
+def test_a_model_below_the_gate_fails_with_its_figures_and_writes_nothing(tmp_path):
+    out = tmp_path / "tiny"
+    with pytest.raises(TrainingGateError, match=r"missed the gate after 5 steps .*binding 0\.\d+ < 0\.95"):
+        train_tiny(out, seed=0, cfg=replace(TinyConfig(), steps=5, eval_every=0), progress=False)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_the_reference_model_retrains_from_its_seed_and_passes_the_gate(tmp_path, tiny):
+    info = train_tiny(tmp_path / "tiny", seed=0, progress=False)
+    for kind, need in GATE.items():
+        assert info["accuracies"][kind] >= need
+    saved = json.loads((tmp_path / "tiny" / "napkit.json").read_text())
+    assert saved["seed"] == 0 and saved["config"] == tiny.info["config"]
