@@ -20,15 +20,18 @@ import typer
 from napkit.errors import NapkitError
 
 ModelOpt = Annotated[
-    Path | None, typer.Option("--model", help="Local HF model folder (default: the tiny model).")
+    str | None, typer.Option("--model", help="Local HF folder or 'smollm2'; default: the shipped tiny model.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
-def _load(model: Path | None):
-    from napkit.lm.models import load, load_tiny
+def _load(model: str | None):
+    from napkit.lm.models import load, load_smollm2, load_tiny
 
-    lm = load_tiny() if model is None else load(str(model))
+    if model is None:
+        lm = load_tiny()
+    else:
+        lm = load_smollm2() if model.lower() == "smollm2" else load(model)
     if lm.kind != "hf":
         raise NapkitError("these commands need a transformers causal LM folder")
     return lm
