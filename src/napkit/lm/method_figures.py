@@ -179,7 +179,7 @@ def patch_figures(
     }
 
 
-def dla_figures(model, tokenizer, grammar: Grammar = GRAMMAR, n: int = 64, k: int = 3, seed: int = 0) -> dict:
+def dla_figures(model, tokenizer, grammar: Grammar = GRAMMAR, n: int = 64, k: int = 4, seed: int = 0) -> dict:
     """DLA on multiple choice (correct letter vs the letter the corrupted prompt asks for)."""
     rng = np.random.default_rng(seed)
     clean = grammar.sample("choice", n, seed + 7)
@@ -199,18 +199,26 @@ def dla_figures(model, tokenizer, grammar: Grammar = GRAMMAR, n: int = 64, k: in
     nodes = output_nodes(dla, k)
     whole = patch(model, c_ids, x_ids, c_ans, x_ans, [[Site("resid_pre", 0)]], c_mask)
     recovery = output_node_recovery(model, c_ids, x_ids, c_ans, x_ans, nodes, c_mask)
+    ranked = output_nodes(dla, dla.heads[0].size + dla.mlps.shape[1])
+    prefixes = [ranked[:j] for j in range(1, len(ranked) + 1)]
+    curve = patch(model, c_ids, x_ids, c_ans, x_ans, prefixes, c_mask).scores
+    enough = np.nonzero(curve >= 0.8)[0]
     return {
         "dla_sum_error": dla.sum_error(),
         "dla_logit_diff": float(dla.logit_diff.mean()),
         "dla_output_nodes": [f"{s.component}{s.layer}.{s.index}" for s in nodes],
         "dla_output_node_recovery": recovery,
+        "dla_output_node_k": k,
+        "dla_recovery_by_k": curve.tolist(),
+        "dla_nodes_for_80": int(enough[0]) + 1 if len(enough) else -1,
         "dla_check_everything": float(whole.scores[0]),
     }
 
 
 def wordclass_figures(model, tokenizer, n: int = 2000, seed: int = 0) -> dict:
     """Best-layer purity of the trained model vs the same architecture at random init."""
-    ids, labels = windows(GRAMMAR.corpus(800, seed=seed + 9), tokenizer, n, seed=seed)
+    # running text = the grammar's plain clauses (the task templates would make FUNC words the majority)
+    ids, labels = windows(GRAMMAR.sample("plain", 800, seed + 9), tokenizer, n, seed=seed)
     trained = wordclass_scores(model, ids, labels, seed)
     random = wordclass_scores(random_init_like(model, seed), ids, labels, seed)
     return {
