@@ -116,7 +116,7 @@ def sae(
     out: Annotated[Path, typer.Option("--out", help="Folder for the SAE (SAELens layout).")],
     model: ModelOpt = None,
     layer: Annotated[int, typer.Option(help="Block whose output the SAE reads.")] = 2,
-    k: Annotated[int, typer.Option(help="Active features per token (TopK).")] = 16,
+    k: Annotated[int, typer.Option(help="Active features per token (TopK).")] = 32,
     expansion: Annotated[int, typer.Option(help="d_sae / d_model.")] = 4,
     steps: Annotated[int, typer.Option(help="Training steps.")] = 2000,
     sentences: int = 3000,

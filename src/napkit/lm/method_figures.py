@@ -76,7 +76,7 @@ def snmf_figures(
 
 
 def sae_figures(
-    model, tokenizer, layer: int = 2, expansion: int = 4, k: int = 16, steps: int = 3000, seed: int = 0
+    model, tokenizer, layer: int = 2, expansion: int = 4, k: int = 32, steps: int = 3000, seed: int = 0
 ) -> dict:
     """A TopK SAE on one block's output: FVU, L0, dead fraction on held-out tokens, CE recovered."""
     site = Site("resid_post", layer)
