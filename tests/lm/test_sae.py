@@ -144,3 +144,13 @@ def test_steering_grid(tiny_gpt2):
         steering_grid(tiny_gpt2, v, ["transformer.h.0"], [float("nan")], ids, 5)
     with pytest.raises(NapkitError, match="no module"):
         steering_grid(tiny_gpt2, v, ["transformer.h.9"], [1.0], ids, 5)
+
+
+def test_saelens_reads_the_folder(tmp_path):
+    sae_lens = pytest.importorskip("sae_lens", reason="SAELens is in the bench-lm extra, not installed here")
+    _, x = planted(0, d=32, rows=1000)
+    sae, _ = train_sae(x, 64, kind="topk", k=3, steps=20, hook_name="blocks.0.hook_resid_post")
+    folder = save_sae(sae, tmp_path / "sae")
+    theirs = sae_lens.SAE.load_from_disk(str(folder), device="cpu")
+    with torch.no_grad():
+        torch.testing.assert_close(theirs(x[:20]), sae(x[:20]), rtol=1e-5, atol=1e-5)
