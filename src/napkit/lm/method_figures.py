@@ -14,7 +14,7 @@ import torch
 
 from napkit.lm.ablation import ablate
 from napkit.lm.attribution import direct_logit_attribution, output_node_recovery, output_nodes
-from napkit.lm.corpus import GRAMMAR, Grammar
+from napkit.lm.corpus import GRAMMAR, Grammar, Sentence
 from napkit.lm.patching import Site, capture, patch, patch_sweep
 from napkit.lm.sae import ce_recovered, sae_metrics, train_sae
 from napkit.lm.snmf import fit_snmf, svd_rel_error
@@ -102,6 +102,11 @@ def sae_figures(
     }
 
 
+def _variant(grammar: Grammar, words: list[str], kind: str, answer_index: int | None) -> Sentence:
+    """A sentence with some words replaced (a corrupted prompt), classes from the grammar."""
+    return Sentence(tuple(words), tuple(grammar.word_class[w] for w in words), kind, answer_index)
+
+
 def _accuracy(logits: torch.Tensor, answers: torch.Tensor) -> float:
     return float((logits.argmax(-1) == answers).float().mean())
 
@@ -139,7 +144,8 @@ def patch_figures(
     f_mlps = patch_sweep(model, f_clean, f_corr, f_ans, f_wrong, "mlp", f_mask).scores
     binds = grammar.sample("binding", n, seed + 5)
     flipped = [
-        grammar._make(
+        _variant(
+            grammar,
             [*s.words[:8], s.words[4] if s.meta["query_first"] else s.words[0], *s.words[9:]],
             "binding",
             s.answer_index,
@@ -192,7 +198,7 @@ def dla_figures(model, tokenizer, grammar: Grammar = GRAMMAR, n: int = 64, k: in
         words[7], words[10], words[13] = opts
         letter = "ABC"[opts.index(s.meta["options"][s.meta["correct"]])]
         words[s.answer_index] = letter
-        corrupted.append(grammar._make(words, "choice", s.answer_index))
+        corrupted.append(_variant(grammar, words, "choice", s.answer_index))
     c_ids, c_mask, c_ans = _prompts(tokenizer, clean)
     x_ids, _, x_ans = _prompts(tokenizer, corrupted)
     dla = direct_logit_attribution(model, c_ids, c_ans, x_ans, c_mask)
