@@ -102,6 +102,11 @@ def sae_figures(
     }
 
 
+def site_label(site: Site) -> str:
+    """``head2.1``, ``mlp3``: a component as the figures name it."""
+    return f"{site.component}{site.layer}" + ("" if site.index is None else f".{site.index}")
+
+
 def _variant(grammar: Grammar, words: list[str], kind: str, answer_index: int | None) -> Sentence:
     """A sentence with some words replaced (a corrupted prompt), classes from the grammar."""
     return Sentence(tuple(words), tuple(grammar.word_class[w] for w in words), kind, answer_index)
@@ -179,8 +184,8 @@ def patch_figures(
         "patch_binding_cut": recall_binding_cut,
         "patch_reverse_binding_cut": binding_cut,
         "patch_reverse_recall_cut": binding_recall_cut,
-        "patch_recall_components": [f"{s.component}{s.layer}.{s.index}" for s in recall_parts],
-        "patch_binding_components": [f"{s.component}{s.layer}.{s.index}" for s in binding_parts],
+        "patch_recall_components": [site_label(s) for s in recall_parts],
+        "patch_binding_components": [site_label(s) for s in binding_parts],
         "patch_base_accuracy": {"fact": base_f, "binding": base_b},
     }
 
@@ -212,7 +217,7 @@ def dla_figures(model, tokenizer, grammar: Grammar = GRAMMAR, n: int = 64, k: in
     return {
         "dla_sum_error": dla.sum_error(),
         "dla_logit_diff": float(dla.logit_diff.mean()),
-        "dla_output_nodes": [f"{s.component}{s.layer}.{s.index}" for s in nodes],
+        "dla_output_nodes": [site_label(s) for s in nodes],
         "dla_output_node_recovery": recovery,
         "dla_output_node_k": k,
         "dla_recovery_by_k": curve.tolist(),
