@@ -38,14 +38,20 @@ def test_patching_facts_is_exact_at_the_embeddings_and_recall_components_matter(
 
 
 @pytest.mark.xfail(
-    reason="on a tiny model trained here (3500 steps) the name reaches the last position in layer 0's "
-    "attention: patching the subject position at layers >= 1 recovers ~0.001 (the last position ~1.0)",
+    reason="measured on two tiny models trained here: the name reaches the last position in layer 0's "
+    "attention; patching the subject position at layers >= 1 recovers 0.001 and 0.39",
     strict=False,
 )
 def test_patching_subject_position_after_layer_0_recovers_facts(patching):
     assert patching["patch_recall_recovery"] >= 0.9
 
 
+@pytest.mark.xfail(
+    reason="measured on a tiny model trained here with bindings at 1.0: the top components by patching "
+    "are shared (mlp0, mlp3, head0.3; both tasks drop ~0.77), and the most task-specific ones still cut "
+    "the other task by 0.20-0.47",
+    strict=False,
+)
 def test_recall_and_binding_components_are_separable(trained, patching):
     binding = patching["patch_base_accuracy"]["binding"]
     if binding < 0.9:

@@ -176,6 +176,10 @@ def patch_figures(
 
     recall_cut, recall_binding_cut = cut(recall_parts)
     binding_recall_cut, binding_cut = cut(binding_parts)
+    # components that matter for one task more than for the other (patching score difference)
+    recall_only = _top_components(f_heads - b_heads, f_mlps - b_mlps, top)
+    binding_only = _top_components(b_heads - f_heads, b_mlps - f_mlps, top)
+    specific = {"recall": cut(recall_only), "binding": cut(binding_only)}
     return {
         "patch_recall_recovery": float(resid.scores[1:, subject].max()),
         "patch_recall_subject_by_layer": resid.scores[:, subject].tolist(),
@@ -186,6 +190,12 @@ def patch_figures(
         "patch_reverse_recall_cut": binding_recall_cut,
         "patch_recall_components": [site_label(s) for s in recall_parts],
         "patch_binding_components": [site_label(s) for s in binding_parts],
+        "patch_specific_recall_cut": specific["recall"][0],
+        "patch_specific_recall_binding_cut": specific["recall"][1],
+        "patch_specific_binding_cut": specific["binding"][1],
+        "patch_specific_binding_recall_cut": specific["binding"][0],
+        "patch_specific_recall_components": [site_label(s) for s in recall_only],
+        "patch_specific_binding_components": [site_label(s) for s in binding_only],
         "patch_base_accuracy": {"fact": base_f, "binding": base_b},
     }
 
