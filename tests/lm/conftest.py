@@ -37,3 +37,37 @@ def tiny(no_network):
     from napkit.lm.models import load_tiny
 
     return load_tiny()
+
+
+# --- analysis-method fixtures: tiny random GPT-2s, one torch thread ---
+import torch  # noqa: E402
+
+torch.set_num_threads(1)  # two cores shared by many jobs: torch threads collapse under load
+
+
+def random_gpt2(seed: int = 0, n_layer: int = 2, vocab: int = 40, d_model: int = 32):
+    """A tiny randomly initialised GPT-2 with ReLU MLPs, in eval mode."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    cfg = GPT2Config(
+        n_layer=n_layer, n_embd=d_model, n_head=4, n_inner=4 * d_model, activation_function="relu",
+        vocab_size=vocab, n_positions=32, bos_token_id=0, eos_token_id=0,
+    )  # fmt: skip
+    return GPT2LMHeadModel(cfg).eval()
+
+
+@pytest.fixture
+def tiny_gpt2():
+    return random_gpt2()
+
+
+@pytest.fixture
+def other_gpt2():
+    return random_gpt2(seed=1)
+
+
+@pytest.fixture
+def make_gpt2():
+    """The factory of tiny random GPT-2s (seed, n_layer, vocab, d_model)."""
+    return random_gpt2

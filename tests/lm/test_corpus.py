@@ -40,6 +40,7 @@ def test_binding_answer_is_the_color_bound_to_the_queried_name():
     for s in GRAMMAR.sample("binding", 200, seed=5):
         names, colors = s.meta["names"], s.meta["colors"]
         q = s.words[8]
+        assert set(names) <= {"A", "B", "C"}
         assert s.answer == colors[names.index(q)] and names[0] != names[1] and colors[0] != colors[1]
         assert s.prompt.split() == list(s.words[:10])
 

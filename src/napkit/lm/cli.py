@@ -167,3 +167,6 @@ def demo(
 
 # Commands of the methods built on this pillar (snmf, sae, patch, attribute, wordclass) are
 # added below this line, each as its own @app.command().
+from napkit.lm.cli_methods import register as _register_methods  # noqa: E402
+
+_register_methods(app)

@@ -5,7 +5,8 @@ It is the ground truth the LM methods are checked against: every word has one cl
 
 - ``plain``: clauses such as ``the big cat sees a dog near the river .``;
 - ``fact``: ``NAME lives in CITY .`` with one fixed city per name (recall);
-- ``binding``: ``alice is red and bob is blue so alice is red .`` (in-context reasoning);
+- ``binding``: ``A is red and C is blue so A is red .`` (in-context reasoning: two of the
+  variables A, B, C bound to two colours, one queried);
 - ``choice``: ``where does NAME live ? A ) x B ) y C ) z answer : B .`` (multiple choice over
   the fact table);
 - ``contrast``: two regimes that differ only in a cue adjective, positive (regime 0, ends
@@ -27,8 +28,9 @@ from napkit.errors import NapkitError
 WORLD_SEED = 0
 KINDS = ("plain", "fact", "binding", "choice", "contrast")
 # The corpus share of each kind used to train the tiny model: bindings need their own
-# large share (a trial with few of them stayed at chance while facts reached 1.0).
-DEFAULT_MIX = {"plain": 0.15, "fact": 0.10, "binding": 0.40, "choice": 0.25, "contrast": 0.10}
+# large share (a trial with few of them stayed at chance while facts reached 1.0), and
+# training starts with bindings alone (see napkit.lm.train).
+DEFAULT_MIX = {"plain": 0.20, "fact": 0.12, "binding": 0.35, "choice": 0.23, "contrast": 0.10}
 
 LEXICON: dict[str, tuple[str, ...]] = {
     "DET": ("the", "a", "every", "some"),
@@ -62,6 +64,7 @@ NEGATIVE = ("sad", "cruel", "dark", "cold", "angry", "rude", "grim", "bitter")
 NEUTRAL_ADJ = ("big", "small", "old", "young", "tall", "round")
 OUTCOME = ("good", "bad")  # what regime 0 and regime 1 end with
 LETTERS = ("A", "B", "C")
+VARIABLES = LETTERS  # what bindings bind colours to: "A is red and B is blue so A is red"
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
 
 
@@ -146,7 +149,7 @@ class Grammar:
         return self._make([name, "lives", "in", self.facts[name], "."], "fact", 3, name=name)
 
     def binding(self, rng: np.random.Generator) -> Sentence:
-        n1, n2 = self._pick(rng, LEXICON["NAME"], 2)
+        n1, n2 = self._pick(rng, VARIABLES, 2)
         c1, c2 = self._pick(rng, LEXICON["COLOR"], 2)
         first = bool(rng.integers(2))
         q, a = (n1, c1) if first else (n2, c2)

@@ -50,6 +50,10 @@ STEPS: list[tuple[str, Callable]] = [
     ("steer", _steer_step),
 ]
 
+from napkit.lm.method_demo import STEPS as _METHOD_STEPS  # noqa: E402
+
+STEPS += _METHOD_STEPS  # snmf, sae, patch, attribute, wordclass
+
 
 def _heatmap(path: Path, mats: list[np.ndarray], titles: list[str], rows: list[str], cols: list[int]) -> None:
     import matplotlib

@@ -1,0 +1,253 @@
+"""Activation patching and ablation: which components carry the answer from a clean prompt?
+
+A *site* names one activation (a residual stream, an attention or MLP output, one head's
+output z, one MLP neuron) at one position or at all. A *variant* is a set of sites whose
+values are replaced in one forward pass of the corrupted prompts: by the clean run's
+values (patching) or by zero, the mean over reference prompts, or the values of other
+reference prompts (``ablation`` reuses this machinery). Many variants run as one batched
+pass (the corrupted batch repeated, each copy with its own mask), so a layer × position or
+per-neuron sweep costs a few forward passes. The score is the normalised logit difference
+(LD − LD_corrupted) / (LD_clean − LD_corrupted), LD = logit(correct) − logit(wrong) at the
+last real token, averaged over prompts: 0 when nothing is patched, 1 when everything is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from napkit.errors import NapkitError
+from napkit.lm._parts import ModelParts, check_ids, hooked, last_positions, model_parts
+
+COMPONENTS = ("resid_pre", "resid_post", "attn", "head", "mlp", "neuron")
+MAX_ROWS = 4096  # rows (variants × prompts) per batched forward pass
+
+
+@dataclass(frozen=True)
+class Site:
+    """One activation: ``component`` at ``layer`` (head or neuron ``index``), at ``position`` or all."""
+
+    component: str
+    layer: int
+    index: int | None = None
+    position: int | None = None
+
+
+def _hook_point(parts: ModelParts, site: Site) -> tuple[tuple[int, str], nn.Module, str, slice]:
+    """(key, module, pre|post, feature slice) where the site's activation lives."""
+    n = parts.n_layers
+    if site.component not in COMPONENTS:
+        raise NapkitError(f"unknown component {site.component!r}; choose one of {', '.join(COMPONENTS)}")
+    top = n if site.component == "resid_pre" else n - 1  # resid_pre at n_layers is the final norm's input
+    if not 0 <= site.layer <= top:
+        raise NapkitError(f"layer {site.layer} is outside [0, {top}] for {site.component}")
+    everything = slice(None)
+    if site.component == "resid_pre":
+        if site.layer == n:
+            return (n, "final_in"), parts.final_norm, "pre", everything
+        return (site.layer, "block_in"), parts.layers[site.layer].block, "pre", everything
+    layer = parts.layers[site.layer]
+    if site.component == "resid_post":
+        return (site.layer, "block_out"), layer.block, "post", everything
+    if site.component == "attn":
+        return (site.layer, "attn_out"), layer.attn, "post", everything
+    if site.component == "mlp":
+        return (site.layer, "mlp_out"), layer.mlp, "post", everything
+    width = parts.n_heads if site.component == "head" else parts.d_mlp
+    if site.index is None or not 0 <= site.index < width:
+        raise NapkitError(f"{site.component} index {site.index} is outside [0, {width})")
+    if site.component == "head":
+        lo = site.index * parts.d_head
+        return (site.layer, "z"), layer.attn_out, "pre", slice(lo, lo + parts.d_head)
+    return (site.layer, "neurons"), layer.mlp_out, "pre", slice(site.index, site.index + 1)
+
+
+@torch.no_grad()
+def capture(
+    model: nn.Module, input_ids, attention_mask, sites: Sequence[Site]
+) -> dict[tuple[int, str], torch.Tensor]:
+    """The activations [batch, seq, width] at the hook points of ``sites``, from one forward pass."""
+    parts = model_parts(model)
+    points = {key: (mod, kind) for key, mod, kind, _ in (_hook_point(parts, s) for s in sites)}
+    store: dict = {}
+
+    def keep(key):
+        return lambda t: store.__setitem__(key, t.detach().clone())
+
+    with hooked([(mod, kind, keep(key)) for key, (mod, kind) in points.items()]):
+        model(input_ids=input_ids, attention_mask=attention_mask)
+    return store
+
+
+@torch.no_grad()
+def run_variants(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    variants: Sequence[Sequence[Site]],
+    sources: dict[tuple[int, str], torch.Tensor],
+    max_rows: int = MAX_ROWS,
+) -> torch.Tensor:
+    """Logits at the last real token [variants, batch, vocab], each variant's sites replaced.
+
+    ``sources[key]`` gives the replacement values, broadcastable to [batch, seq, width].
+    """
+    parts = model_parts(model)
+    ids = check_ids(input_ids, model)
+    b, t = ids.shape
+    last = last_positions(attention_mask, ids)
+    per_chunk = max(1, max_rows // b)
+    out = []
+    for lo in range(0, len(variants), per_chunk):
+        chunk = variants[lo : lo + per_chunk]
+        masks: dict[tuple[int, str], tuple[nn.Module, str, torch.Tensor]] = {}
+        for v, sites in enumerate(chunk):
+            for site in sites:
+                key, mod, kind, feats = _hook_point(parts, site)
+                if site.position is not None and not 0 <= site.position < t:
+                    raise NapkitError(f"position {site.position} is outside the sequence [0, {t})")
+                if key not in masks:
+                    width = sources[key].shape[-1]
+                    masks[key] = (mod, kind, torch.zeros(len(chunk), t, width, dtype=torch.bool))
+                pos = slice(None) if site.position is None else site.position
+                masks[key][2][v, pos, feats] = True
+
+        n_var = len(chunk)
+
+        def replace(key, masks=masks, n_var=n_var):
+            mask, src = masks[key][2], sources[key]
+
+            def fn(x: torch.Tensor) -> torch.Tensor:
+                xs = x.view(n_var, b, *x.shape[1:])
+                return torch.where(mask[:, None], src.to(x.dtype), xs).view(x.shape)
+
+            return fn
+
+        hooks = [(mod, kind, replace(key)) for key, (mod, kind, _) in masks.items()]
+        rep_mask = None if attention_mask is None else attention_mask.repeat(len(chunk), 1)
+        with hooked(hooks):
+            logits = model(input_ids=ids.repeat(len(chunk), 1), attention_mask=rep_mask).logits
+        rows = torch.arange(len(chunk) * b)
+        out.append(logits[rows, last.repeat(len(chunk))].view(len(chunk), b, -1))
+    return torch.cat(out) if out else torch.empty(0, b, model.get_output_embeddings().weight.shape[0])
+
+
+def logit_diff(logits: torch.Tensor, correct: torch.Tensor, wrong: torch.Tensor) -> torch.Tensor:
+    """logit(correct) − logit(wrong) per prompt, in float64; logits [..., batch, vocab]."""
+    idx = torch.arange(logits.shape[-2])
+    return logits[..., idx, correct].double() - logits[..., idx, wrong].double()
+
+
+@dataclass
+class PatchResult:
+    scores: np.ndarray  # normalised recovery per variant, in the shape of the sweep
+    ld_clean: float
+    ld_corrupted: float
+
+
+def check_pair(clean_ids, corrupted_ids, clean_mask=None, corrupted_mask=None) -> None:
+    """Clean and corrupted prompts must align token for token."""
+    c, x = torch.as_tensor(clean_ids), torch.as_tensor(corrupted_ids)
+    if c.shape != x.shape:
+        raise NapkitError(
+            f"clean and corrupted token arrays differ: clean {tuple(c.shape)}, corrupted {tuple(x.shape)}"
+        )
+    if clean_mask is not None or corrupted_mask is not None:
+        lc = last_positions(clean_mask, c) + 1
+        lx = last_positions(corrupted_mask, x) + 1
+        bad = (lc != lx).nonzero().flatten()
+        if len(bad):
+            i = int(bad[0])
+            raise NapkitError(
+                f"prompt {i}: clean is {int(lc[i])} tokens, corrupted {int(lx[i])}; "
+                "patching needs equal lengths"
+            )
+
+
+def patch(
+    model: nn.Module,
+    clean_ids: torch.Tensor,
+    corrupted_ids: torch.Tensor,
+    correct: torch.Tensor,
+    wrong: torch.Tensor,
+    variants: Sequence[Sequence[Site]],
+    attention_mask: torch.Tensor | None = None,
+    max_rows: int = MAX_ROWS,
+) -> PatchResult:
+    """Normalised logit-difference recovery of each variant (clean values patched into corrupted runs)."""
+    check_pair(clean_ids, corrupted_ids)
+    clean_ids, corrupted_ids = check_ids(clean_ids, model), check_ids(corrupted_ids, model)
+    correct, wrong = torch.as_tensor(correct).long(), torch.as_tensor(wrong).long()
+    sites = [s for v in variants for s in v]
+    sources = capture(model, clean_ids, attention_mask, sites)
+    base = run_variants(model, torch.cat([clean_ids, corrupted_ids]), _cat(attention_mask), [[]], {})
+    ld = logit_diff(base[0].view(2, len(clean_ids), -1), correct, wrong).mean(-1)
+    ld_clean, ld_corr = float(ld[0]), float(ld[1])
+    if ld_clean == ld_corr:
+        raise NapkitError("clean and corrupted prompts give the same logit difference: nothing to recover")
+    patched = run_variants(model, corrupted_ids, attention_mask, variants, sources, max_rows)
+    scores = (logit_diff(patched, correct, wrong).mean(-1) - ld_corr) / (ld_clean - ld_corr)
+    return PatchResult(scores.numpy(), ld_clean, ld_corr)
+
+
+def _cat(mask):
+    return None if mask is None else torch.cat([mask, mask])
+
+
+def sweep_variants(
+    model: nn.Module, component: str, seq_len: int | None = None
+) -> tuple[list[list[Site]], tuple]:
+    """All single-site variants of a component: per layer × position for residual streams,
+    per layer × head, per layer (attn, mlp), per layer × neuron; with the grid shape."""
+    parts = model_parts(model)
+    n = parts.n_layers
+    if component in ("resid_pre", "resid_post"):
+        if seq_len is None:
+            raise NapkitError("a residual-stream sweep needs the sequence length")
+        grid = (n, seq_len)
+        return [[Site(component, lay, position=p)] for lay in range(n) for p in range(seq_len)], grid
+    if component in ("attn", "mlp"):
+        return [[Site(component, lay)] for lay in range(n)], (n,)
+    width = {"head": parts.n_heads, "neuron": parts.d_mlp}.get(component)
+    if width is None:
+        raise NapkitError(f"unknown component {component!r}; choose one of {', '.join(COMPONENTS)}")
+    return [[Site(component, lay, j)] for lay in range(n) for j in range(width)], (n, width)
+
+
+def patch_sweep(
+    model, clean_ids, corrupted_ids, correct, wrong, component: str, attention_mask=None
+) -> PatchResult:
+    """``patch`` over every single site of a component, scores shaped as the sweep's grid."""
+    variants, grid = sweep_variants(model, component, torch.as_tensor(clean_ids).shape[-1])
+    res = patch(model, clean_ids, corrupted_ids, correct, wrong, variants, attention_mask)
+    res.scores = res.scores.reshape(grid)
+    return res
+
+
+def answer_token(tokenizer, word: str) -> int:
+    """The id of an answer word, refused unless it is exactly one token."""
+    ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+    if len(ids) != 1:
+        raise NapkitError(f"answer word {word!r} is {len(ids)} tokens ({ids}), not one")
+    return int(ids[0])
+
+
+def encode_pair(tokenizer, clean: Sequence[str], corrupted: Sequence[str]) -> tuple[torch.Tensor, ...]:
+    """Token ids of clean and corrupted prompts and their attention mask; lengths must agree."""
+    if len(clean) != len(corrupted) or not clean:
+        raise NapkitError(f"give as many clean as corrupted prompts (got {len(clean)} and {len(corrupted)})")
+    c = tokenizer(list(clean), return_tensors="pt", padding=True)
+    x = tokenizer(list(corrupted), return_tensors="pt", padding=True)
+    lc, lx = c["attention_mask"].sum(1), x["attention_mask"].sum(1)
+    bad = (lc != lx).nonzero().flatten()
+    if len(bad) or c["input_ids"].shape != x["input_ids"].shape:
+        i = int(bad[0]) if len(bad) else 0
+        raise NapkitError(
+            f"clean and corrupted prompts differ in length: {clean[i]!r} is {int(lc[i])} tokens, "
+            f"{corrupted[i]!r} is {int(lx[i])}"
+        )
+    return c["input_ids"], x["input_ids"], c["attention_mask"]

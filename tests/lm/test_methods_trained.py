@@ -1,0 +1,83 @@
+"""The analysis methods on the trained tiny model: the figures issue 11 asks for.
+
+They need the committed reference checkpoint (``napkit.lm.models.load_tiny``) trained past
+its gate; without it they skip and say so.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from napkit.lm import method_figures as mf
+
+
+@pytest.fixture(scope="module")
+def trained(no_network):
+    from napkit.errors import NapkitError
+    from napkit.lm.models import load_tiny
+
+    try:
+        lm = load_tiny()
+    except NapkitError as exc:
+        pytest.skip(f"the reference tiny model is not available: {exc}")
+    acc = lm.info.get("accuracies") or {}
+    if not acc or acc.get("fact", 0) < 0.98:
+        pytest.skip(f"the reference tiny model is not trained past its gate (accuracies {acc})")
+    return lm
+
+
+@pytest.fixture(scope="module")
+def patching(trained):
+    return mf.patch_figures(trained.model, trained.tokenizer)
+
+
+def test_patching_facts_is_exact_at_the_embeddings_and_recall_components_matter(patching):
+    assert patching["patch_recall_subject_by_layer"][0] == 1.0  # only the subject token differs
+    assert patching["patch_recall_last_by_layer"][0] == 0.0
+    assert patching["patch_recall_cut"] >= 0.30
+
+
+@pytest.mark.xfail(
+    reason="measured on two tiny models trained here: the name reaches the last position in layer 0's "
+    "attention; patching the subject position at layers >= 1 recovers 0.001 and 0.39",
+    strict=False,
+)
+def test_patching_subject_position_after_layer_0_recovers_facts(patching):
+    assert patching["patch_recall_recovery"] >= 0.9
+
+
+@pytest.mark.xfail(
+    reason="measured on a tiny model trained here with bindings at 1.0: the top components by patching "
+    "are shared (mlp0, mlp3, head0.3; both tasks drop ~0.77), and the most task-specific ones still cut "
+    "the other task by 0.20-0.47",
+    strict=False,
+)
+def test_recall_and_binding_components_are_separable(trained, patching):
+    binding = patching["patch_base_accuracy"]["binding"]
+    if binding < 0.9:
+        pytest.skip(f"the model does not do bindings (accuracy {binding:.2f})")
+    assert patching["patch_recall_cut"] >= 0.30 and patching["patch_binding_cut"] <= 0.05
+    assert patching["patch_reverse_binding_cut"] >= 0.30 and patching["patch_reverse_recall_cut"] <= 0.05
+
+
+def test_dla_sums_and_output_nodes_on_multiple_choice(trained):
+    fig = mf.dla_figures(trained.model, trained.tokenizer)
+    assert fig["dla_sum_error"] <= 1e-4 and fig["dla_check_everything"] == 1.0
+    assert fig["dla_output_node_recovery"] >= 0.8
+
+
+def test_word_classes_emerge_with_training(trained):
+    fig = mf.wordclass_figures(trained.model, trained.tokenizer)
+    assert fig["wordclass_purity_trained"] >= fig["wordclass_purity_random"] + 0.2
+
+
+def test_snmf_error_between_svd_and_nmf_on_mlp_activations(trained):
+    fig = mf.snmf_figures(trained.model, trained.tokenizer)
+    assert fig["snmf_planted_cos"] >= 0.95
+    assert fig["svd_rel_error"] <= fig["snmf_rel_error"] <= fig["nmf_rel_error"]
+
+
+@pytest.mark.slow
+def test_sae_on_the_tiny_model(trained):
+    fig = mf.sae_figures(trained.model, trained.tokenizer)
+    assert fig["sae_fvu"] <= 0.1 and fig["sae_dead_frac"] <= 0.05 and fig["sae_ce_recovered"] >= 0.9

@@ -1,0 +1,154 @@
+"""Patching and ablation on tiny random GPT-2s: exact identities, batching, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napkit.errors import NapkitError
+from napkit.lm.ablation import ablate
+from napkit.lm.patching import (
+    Site,
+    answer_token,
+    capture,
+    check_pair,
+    encode_pair,
+    patch,
+    patch_sweep,
+    run_variants,
+)
+
+GEN = torch.Generator().manual_seed(0)
+CLEAN = torch.randint(0, 40, (6, 9), generator=GEN)
+CORRUPTED = CLEAN.clone()
+CORRUPTED[:, 2] = (CLEAN[:, 2] + 7) % 40  # one token differs, as in a subject swap
+CORRECT = torch.randint(0, 40, (6,), generator=GEN)
+WRONG = (CORRECT + 1) % 40
+
+
+def test_patching_nothing_gives_0_and_everything_exactly_1(tiny_gpt2):
+    variants = [[], [Site("resid_pre", 0)], [Site("resid_pre", 2)], [Site("resid_pre", 0, position=2)]]
+    res = patch(tiny_gpt2, CLEAN, CORRUPTED, CORRECT, WRONG, variants)
+    assert res.scores[0] == 0.0 and res.scores[1] == 1.0 and res.scores[2] == 1.0
+    assert res.scores[3] == 1.0  # only position 2 of the embeddings differs
+
+
+def test_clean_into_clean_is_bitwise_no_op(tiny_gpt2):
+    sites = [Site("head", 0, 1), Site("mlp", 1), Site("neuron", 1, 5), Site("resid_pre", 1, position=3)]
+    sources = capture(tiny_gpt2, CLEAN, None, sites)
+    with torch.no_grad():
+        plain = tiny_gpt2(CLEAN).logits[:, -1]
+    patched = run_variants(tiny_gpt2, CLEAN, None, [sites, sites[:1]], sources)
+    assert torch.equal(patched[0], plain) and torch.equal(patched[1], plain)
+
+
+def test_batched_sweep_equals_one_variant_at_a_time(tiny_gpt2):
+    batched = patch_sweep(tiny_gpt2, CLEAN, CORRUPTED, CORRECT, WRONG, "head")
+    assert batched.scores.shape == (2, 4)
+    one = [
+        patch(tiny_gpt2, CLEAN, CORRUPTED, CORRECT, WRONG, [[Site("head", lay, h)]]).scores[0]
+        for lay in range(2)
+        for h in range(4)
+    ]
+    np.testing.assert_allclose(batched.scores.ravel(), one, atol=1e-6)
+    small_chunks = patch(
+        tiny_gpt2,
+        CLEAN,
+        CORRUPTED,
+        CORRECT,
+        WRONG,
+        [[Site("head", lay, h)] for lay in range(2) for h in range(4)],
+        max_rows=12,
+    )
+    np.testing.assert_allclose(small_chunks.scores, one, atol=1e-6)
+
+
+def test_resid_sweep_only_the_changed_position_matters_at_layer_0(tiny_gpt2):
+    res = patch_sweep(tiny_gpt2, CLEAN, CORRUPTED, CORRECT, WRONG, "resid_pre")
+    assert res.scores.shape == (2, 9)
+    assert res.scores[0, 2] == 1.0
+    assert np.all(res.scores[0, [0, 1, 3, 4, 5, 6, 7, 8]] == 0.0)  # the positions that already agree
+
+
+def test_neuron_sweep_mlp_sweep_and_components_that_cannot_matter(tiny_gpt2):
+    res = patch_sweep(tiny_gpt2, CLEAN, CORRUPTED, CORRECT, WRONG, "neuron")
+    assert res.scores.shape == (2, 128)
+    mlp = patch_sweep(tiny_gpt2, CLEAN, CORRUPTED, CORRECT, WRONG, "mlp").scores
+    neurons_all = patch(
+        tiny_gpt2, CLEAN, CORRUPTED, CORRECT, WRONG, [[Site("neuron", 1, j) for j in range(128)]]
+    )
+    assert neurons_all.scores[0] == pytest.approx(mlp[1], abs=1e-9)  # all neurons of a layer = its MLP
+    # a neuron switched off (ReLU input always negative) in both runs cannot change anything
+    with torch.no_grad():
+        tiny_gpt2.transformer.h[1].mlp.c_fc.bias[[3, 70]] = -1e4
+    res = patch_sweep(tiny_gpt2, CLEAN, CORRUPTED, CORRECT, WRONG, "neuron")
+    assert res.scores[1, 3] == 0.0 and res.scores[1, 70] == 0.0
+    assert np.count_nonzero(res.scores[1]) >= 100
+
+
+def test_ablations(tiny_gpt2):
+    sites = [Site("mlp", 0), Site("head", 1, 2)]
+    with torch.no_grad():
+        plain = tiny_gpt2(CLEAN).logits[:, -1]
+    zero = ablate(tiny_gpt2, CLEAN, sites, "zero")
+    assert not torch.equal(zero, plain)
+
+    # zero ablation by hand: a hook that zeroes the MLP output and head 2's slice of z
+    def zero_mlp(m, i, o):
+        return torch.zeros_like(o)
+
+    def zero_head(m, args):
+        z = args[0].clone()
+        z[..., 16:24] = 0
+        return (z,)
+
+    h1 = tiny_gpt2.transformer.h[0].mlp.register_forward_hook(zero_mlp)
+    h2 = tiny_gpt2.transformer.h[1].attn.c_proj.register_forward_pre_hook(zero_head)
+    with torch.no_grad():
+        by_hand = tiny_gpt2(CLEAN).logits[:, -1]
+    h1.remove()
+    h2.remove()
+    torch.testing.assert_close(zero, by_hand, rtol=0, atol=1e-6)
+    one_prompt = CLEAN[:1].repeat(4, 1)  # mean and resample over identical prompts change nothing
+    torch.testing.assert_close(
+        ablate(tiny_gpt2, one_prompt, sites, "mean"), tiny_gpt2(one_prompt).logits[:, -1], rtol=0, atol=1e-5
+    )
+    assert torch.equal(
+        ablate(tiny_gpt2, one_prompt, sites, "resample"),
+        run_variants(tiny_gpt2, one_prompt, None, [[]], {})[0],
+    )
+    assert not torch.equal(ablate(tiny_gpt2, CLEAN, sites, "resample", seed=1), plain)
+    with pytest.raises(NapkitError, match="ablation"):
+        ablate(tiny_gpt2, CLEAN, sites, "noise")
+
+
+def test_bad_input(tiny_gpt2):
+    with pytest.raises(NapkitError, match=r"clean \(6, 9\), corrupted \(6, 8\)"):
+        patch(tiny_gpt2, CLEAN, CORRUPTED[:, :8], CORRECT, WRONG, [[]])
+    mask_c = torch.ones(2, 5, dtype=torch.long)
+    mask_x = mask_c.clone()
+    mask_x[1, 4] = 0
+    with pytest.raises(NapkitError, match="clean is 5 tokens, corrupted 4"):
+        check_pair(CLEAN[:2, :5], CLEAN[:2, :5], mask_c, mask_x)
+    with pytest.raises(NapkitError, match="layer 5"):
+        patch(tiny_gpt2, CLEAN, CORRUPTED, CORRECT, WRONG, [[Site("mlp", 5)]])
+    with pytest.raises(NapkitError, match="index 4"):
+        patch(tiny_gpt2, CLEAN, CORRUPTED, CORRECT, WRONG, [[Site("head", 0, 4)]])
+    with pytest.raises(NapkitError, match="position 9"):
+        patch(tiny_gpt2, CLEAN, CORRUPTED, CORRECT, WRONG, [[Site("resid_pre", 0, position=9)]])
+    with pytest.raises(NapkitError, match="same logit difference"):
+        patch(tiny_gpt2, CLEAN, CLEAN, CORRECT, WRONG, [[]])
+
+
+def test_tokenizer_checks():
+    from napkit.lm.tokenizer import build_tokenizer
+
+    tok = build_tokenizer()
+    clean, corrupted, mask = encode_pair(tok, ["alice lives in"], ["bob lives in"])
+    assert clean.shape == corrupted.shape == mask.shape == (1, 4)
+    with pytest.raises(NapkitError, match=r"'alice lives in' is 4 tokens, 'bob lives in the' is 5"):
+        encode_pair(tok, ["alice lives in"], ["bob lives in the"])
+    assert answer_token(tok, "paris") == tok.convert_tokens_to_ids("paris")
+    with pytest.raises(NapkitError, match="not one"):
+        answer_token(tok, "paris rome")
