@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +84,28 @@ def last_json(out: str) -> dict:
     import json
 
     return json.loads(out.strip().splitlines()[-1])
+
+
+_INTERNET = (socket.AF_INET, socket.AF_INET6)
+
+
+class _NoNetwork(socket.socket):
+    """Internet sockets raise; local ones (asyncio's self-pipe, used by zarr) still work."""
+
+    def __init__(self, family=-1, *args, **kwargs) -> None:
+        if family in _INTERNET or family == -1 and not args and not kwargs.get("fileno"):
+            raise OSError("network access is forbidden in napkit's LM tests")
+        super().__init__(family, *args, **kwargs)
+
+
+def _no_connection(*args, **kwargs):
+    raise OSError("network access is forbidden in napkit's LM tests")
+
+
+@contextlib.contextmanager
+def forbid_network():
+    """Internet sockets and connections raise inside this context."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket, "socket", _NoNetwork)
+        mp.setattr(socket, "create_connection", _no_connection)
+        yield

@@ -2,41 +2,26 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
-_INTERNET = (socket.AF_INET, socket.AF_INET6)
+from helpers import forbid_network
 
 
-class _NoNetwork(socket.socket):
-    """Internet sockets raise; local ones (asyncio's self-pipe, used by zarr) still work."""
-
-    def __init__(self, family=-1, *args, **kwargs) -> None:
-        if family in _INTERNET or family == -1 and not args and not kwargs.get("fileno"):
-            raise OSError("network access is forbidden in napkit's LM tests")
-        super().__init__(family, *args, **kwargs)
-
-
-def _no_connection(*args, **kwargs):
-    raise OSError("network access is forbidden in napkit's LM tests")
-
-
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def no_network():
-    """Every test under tests/lm/ (and its session fixtures) fails if anything opens a socket."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(socket, "socket", _NoNetwork)
-        mp.setattr(socket, "create_connection", _no_connection)
+    """Every test under tests/lm/ fails if anything opens a socket (per test, so the rest of
+    the suite, dask clusters and Chromium among it, keeps its sockets)."""
+    with forbid_network():
         yield
 
 
 @pytest.fixture(scope="session")
-def tiny(no_network):
-    """The committed reference tiny model (loaded once per test session)."""
+def tiny():
+    """The committed reference tiny model (loaded once per test session, without network)."""
     from napkit.lm.models import load_tiny
 
-    return load_tiny()
+    with forbid_network():
+        return load_tiny()
 
 
 # --- analysis-method fixtures: tiny random GPT-2s, one torch thread ---

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import forbid_network
 from napkit.lm import method_figures as mf
 
 
 @pytest.fixture(scope="module")
-def trained(no_network):
+def trained():
     from napkit.errors import NapkitError
     from napkit.lm.models import load_tiny
 
     try:
-        lm = load_tiny()
+        with forbid_network():
+            lm = load_tiny()
     except NapkitError as exc:
         pytest.skip(f"the reference tiny model is not available: {exc}")
     acc = lm.info.get("accuracies") or {}

@@ -74,7 +74,7 @@ def test_gguf_missing_truncated_or_altered_is_refused(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def smollm2_cache(tmp_path_factory, no_network):
+def smollm2_cache(tmp_path_factory):
     """NAPKIT_CACHE for SmolLM2: the caller's when set, else a fresh folder (converts once)."""
     return os.environ.get("NAPKIT_CACHE") or str(tmp_path_factory.mktemp("napkit-cache"))
 
