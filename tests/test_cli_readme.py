@@ -48,13 +48,17 @@ def tour_steps(readme: str) -> list[Step]:
         if title in SKIP:
             continue
         for block in re.findall(r"\n```[a-z]*\n(.*?)\n```", chunk, re.S):
-            current = None  # lines before a block's first `$` are set-up text, not output
+            current, continued = None, False  # lines before a block's first `$` are set-up text
             for line in block.splitlines():
-                if line.startswith("$ "):
+                if continued:  # a command continued with a trailing backslash
+                    current.command = current.command[:-1].rstrip() + " " + line.strip()
+                elif line.startswith("$ "):
                     current = Step(title, line[2:].strip())
                     steps.append(current)
                 elif current is not None:
                     current.expected.append(line)
+                continued = current is not None and current.command.endswith("\\") and (
+                    continued or line.startswith("$ "))
     return steps
 
 
