@@ -64,7 +64,7 @@ def test_random_controls_have_the_vectors_norm_and_differ():
 
 def test_steering_in_cached_generation_matches_uncached(tiny, regime):
     pos, _, v = regime
-    iv = [steering(SITE, v, 4.0)]
+    iv = [steering(SITE, v, alpha_for_kl(tiny, pos, SITE, v, 3.0).alpha)]
     cached = generate(tiny, pos[0], iv, max_new_tokens=4)
     plain = generate(tiny, pos[0], iv, max_new_tokens=4, use_cache=False)
     assert torch.equal(cached, plain)

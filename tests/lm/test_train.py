@@ -33,7 +33,7 @@ def test_encoding_weights_answers_and_ignores_padding():
 
 def test_a_model_below_the_gate_fails_with_its_figures_and_writes_nothing(tmp_path):
     out = tmp_path / "tiny"
-    cfg = replace(TinyConfig(), steps=5, bindings_steps=0, eval_every=0)
+    cfg = replace(TinyConfig(), steps=5, bindings_steps=0, polish_max_steps=0, eval_every=0)
     with pytest.raises(TrainingGateError, match=r"gate after 5 mixed steps .*binding 0\.\d+ < 0\.95"):
         train_tiny(out, seed=0, cfg=cfg, progress=False)
     assert not out.exists() and list(tmp_path.iterdir()) == []
