@@ -83,18 +83,21 @@ def _grid(n=161):
     return np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
 
 
-@pytest.mark.parametrize("seed", range(16))
-def test_branch_and_bound_brute_force_2d(seed):
-    rng = np.random.default_rng(300 + seed)
-    net = random_net(rng, 2, [7, 6], 3)
+def _tiny_2d_case(seed: int, n_out: int):
+    """A random 2-7-6-n_out network on [0,1]^2 (phases on odd seeds), its bounds, and the
+    outputs and phase-following mask of a fine grid: the brute-force reference."""
+    rng = np.random.default_rng(seed)
+    net = random_net(rng, 2, [7, 6], n_out)
     phases = random_phases(rng, net.layer_sizes, 0.2) if seed % 2 else None
     box = InputBox(np.zeros(2), np.ones(2))
-    label = seed % 3
-    spec = robustness_spec(label, 3)
-    b = propagate(net, box, phases)
-    x = _grid()
-    y, pre = net.forward(x)
-    follow = follows_phases(pre, phases)
+    y, pre = net.forward(_grid())
+    return net, phases, box, propagate(net, box, phases), y, follows_phases(pre, phases)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_branch_and_bound_brute_force_2d(seed):
+    net, phases, box, b, y, follow = _tiny_2d_case(300 + seed, 3)
+    spec = robustness_spec(seed % 3, 3)
     if b.vacuous:
         assert not follow.any()
         return
@@ -119,15 +122,8 @@ def test_branch_and_bound_brute_force_2d(seed):
 def test_one_tree_over_all_disjuncts_brute_force_2d(seed, dtype):
     """One tree with a per-domain mask of open disjuncts: "proved" means no grid point
     violates any disjunct; "found" is a real violation; open_groups are the undecided ones."""
-    rng = np.random.default_rng(500 + seed)
-    net = random_net(rng, 2, [7, 6], 4)
-    phases = random_phases(rng, net.layer_sizes, 0.2) if seed % 2 else None
-    box = InputBox(np.zeros(2), np.ones(2))
+    net, phases, box, b, y, follow = _tiny_2d_case(500 + seed, 4)
     spec = robustness_spec(seed % 4, 4)
-    b = propagate(net, box, phases)
-    x = _grid()
-    y, pre = net.forward(x)
-    follow = follows_phases(pre, phases)
     if b.vacuous:
         assert not follow.any()
         return
