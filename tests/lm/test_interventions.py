@@ -21,8 +21,9 @@ def _logits(lm, interventions=()):
         return lm.model(**enc).logits
 
 
-def _no_hooks(model) -> bool:
-    return all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+def _hooks(model) -> list:
+    """Every forward (pre-)hook on the model (transformers may keep some of its own)."""
+    return [(n, k) for n, m in model.named_modules() for k in (*m._forward_hooks, *m._forward_pre_hooks)]
 
 
 def test_each_op_changes_the_tensor_as_documented():
@@ -54,17 +55,18 @@ def test_ablating_a_site_changes_what_capture_reads_downstream(tiny):
 
 
 def test_hooks_are_removed_after_an_exception_and_baseline_returns(tiny):
-    base = _logits(tiny)
+    base, before = _logits(tiny), _hooks(tiny.model)
     with pytest.raises(RuntimeError, match="boom"):
         with applied(tiny, [Intervention(SITE, "add", torch.ones(tiny.model.config.n_embd), 5.0)]):
             _logits(tiny)
             raise RuntimeError("boom")
-    assert _no_hooks(tiny.model)
+    assert _hooks(tiny.model) == before
     assert torch.equal(_logits(tiny), base)
 
 
 def test_firings_are_counted_and_one_that_never_fired_is_an_error(tiny):
     iv = Intervention(SITE, "add", torch.ones(tiny.model.config.n_embd), 1.0)
+    before = _hooks(tiny.model)
     with applied(tiny, [iv]) as fired:
         _logits(tiny)
         _logits(tiny)
@@ -72,17 +74,18 @@ def test_firings_are_counted_and_one_that_never_fired_is_an_error(tiny):
     with pytest.raises(NapkitError, match="never fired"):
         with applied(tiny, [iv]):
             pass
-    assert _no_hooks(tiny.model)
+    assert _hooks(tiny.model) == before
 
 
 def test_bad_vectors_are_refused(tiny):
+    before = _hooks(tiny.model)
     with pytest.raises(NapkitError, match="NaN or infinity"):
         Intervention(SITE, "add", torch.tensor([1.0, float("nan")]))
     with pytest.raises(NapkitError, match="alpha must be finite"):
         Intervention(SITE, "add", torch.ones(2), float("inf"))
     with pytest.raises(NapkitError, match="vector width 3 does not match"):
         _logits(tiny, [Intervention(SITE, "add", torch.ones(3), 1.0)])
-    assert _no_hooks(tiny.model)
+    assert _hooks(tiny.model) == before
     with pytest.raises(NapkitError, match="unknown module or alias"):
         _logits(tiny, [Intervention("blocks.1.hook_resid_pots", "add", torch.ones(3), 1.0)])
 

@@ -44,4 +44,6 @@ def test_regime_probe_is_accurate_selective_and_beats_random_init(tiny):
     fresh = probe(random_init_like(tiny), prompts, regimes, sites, positions, control_keys=cues)
     assert trained.best_acc >= 0.95
     assert trained.max_selectivity >= 0.3, trained.to_dict()
-    assert trained.best_acc - fresh.best_acc >= 0.2, (trained.best_acc, fresh.best_acc)
+    # the random-init model's control accuracy stays high (it reads the cue word's identity),
+    # so the trained model's selectivity must exceed the random-init one's
+    assert trained.max_selectivity - fresh.max_selectivity >= 0.2, (trained.to_dict(), fresh.to_dict())

@@ -1,0 +1,24 @@
+"""``napkit lm``: the demo's JSON contract and one-line errors with exit 2."""
+
+from __future__ import annotations
+
+import json
+
+from napkit.cli import main
+
+
+def test_demo_prints_the_contract_keys_as_its_last_line(tmp_path, capsys):
+    assert main(["lm", "demo", "--out", str(tmp_path / "d"), "--json"]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("probe_best_acc", "probe_selectivity", "probe_random_init_best_acc", "steer_effect_ratio",
+                "steer_kl_reached", "seconds"):  # fmt: skip
+        assert key in last
+    assert (tmp_path / "d" / "figures.json").is_file() and (tmp_path / "d" / "probe_accuracy.png").is_file()
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["lm", "steer", "--kl", "-1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--kl must be a positive number" in err[0]
+    assert main(["lm", "probe", "--model", str(tmp_path / "missing")]) == 2
+    assert "not a local model folder" in capsys.readouterr().err
