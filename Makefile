@@ -6,7 +6,7 @@ STAMP   = $(VENV)/.napkit-installed
 # The CPU build of torch lies on this machine kind's disk; any other spec pulls a CUDA build.
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-lm clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+bench-lm: $(STAMP)  # the LM benchmarks' anchors: TransformerLens, SAELens, nnsight, pyvene
+	$(PY) -m pip install -e ".[bench-lm]"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
