@@ -103,3 +103,19 @@ def test_falsifier_counterexample_reaches_the_prover(tiny_net):
         f.close()
     y, _ = tiny_net.forward(q.found.x[None])
     assert prop.output.violated(y)[0]
+
+
+def test_falsifier_stops_quietly_when_bounds_refute_every_disjunct(tiny_net):
+    """Regression: once its own optimised bounds refute every disjunct, the falsifier has
+    nothing to attack (an empty specification); it ends without an error."""
+    import multiprocessing as mp
+
+    from napkit.verify.parallel import _falsify
+
+    prop = Property(linf_ball([0.1, 0.1], 0.05), robustness_spec(1, 2)).check(tiny_net.layer_sizes, 2, 2)
+    q = Query(tiny_net, prop, VerifyOptions(timeout=5.0))
+    assert symbolic_bounds(q) is None and not q.open_ids  # bounds alone prove it
+    recv, send = mp.Pipe(duplex=False)
+    _falsify(q, (), send)  # in this process: an error would raise here
+    with pytest.raises(EOFError):  # nothing was sent, and the falsifier closed its end
+        recv.recv()

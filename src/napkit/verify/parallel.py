@@ -75,8 +75,8 @@ def _falsify(q: Query, stages, send) -> None:
                 if res.verdict == "falsified":
                     send.send(("ce", np.asarray(res.counterexample)))
                 return
-        seed = 1
-        while q.left() > 0 and (q.opts.attack or q.opts.patterns):
+        seed = 1  # rounds go on while some disjunct is open (bounds may have refuted them all)
+        while q.open_ids and q.left() > 0 and (q.opts.attack or q.opts.patterns):
             keep: list[np.ndarray] = []
             if q.opts.attack:
                 att = pgd_attack(q.net, q.prop.box, q.open_spec(), q.prop.phases, seed=seed,
