@@ -22,3 +22,12 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert len(err) == 1 and "--kl must be a positive number" in err[0]
     assert main(["lm", "probe", "--model", str(tmp_path / "missing")]) == 2
     assert "not a local model folder" in capsys.readouterr().err
+
+
+def test_bad_input_on_a_loaded_model_is_still_one_line(capsys):
+    """Loading the model prints nothing (transformers' progress bars are off in the CLI)."""
+    args = ["lm", "patch", "--clean", "alice lives in", "--corrupted", "bob lives in the",
+            "--answer", "paris", "--wrong", "rome"]
+    assert main(args) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("napkit: error:") and "4 tokens" in err[0], err

@@ -23,6 +23,17 @@ app = typer.Typer(
     help="Transformer LMs, offline: train the tiny model, probe, steer, and the LM demo.",
 )
 
+
+
+@app.callback()
+def _quiet_loading() -> None:
+    """Commands print their own progress: transformers' bars (loading weights, writing shards)
+    would break the one-line stderr of an error, so the CLI turns them off."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 ModelOpt = Annotated[
     str | None,
