@@ -6,7 +6,6 @@ Exit codes: 0 success, 1 a verification failure it was asked to detect, 2 bad in
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -21,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from napkit.cli_output import emit_json as _emit
 from napkit.errors import NapkitError
 
 app = typer.Typer(
@@ -82,21 +82,6 @@ def _positive_seconds(value: float | None) -> float | None:
     if value is not None and not (math.isfinite(value) and value > 0):
         raise typer.BadParameter(f"must be a positive number of seconds, got {value:g}")
     return value
-
-
-def _emit(payload: dict, as_json: bool) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(_clean(payload)) + "\n")
-
-
-def _clean(v):
-    if isinstance(v, float):
-        return None if math.isnan(v) else round(v, 6)
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_clean(x) for x in v]
-    return v
 
 
 def _check_output(path: Path, force: bool = True) -> Path:

@@ -7,7 +7,6 @@ Heavy imports happen inside the commands, so ``napkit --help`` stays fast.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from napkit.cli_output import emit_json as _emit
 from napkit.errors import NapkitError
 
 app = typer.Typer(
@@ -39,21 +39,6 @@ ModelOpt = Annotated[
     str | None,
     typer.Option("--model", help="Local HF folder, or 'smollm2'; default: the shipped tiny model."),
 ]
-
-
-def _emit(payload: dict, as_json: bool) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(_clean(payload)) + "\n")
-
-
-def _clean(v):
-    if isinstance(v, float):
-        return None if math.isnan(v) else (v if math.isinf(v) else round(v, 6))
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_clean(x) for x in v]
-    return v
 
 
 def _model(model: str | None):

@@ -8,15 +8,13 @@ raises NapkitError, which ``napkit.cli.main`` turns into one stderr line and exi
 
 from __future__ import annotations
 
-import json
-import math
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 import typer
 
+from napkit.cli_output import emit_json
 from napkit.errors import NapkitError
 
 ModelOpt = Annotated[
@@ -37,21 +35,9 @@ def _load(model: str | None):
     return lm
 
 
-def _clean(v):
-    if isinstance(v, float | np.floating):
-        return None if math.isnan(v) else round(float(v), 6)
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, list | tuple | np.ndarray):
-        return [_clean(x) for x in v]
-    if isinstance(v, np.integer):
-        return int(v)
-    return v
-
-
 def _emit(payload: dict, as_json: bool, lines: list[str]) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(_clean(payload)) + "\n")
+        emit_json(payload, True)
     else:
         print("\n".join(lines))
 
