@@ -30,6 +30,27 @@ def random_net(seed: int, sizes=(4, 8, 6, 3)) -> ReluNetwork:
     return ReluNetwork(ws, bs)
 
 
+def reused_relu_model():
+    """A torch 4-5-6-3 MLP whose one ``nn.ReLU`` module runs after both hidden layers."""
+    from torch import nn
+
+    class ReusedRelu(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.c = nn.Linear(4, 5), nn.Linear(5, 6), nn.Linear(6, 3)
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            return self.c(self.act(self.b(self.act(self.a(x)))))
+
+    return ReusedRelu()
+
+
+def gaussian_inputs(n: int = 200, d: int = 4, seed: int = 0) -> np.ndarray:
+    """``n`` seeded standard-normal float32 inputs of width ``d``."""
+    return np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+
+
 def cli_files(tmp_path: Path):
     """An ONNX model (8-32-24-3) and an .npz of 500 inputs whose first 40 labels are wrong:
     (model path, data path, network, x, y), for the CLI tests."""

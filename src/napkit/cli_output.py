@@ -1,6 +1,7 @@
 """The one JSON line every command prints with ``--json`` (DESIGN.md's contract), shared by
-``napkit`` and ``napkit lm``: floats rounded to 6 decimals, NaN as null, numpy scalars and
-arrays as plain JSON."""
+``napkit`` and ``napkit lm``: floats rounded to 6 decimals, NaN as null, infinities as the
+strings ``"inf"``/``"-inf"`` (JSON has no infinity, and ``json.dumps``' bare ``Infinity`` is
+rejected by strict parsers), counterexamples unrounded, numpy values as plain JSON."""
 
 from __future__ import annotations
 
@@ -10,15 +11,25 @@ import sys
 
 import numpy as np
 
+# Values under these keys keep every bit: a counterexample rounded to 6 decimals may no
+# longer be one.
+EXACT_KEYS = frozenset({"counterexample"})
 
-def clean_json(v):
-    """``v`` with floats rounded (NaN: None), numpy values made plain, containers walked."""
+
+def clean_json(v, exact: bool = False):
+    """``v`` with floats rounded (NaN: None; infinities: "inf"/"-inf"), numpy values made
+    plain, containers walked. Floats under ``EXACT_KEYS`` (or with ``exact``) are not rounded:
+    JSON's shortest repr round-trips a float64 exactly."""
     if isinstance(v, float | np.floating):
-        return None if math.isnan(v) else round(float(v), 6)
+        if math.isnan(v):
+            return None
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return float(v) if exact else round(float(v), 6)
     if isinstance(v, dict):
-        return {k: clean_json(x) for k, x in v.items()}
+        return {k: clean_json(x, exact or k in EXACT_KEYS) for k, x in v.items()}
     if isinstance(v, list | tuple | np.ndarray):
-        return [clean_json(x) for x in v]
+        return [clean_json(x, exact) for x in v]
     if isinstance(v, np.integer):
         return int(v)
     return v
@@ -27,4 +38,4 @@ def clean_json(v):
 def emit_json(payload: dict, as_json: bool) -> None:
     """Print ``payload`` as one JSON line on stdout when ``--json`` was given."""
     if as_json:
-        sys.stdout.write(json.dumps(clean_json(payload)) + "\n")
+        sys.stdout.write(json.dumps(clean_json(payload), allow_nan=False) + "\n")
