@@ -24,18 +24,18 @@ def run(capsys, *args):
 def test_verify_label_all_matches_one_query_per_class(setup, capsys):
     tmp, model, data, naps, net = setup
     code, out, err = run(capsys, "verify", model, "--naps", naps, "--label", "all", "--domain",
-                         "--timeout", "10", "--workers", "2", "--json")
+                         "--timeout", "60", "--workers", "2", "--json")
     res = last_json(out)
     assert [r["label"] for r in res["results"]] == [0, 1, 2]
     assert code == (1 if res["falsified"] else 0)
     for r in res["results"]:
         c, o, e = run(capsys, "verify", model, "--naps", naps, "--label", r["label"], "--domain",
-                      "--timeout", "10", "--json")
+                      "--timeout", "60", "--json")
         single = last_json(o)
         assert r["result"] == single["result"], (r, single)
         assert r["result"] != "unknown"  # a network this small is decided well within the timeout
     code, out, err = run(capsys, "verify", model, "--naps", naps, "--label", "all", "--domain",
-                         "--timeout", "10", "--workers", "1", "--no-progress")
+                         "--timeout", "60", "--workers", "1", "--no-progress")
     header = next(line for line in out.splitlines() if "class" in line and "verdict" in line)
     assert all(col in header for col in ("seconds", "reason"))
 
@@ -157,7 +157,7 @@ def test_vnnlib_instances_on_mnist_agree_with_the_truth(tmp_path, capsys):
 
 
 def test_a_query_that_crashed_is_never_read_as_success(setup, capsys, monkeypatch):
-    import napkit.cli as cli
+    from napkit.cli import verification, vnnlib_cmds
 
     tmp, model, data, naps, net = setup
 
@@ -165,7 +165,8 @@ def test_a_query_that_crashed_is_never_read_as_success(setup, capsys, monkeypatc
         return {j.id: {"id": j.id, "result": "error", "reason": "error: RuntimeError: boom", "seconds": None}
                 for j in jobs}
 
-    monkeypatch.setattr(cli, "_run_batch", crashed)
+    monkeypatch.setattr(verification, "run_batch_cli", crashed)
+    monkeypatch.setattr(vnnlib_cmds, "run_batch_cli", crashed)
     code, out, err = run(capsys, "verify", model, "--naps", naps, "--label", "all", "--domain", "--json")
     assert code == 2
     assert last_json(out)["error"] == 3

@@ -40,7 +40,7 @@ def run(capsys, *args):
 
 def test_verify_label_all_on_the_cluster_equals_local(setup, scheduler, capsys):
     tmp, model, data, naps, net = setup
-    args = ["verify", model, "--naps", naps, "--label", "all", "--domain", "--timeout", "10", "--json"]
+    args = ["verify", model, "--naps", naps, "--label", "all", "--domain", "--timeout", "60", "--json"]
     code_local, local = run(capsys, *args, "--workers", "1")
     code_cluster, remote = run(capsys, *args, "--scheduler", scheduler)
     assert code_cluster == code_local
@@ -57,7 +57,7 @@ def test_vnnlib_instances_on_the_cluster_equal_local(setup, scheduler, capsys):
         x0 = np.full(3, 0.5)
         label = int(net.predict(x0[None])[0])
         write_vnnlib(bench / f"p{k}.vnnlib", linf_ball(x0, eps), robustness_spec(label, 3))
-        lines.append(f"../m.onnx,p{k}.vnnlib,10\n")
+        lines.append(f"../m.onnx,p{k}.vnnlib,60\n")
     (bench / "instances.csv").write_text("".join(lines))
     args = ["vnnlib", "--instances", bench / "instances.csv", "--json"]
     _, local = run(capsys, *args, "--out", tmp / "local.csv", "--workers", "1")
@@ -69,8 +69,8 @@ def test_vnnlib_instances_on_the_cluster_equal_local(setup, scheduler, capsys):
 
 def test_ambiguity_on_the_cluster_equals_local(setup, scheduler, capsys):
     tmp, model, data, naps, net = setup
-    _, local = run(capsys, "ambiguity", model, naps, "--timeout", "10", "--json")
-    _, remote = run(capsys, "ambiguity", model, naps, "--timeout", "10", "--scheduler", scheduler, "--json")
+    _, local = run(capsys, "ambiguity", model, naps, "--timeout", "60", "--json")
+    _, remote = run(capsys, "ambiguity", model, naps, "--timeout", "60", "--scheduler", scheduler, "--json")
     pick = lambda res: [(p["i"], p["j"], p["result"]) for p in res["pairs"]]  # noqa: E731
     assert pick(remote) == pick(local)
 

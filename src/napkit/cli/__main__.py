@@ -1,0 +1,3 @@
+from napkit.cli import run
+
+run()
