@@ -13,6 +13,7 @@ last real token, averaged over prompts: 0 when nothing is patched, 1 when everyt
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -71,6 +72,12 @@ def capture(
     model: nn.Module, input_ids, attention_mask, sites: Sequence[Site]
 ) -> dict[tuple[int, str], torch.Tensor]:
     """The activations [batch, seq, width] at the hook points of ``sites``, from one forward pass."""
+    return _capture_logits(model, input_ids, attention_mask, sites)[0]
+
+
+@torch.no_grad()
+def _capture_logits(model: nn.Module, input_ids, attention_mask, sites: Sequence[Site]):
+    """The activations at ``sites`` and the logits at the last real token, from one forward pass."""
     parts = model_parts(model)
     points = {key: (mod, kind) for key, mod, kind, _ in (_hook_point(parts, s) for s in sites)}
     store: dict = {}
@@ -78,9 +85,28 @@ def capture(
     def keep(key):
         return lambda t: store.__setitem__(key, t.detach().clone())
 
+    ids = torch.as_tensor(input_ids)
     with hooked([(mod, kind, keep(key)) for key, (mod, kind) in points.items()]):
-        model(input_ids=input_ids, attention_mask=attention_mask)
-    return store
+        logits = _last_logits(model, ids, attention_mask, last_positions(attention_mask, ids), 1)
+    return store, logits[0]
+
+
+def _last_logits(model, ids, attention_mask, last, copies: int) -> torch.Tensor:
+    """Logits [copies, batch, vocab] at each row's last real token of a forward pass on ``ids``.
+
+    The unembedding runs at those positions only (``logits_to_keep``) where the model takes it.
+    """
+    kw = {}
+    keep = torch.unique(last)
+    if "logits_to_keep" in inspect.signature(model.forward).parameters:
+        kw["logits_to_keep"] = keep
+    logits = model(input_ids=ids, attention_mask=attention_mask, **kw).logits
+    b = len(last)
+    if logits.shape[0] != copies * b:
+        raise NapkitError(f"the forward pass returned batch {logits.shape[0]}, expected {copies * b}")
+    col = torch.searchsorted(keep, last) if kw else last
+    rows = torch.arange(copies * b)
+    return logits[rows, col.repeat(copies)].view(copies, b, -1)
 
 
 def _first_layer(parts: ModelParts, sites: Sequence[Site]) -> int:
@@ -182,14 +208,10 @@ def _run_chunk(model, parts, ids, attention_mask, last, chunk, sources, start) -
     fan_out = _fan_out_hooks(parts, start, b, n_var) if n_var > 1 else []  # before the sites' hooks
     try:
         with hooked(hooks):
-            logits = model(input_ids=ids, attention_mask=attention_mask).logits
+            return _last_logits(model, ids, attention_mask, last, n_var)
     finally:
         for h in fan_out:
             h.remove()
-    if logits.shape[0] != n_var * b:
-        raise NapkitError(f"the forward pass returned batch {logits.shape[0]}, expected {n_var * b}")
-    rows = torch.arange(n_var * b)
-    return logits[rows, last.repeat(n_var)].view(n_var, b, -1)
 
 
 def logit_diff(logits: torch.Tensor, correct: torch.Tensor, wrong: torch.Tensor) -> torch.Tensor:
@@ -239,9 +261,10 @@ def patch(
     clean_ids, corrupted_ids = check_ids(clean_ids, model), check_ids(corrupted_ids, model)
     correct, wrong = torch.as_tensor(correct).long(), torch.as_tensor(wrong).long()
     sites = [s for v in variants for s in v]
-    sources = capture(model, clean_ids, attention_mask, sites)
-    base = run_variants(model, torch.cat([clean_ids, corrupted_ids]), _cat(attention_mask), [[]], {})
-    ld = logit_diff(base[0].view(2, len(clean_ids), -1), correct, wrong).mean(-1)
+    # one pass over clean and corrupted prompts: the clean values to patch in and both baselines
+    both, base = _capture_logits(model, torch.cat([clean_ids, corrupted_ids]), _cat(attention_mask), sites)
+    sources = {key: value[: len(clean_ids)] for key, value in both.items()}
+    ld = logit_diff(base.view(2, len(clean_ids), -1), correct, wrong).mean(-1)
     ld_clean, ld_corr = float(ld[0]), float(ld[1])
     if ld_clean == ld_corr:
         raise NapkitError("clean and corrupted prompts give the same logit difference: nothing to recover")
