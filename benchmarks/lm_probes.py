@@ -9,7 +9,7 @@ rows (batches of 64, rows gathered in the hooks); the baseline runs
 slices the same rows from the cache. Both then fit the same standardised logistic regression
 with the same stratified 5-fold split. Each side runs in a fresh process; memory is the peak
 resident memory above the process's state after loading the model and importing
-scikit-learn. Targets: accuracies
+scikit-learn and a warm-up run on a few inputs. Targets: accuracies
 ±0.01, time ≤1.2×, memory ≤1/5 of the baseline.
 
     PYTHONPATH=src python benchmarks/lm_probes.py [--n 400] [--rounds 2]
@@ -92,6 +92,7 @@ def worker(which: str, n: int) -> None:
     if which == "tl":
         hooked_tiny(lm)  # TL imported and a model built once before the measurement
     fn = run_tl if which == "tl" else run_napkit
+    fn(lm, 40)  # warm-up: one-time allocations (kernels, thread pools) are not what is compared
     with peak_rss_above_start() as mem:
         t = time.perf_counter()
         acc, ctl = fn(lm, n)
@@ -129,7 +130,8 @@ def main() -> None:
     lines = header("lm_probes: napkit probes vs TransformerLens full cache + scikit-learn", cmd) + [
         f"{args.n} contrast prompts, {acc['napkit'].shape[0]} layers × {acc['napkit'].shape[1]} positions, task and "
         f"control probe at each site (5-fold CV). Best time of {args.rounds} fresh processes per side; memory: "
-        "the largest peak RSS above the state after loading the model and importing scikit-learn.",
+        "the largest peak RSS above the state after loading the model, importing scikit-learn "
+        "and a warm-up run on a few inputs.",
         "",
         "| run | seconds | peak MiB above start | best accuracy | best control |",
         "|---|---|---|---|---|",
