@@ -23,8 +23,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-bench-lm: $(STAMP)  # the LM benchmarks' anchors: TransformerLens, SAELens, nnsight, pyvene
+# the LM benchmarks against the field's anchors (TransformerLens, SAELens, nnsight, pyvene: the
+# bench-lm extra, installed here only; library code never imports them); results in benchmarks/results/
+BENCH_LM = lm_patching lm_steering lm_sae lm_probes lm_wordclass
+bench-lm: $(STAMP)
 	$(PY) -m pip install -e ".[bench-lm]"
+	for b in $(BENCH_LM); do \
+		PYTHONPATH=src nice -n 5 $(PY) benchmarks/$$b.py --out benchmarks/results/$$b.md || exit 1; \
+	done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -43,9 +43,19 @@ def test_capture_equals_output_hidden_states_bitwise(tiny, texts, batch_size):
         assert torch.equal(
             torch.from_numpy(got.acts[f"blocks.{i}.hook_resid_post"]), out.hidden_states[i + 1][mask]
         )
-    # the final norm alias is the last hidden state HF reports
-    last = capture(tiny, texts, ["ln_final.hook_normalized"], batch_size=batch_size)
-    assert torch.equal(torch.from_numpy(last.acts["ln_final.hook_normalized"]), out.hidden_states[n][mask])
+    # the final norm alias is TL's: the last block's output normalised, before the norm's affine
+    # part; with it, the last hidden state HF reports (and the module name gives that one bitwise)
+    names = ["ln_final.hook_normalized", f"blocks.{n - 1}.hook_resid_post", "transformer.ln_f"]
+    last = capture(tiny, texts, names, batch_size=batch_size)
+    normed = torch.from_numpy(last.acts["ln_final.hook_normalized"])
+    resid = torch.from_numpy(last.acts[f"blocks.{n - 1}.hook_resid_post"])
+    ln_f = tiny.model.transformer.ln_f
+    want = torch.nn.functional.layer_norm(resid, (resid.shape[1],), eps=ln_f.eps)
+    torch.testing.assert_close(normed, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        normed * ln_f.weight + ln_f.bias, out.hidden_states[n][mask], atol=1e-5, rtol=1e-5
+    )
+    assert torch.equal(torch.from_numpy(last.acts["transformer.ln_f"]), out.hidden_states[n][mask])
 
 
 def test_rows_carry_sequence_position_token_and_next_token(tiny, texts):

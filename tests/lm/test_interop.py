@@ -1,18 +1,32 @@
-"""Interop with TransformerLens (the bench-lm extra): capture by alias equals TL's cache.
+"""Interop with the LM field's tools (the bench-lm extra): TransformerLens and SAELens.
 
-Skipped, with the reason, when transformer-lens is not installed (it is not a dependency:
-napkit's library code never imports it).
+- capture by TL-style alias on the HF tiny model equals TransformerLens's ``run_with_cache``
+  on the same weights (≤1e-4), padded sequences included;
+- a HookedTransformer loaded through ``napkit.lm.models.load`` is captured by its own hook
+  names, and the rows equal ``run_with_cache``;
+- SAEs written by ``napkit.lm.sae_files`` load in SAELens and encode/decode as napkit's.
+
+Every test is skipped, with the reason, when the anchor is not installed (they are not
+dependencies: napkit's library code never imports them). No test downloads: the TL model
+is built from the committed tiny model's weights.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from napkit.lm.capture import capture
+from napkit.lm.models import load
+
+TEXTS = ["alice lives in paris .", "A is red and B is blue so A is red ."]  # lengths differ: padding
+ATOL = 1e-4
+RTOL = 1e-5  # the last residual stream reaches |x| ≈ 50: TL's einsums round there at ~50 float32 ulp
 
 
-def test_alias_capture_equals_transformer_lens_cache(tiny):
+def hooked_tiny(tiny):
+    """The tiny GPT-2 as a TransformerLens HookedTransformer with the same weights (no hub)."""
     tl = pytest.importorskip("transformer_lens", reason="transformer-lens is in the bench-lm extra only")
     from transformer_lens.pretrained.weight_conversions import convert_gpt2_weights
 
@@ -20,21 +34,123 @@ def test_alias_capture_equals_transformer_lens_cache(tiny):
     cfg = tl.HookedTransformerConfig(
         n_layers=c.n_layer, d_model=c.n_embd, n_heads=c.n_head, d_head=c.n_embd // c.n_head, d_mlp=c.n_inner,
         n_ctx=c.n_positions, d_vocab=c.vocab_size, act_fn="relu", normalization_type="LN",
+        eps=c.layer_norm_epsilon,
     )  # fmt: skip
-    model = tl.HookedTransformer(cfg)
-    model.load_state_dict(convert_gpt2_weights(tiny.model, cfg), strict=False)
-    model.eval()
-    texts = ["alice lives in paris .", "A is red and B is blue so A is red ."]
+    with pytest.warns(DeprecationWarning):  # TL 3.x announces HookedTransformer's removal in 4.0
+        model = tl.HookedTransformer(cfg)
+    missing, unexpected = model.load_state_dict(convert_gpt2_weights(tiny.model, cfg), strict=False)
+    # only TL's causal-mask buffers and the unembedding bias (GPT-2 has none: TL's stays zero)
+    assert not unexpected
+    assert all(k.endswith((".mask", ".IGNORE")) or k == "unembed.b_U" for k in missing), missing
+    return model.eval()
+
+
+def tl_cache(model, tiny, text: str):
+    ids = tiny.tokenizer(text, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(ids)
+    return ids.shape[1], cache
+
+
+def tl_rows(cache, name: str, n: int) -> np.ndarray:
+    """TL's activation as napkit rows: (positions, width); patterns as query × (heads · key)."""
+    value = cache[name][0]
+    if name.endswith("hook_pattern"):
+        value = value.permute(1, 0, 2)  # (heads, q, k) -> (q, heads, k)
+    return value.reshape(n, -1).numpy()
+
+
+ALIASES = [
+    "blocks.0.hook_resid_pre",
+    "blocks.1.hook_resid_pre",
+    "blocks.2.hook_resid_mid",
+    "blocks.3.hook_resid_post",
+    "blocks.1.mlp.hook_pre",
+    "blocks.3.mlp.hook_post",
+    "blocks.0.attn.hook_z",
+    "blocks.2.attn.hook_pattern",
+    "blocks.1.hook_attn_out",
+    "blocks.2.hook_mlp_out",
+    "ln_final.hook_normalized",
+]
+
+
+def test_alias_capture_on_hf_model_equals_transformer_lens_cache(tiny):
+    model = hooked_tiny(tiny)
+    got = capture(tiny, TEXTS, ALIASES)
+    for s, text in enumerate(TEXTS):
+        n, cache = tl_cache(model, tiny, text)
+        assert (got.sequence == s).sum() == n
+        for name in ALIASES:
+            mine = got.acts[name][got.sequence == s]
+            if name.endswith("hook_pattern"):  # napkit pads keys to the batch width
+                mine = mine.reshape(n, 4, -1)[:, :, :n].reshape(n, -1)
+            np.testing.assert_allclose(mine, tl_rows(cache, name, n), atol=ATOL, rtol=RTOL, err_msg=name)
+
+
+def test_capture_on_loaded_hooked_transformer_equals_run_with_cache(tiny):
+    model = hooked_tiny(tiny)
+    lm = load(model, tokenizer=tiny.tokenizer)
+    assert (lm.kind, lm.architecture) == ("tl", "hooked_transformer")
     names = [
         "blocks.1.hook_resid_pre",
-        "blocks.2.hook_resid_mid",
-        "blocks.3.mlp.hook_post",
         "blocks.0.attn.hook_z",
+        "blocks.2.attn.hook_pattern",
+        "blocks.3.mlp.hook_post",
     ]
-    got = capture(tiny, texts, names)
-    for s, text in enumerate(texts):
-        ids = tiny.tokenizer(text, return_tensors="pt")["input_ids"]
-        _, cache = model.run_with_cache(ids)
+    # one sequence per call: HookedTransformer's own padding rules are not what is compared here
+    for text in TEXTS:
+        got = capture(lm, [text], names)
+        n, cache = tl_cache(model, tiny, text)
         for name in names:
-            want = cache[name][0].reshape(ids.shape[1], -1).numpy()
-            np.testing.assert_allclose(got.acts[name][got.sequence == s], want, atol=1e-4)
+            np.testing.assert_allclose(
+                got.acts[name], tl_rows(cache, name, n), atol=ATOL, rtol=RTOL, err_msg=name
+            )
+        # and the TL model's rows equal the HF model's rows by alias
+        hf = capture(tiny, [text], ["blocks.1.hook_resid_pre"])
+        np.testing.assert_allclose(
+            got.acts["blocks.1.hook_resid_pre"], hf.acts["blocks.1.hook_resid_pre"], atol=ATOL, rtol=RTOL
+        )
+
+
+def test_unknown_hook_point_of_hooked_transformer_names_the_nearest(tiny):
+    from napkit.errors import NapkitError
+
+    lm = load(hooked_tiny(tiny), tokenizer=tiny.tokenizer)
+    with pytest.raises(NapkitError, match="nearest: blocks.1.hook_resid_pre"):
+        capture(lm, TEXTS, ["blocks.1.hook_resid_pree"])
+
+
+@pytest.mark.parametrize("kind", ["topk", "l1"])
+def test_napkit_sae_folder_loads_in_saelens(tmp_path, kind):
+    sae_lens = pytest.importorskip("sae_lens", reason="sae-lens is in the bench-lm extra only")
+    from napkit.lm.sae import train_sae
+    from napkit.lm.sae_files import load_sae, save_sae
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2048, 24, generator=gen) @ torch.randn(24, 24, generator=gen)
+    ours, _ = train_sae(
+        x,
+        64,
+        kind=kind,
+        k=6 if kind == "topk" else None,
+        steps=60,
+        seed=1,
+        hook_name="blocks.1.hook_resid_post",
+    )
+    folder = save_sae(ours, tmp_path / "sae")
+    theirs = sae_lens.SAE.load_from_disk(folder)
+    assert theirs.cfg.architecture() == {"topk": "topk", "l1": "standard"}[kind]
+    assert (theirs.cfg.d_in, theirs.cfg.d_sae) == (24, 64)
+    assert theirs.cfg.metadata.hook_name == "blocks.1.hook_resid_post"
+    with torch.no_grad():
+        for name in ("W_enc", "W_dec", "b_enc", "b_dec"):
+            assert torch.equal(getattr(theirs, name), getattr(ours, name)), name
+        probe = x[:256]
+        f_ours, f_theirs = ours.encode(probe), theirs.encode(probe)
+        assert (f_ours > 0).sum(1).float().mean() > 0  # the comparison is not between two zero codes
+        torch.testing.assert_close(f_theirs, f_ours, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(theirs.decode(f_theirs), ours.decode(f_ours), atol=1e-5, rtol=1e-5)
+    # and back: the folder still reads in napkit, equal to what was written
+    again = load_sae(folder)
+    assert torch.equal(again.W_enc, ours.W_enc) and again.kind == kind

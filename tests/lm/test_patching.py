@@ -64,6 +64,41 @@ def test_batched_sweep_equals_one_variant_at_a_time(tiny_gpt2):
     np.testing.assert_allclose(small_chunks.scores, one, atol=1e-6)
 
 
+def tiny_llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, bos_token_id=0, eos_token_id=0,
+    )  # fmt: skip
+    return LlamaForCausalLM(cfg).eval()
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_shared_prefix_fan_out_equals_one_variant_per_pass(tiny_gpt2, arch):
+    """Variants grouped by first layer (earlier layers once, then repeated per variant, masks and
+    rotary tables too) give bitwise the logits of one variant per forward pass, with padding."""
+    from napkit.lm.patching import sweep_variants
+
+    model = tiny_gpt2 if arch == "gpt2" else tiny_llama()
+    mask = torch.ones_like(CLEAN)
+    mask[1, 6:], mask[4, 8:] = 0, 0
+    for component in ("resid_pre", "head", "mlp", "neuron"):
+        variants, _ = sweep_variants(model, component, CLEAN.shape[1])
+        n = len(model_layers(model))
+        variants = [*variants[:60], [], [Site("resid_pre", n)], [Site("mlp", 1), Site("head", 0, 2)]]
+        sources = capture(model, CORRUPTED, mask, [s for v in variants for s in v])
+        fanned = run_variants(model, CLEAN, mask, variants, sources)
+        alone = run_variants(model, CLEAN, mask, variants, sources, max_rows=len(CLEAN))
+        assert fanned.shape == (len(variants), len(CLEAN), 40)
+        assert torch.equal(fanned, alone), component
+
+
+def model_layers(model):
+    return model.transformer.h if hasattr(model, "transformer") else model.model.layers
+
+
 def test_resid_sweep_only_the_changed_position_matters_at_layer_0(tiny_gpt2):
     res = patch_sweep(tiny_gpt2, CLEAN, CORRUPTED, CORRECT, WRONG, "resid_pre")
     assert res.scores.shape == (2, 9)

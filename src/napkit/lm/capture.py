@@ -111,11 +111,15 @@ def select_positions(positions: Positions, lengths: np.ndarray, width: int) -> l
 def _as_rows(value, target: Target, b: int, s: int) -> torch.Tensor:
     """(b, s, width) from a read tensor (tuple rule for outputs; patterns flattened over heads)."""
     if target.read == "pattern":
-        if not isinstance(value, tuple | list) or len(value) < 2 or not torch.is_tensor(value[1]):
+        # HF attention returns (output, weights); a TransformerLens hook point the tensor itself
+        pat = value[1] if isinstance(value, tuple | list) and len(value) > 1 else value
+        if not torch.is_tensor(pat) or pat.ndim != 4 or pat.shape[0] != b:
             raise NapkitError(f"{target.name}: the attention module returned no pattern")
-        pat = value[1]  # (b, heads, q, k)
+        # (b, heads, q, k)
         pat = torch.nn.functional.pad(pat, (0, s - pat.shape[-1]))
         return pat.permute(0, 2, 1, 3).reshape(b, pat.shape[2], -1)
+    if target.read == "normalized":
+        value = _normalized(value, target)
     if isinstance(value, tuple | list):
         value = value[0] if value else None
     if not torch.is_tensor(value) or value.ndim < 2 or tuple(value.shape[:2]) != (b, s):
@@ -125,6 +129,19 @@ def _as_rows(value, target: Target, b: int, s: int) -> torch.Tensor:
             f"not a (batch {b}, seq {s}, ...) tensor; name a submodule instead"
         )
     return value.reshape(b, s, -1)
+
+
+def _normalized(x, target: Target) -> torch.Tensor:
+    """A norm module's input normalised without its weight and bias (TL's ``hook_normalized``)."""
+    mod = target.module
+    eps = getattr(mod, "eps", None)
+    eps = getattr(mod, "variance_epsilon", None) if eps is None else eps
+    if not torch.is_tensor(x) or eps is None:
+        raise NapkitError(f"{target.name}: {target.module_name} is not a LayerNorm or RMSNorm")
+    x = x.float()
+    if isinstance(mod, torch.nn.LayerNorm):
+        x = x - x.mean(-1, keepdim=True)
+    return x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
 
 
 @contextmanager
@@ -144,7 +161,7 @@ def hooks_on(targets: list[Target], sink: dict, stop: bool):
             raise _Stop
 
     for t in targets:
-        if t.read == "input":
+        if t.read in ("input", "normalized"):
 
             def pre(mod, args, kwargs, t=t):
                 x = args[0] if args else kwargs.get("hidden_states")

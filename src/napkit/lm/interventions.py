@@ -188,8 +188,9 @@ def applied(
 
 
 def _hook(t: Target, iv: Intervention, counts: dict[int, int], i: int):
-    if t.read == "pattern":
-        raise NapkitError(f"{t.name}: interventions on attention patterns are not supported")
+    if t.read in ("pattern", "normalized"):
+        what = "attention patterns" if t.read == "pattern" else "a norm's normalised input"
+        raise NapkitError(f"{t.name}: interventions on {what} are not supported; name the module instead")
 
     if t.read == "input":
 

@@ -13,6 +13,7 @@ last real token, averaged over prompts: 0 when nothing is patched, 1 when everyt
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -71,6 +72,12 @@ def capture(
     model: nn.Module, input_ids, attention_mask, sites: Sequence[Site]
 ) -> dict[tuple[int, str], torch.Tensor]:
     """The activations [batch, seq, width] at the hook points of ``sites``, from one forward pass."""
+    return _capture_logits(model, input_ids, attention_mask, sites)[0]
+
+
+@torch.no_grad()
+def _capture_logits(model: nn.Module, input_ids, attention_mask, sites: Sequence[Site]):
+    """The activations at ``sites`` and the logits at the last real token, from one forward pass."""
     parts = model_parts(model)
     points = {key: (mod, kind) for key, mod, kind, _ in (_hook_point(parts, s) for s in sites)}
     store: dict = {}
@@ -78,9 +85,66 @@ def capture(
     def keep(key):
         return lambda t: store.__setitem__(key, t.detach().clone())
 
+    ids = torch.as_tensor(input_ids)
     with hooked([(mod, kind, keep(key)) for key, (mod, kind) in points.items()]):
-        model(input_ids=input_ids, attention_mask=attention_mask)
-    return store
+        logits = _last_logits(model, ids, attention_mask, last_positions(attention_mask, ids), 1)
+    return store, logits[0]
+
+
+def _last_logits(model, ids, attention_mask, last, copies: int) -> torch.Tensor:
+    """Logits [copies, batch, vocab] at each row's last real token of a forward pass on ``ids``.
+
+    The unembedding runs at those positions only (``logits_to_keep``) where the model takes it.
+    """
+    kw = {}
+    keep = torch.unique(last)
+    if "logits_to_keep" in inspect.signature(model.forward).parameters:
+        kw["logits_to_keep"] = keep
+    logits = model(input_ids=ids, attention_mask=attention_mask, **kw).logits
+    b = len(last)
+    if logits.shape[0] != copies * b:
+        raise NapkitError(f"the forward pass returned batch {logits.shape[0]}, expected {copies * b}")
+    col = torch.searchsorted(keep, last) if kw else last
+    rows = torch.arange(copies * b)
+    return logits[rows, col.repeat(copies)].view(copies, b, -1)
+
+
+def _first_layer(parts: ModelParts, sites: Sequence[Site]) -> int:
+    """The first block a variant changes (n_layers: only the final norm's input, or nothing)."""
+    return min((s.layer for s in sites), default=parts.n_layers)
+
+
+def _widen(value, b: int, copies: int):
+    """Repeat batch-``b`` tensors (in tuples too) ``copies`` times along the batch axis."""
+    if torch.is_tensor(value):
+        if value.ndim >= 2 and value.shape[0] == b and b > 1:
+            return value.repeat(copies, *([1] * (value.ndim - 1)))
+        return value
+    if isinstance(value, tuple):
+        return tuple(_widen(v, b, copies) for v in value)
+    return value
+
+
+def _fan_out_hooks(parts: ModelParts, start: int, b: int, copies: int) -> list:
+    """Pre-hooks that run layers before ``start`` once, at batch ``b``, and fan out after.
+
+    At block ``start`` (or the final norm) the hidden state is repeated ``copies`` times
+    (variant-major, as ``ids.repeat``); every block from there on also gets its other
+    batch-``b`` inputs (masks, positions, rotary tables) repeated alike.
+    """
+    modules = [layer.block for layer in parts.layers[start:]] or [parts.final_norm]
+
+    def widen(module, args, kwargs):
+        hidden = args[0] if args else kwargs["hidden_states"]
+        if hidden.shape[0] == b:
+            hidden = hidden.repeat(copies, *([1] * (hidden.ndim - 1)))
+        rest = tuple(_widen(a, b, copies) for a in args[1:])
+        kwargs = {k: _widen(v, b, copies) for k, v in kwargs.items() if k != "hidden_states"}
+        if args:
+            return (hidden, *rest), kwargs
+        return rest, {**kwargs, "hidden_states": hidden}
+
+    return [m.register_forward_pre_hook(widen, with_kwargs=True) for m in modules]
 
 
 @torch.no_grad()
@@ -95,45 +159,59 @@ def run_variants(
     """Logits at the last real token [variants, batch, vocab], each variant's sites replaced.
 
     ``sources[key]`` gives the replacement values, broadcastable to [batch, seq, width].
+    Variants are grouped by the first layer they change; the layers before it run once per
+    group at the prompts' batch size, and only the rest runs once per variant.
     """
     parts = model_parts(model)
     ids = check_ids(input_ids, model)
     b, t = ids.shape
     last = last_positions(attention_mask, ids)
     per_chunk = max(1, max_rows // b)
-    out = []
-    for lo in range(0, len(variants), per_chunk):
-        chunk = variants[lo : lo + per_chunk]
-        masks: dict[tuple[int, str], tuple[nn.Module, str, torch.Tensor]] = {}
-        for v, sites in enumerate(chunk):
-            for site in sites:
-                key, mod, kind, feats = _hook_point(parts, site)
-                if site.position is not None and not 0 <= site.position < t:
-                    raise NapkitError(f"position {site.position} is outside the sequence [0, {t})")
-                if key not in masks:
-                    width = sources[key].shape[-1]
-                    masks[key] = (mod, kind, torch.zeros(len(chunk), t, width, dtype=torch.bool))
-                pos = slice(None) if site.position is None else site.position
-                masks[key][2][v, pos, feats] = True
+    groups: dict[int, list[int]] = {}
+    for v, sites in enumerate(variants):
+        groups.setdefault(_first_layer(parts, sites), []).append(v)
+    out = torch.empty(len(variants), b, model.get_output_embeddings().weight.shape[0])
+    for start, members in sorted(groups.items()):
+        for lo in range(0, len(members), per_chunk):
+            rows = members[lo : lo + per_chunk]
+            chunk = [variants[v] for v in rows]
+            out[rows] = _run_chunk(model, parts, ids, attention_mask, last, chunk, sources, start)
+    return out
 
-        n_var = len(chunk)
 
-        def replace(key, masks=masks, n_var=n_var):
-            mask, src = masks[key][2], sources[key]
+def _run_chunk(model, parts, ids, attention_mask, last, chunk, sources, start) -> torch.Tensor:
+    """One forward pass for variants that all leave the layers before ``start`` alone."""
+    b, t = ids.shape
+    n_var = len(chunk)
+    masks: dict[tuple[int, str], tuple[nn.Module, str, torch.Tensor]] = {}
+    for v, sites in enumerate(chunk):
+        for site in sites:
+            key, mod, kind, feats = _hook_point(parts, site)
+            if site.position is not None and not 0 <= site.position < t:
+                raise NapkitError(f"position {site.position} is outside the sequence [0, {t})")
+            if key not in masks:
+                width = sources[key].shape[-1]
+                masks[key] = (mod, kind, torch.zeros(n_var, t, width, dtype=torch.bool))
+            pos = slice(None) if site.position is None else site.position
+            masks[key][2][v, pos, feats] = True
 
-            def fn(x: torch.Tensor) -> torch.Tensor:
-                xs = x.view(n_var, b, *x.shape[1:])
-                return torch.where(mask[:, None], src.to(x.dtype), xs).view(x.shape)
+    def replace(key):
+        mask, src = masks[key][2], sources[key]
 
-            return fn
+        def fn(x: torch.Tensor) -> torch.Tensor:
+            xs = x.view(n_var, b, *x.shape[1:])
+            return torch.where(mask[:, None], src.to(x.dtype), xs).view(x.shape)
 
-        hooks = [(mod, kind, replace(key)) for key, (mod, kind, _) in masks.items()]
-        rep_mask = None if attention_mask is None else attention_mask.repeat(len(chunk), 1)
+        return fn
+
+    hooks = [(mod, kind, replace(key)) for key, (mod, kind, _) in masks.items()]
+    fan_out = _fan_out_hooks(parts, start, b, n_var) if n_var > 1 else []  # before the sites' hooks
+    try:
         with hooked(hooks):
-            logits = model(input_ids=ids.repeat(len(chunk), 1), attention_mask=rep_mask).logits
-        rows = torch.arange(len(chunk) * b)
-        out.append(logits[rows, last.repeat(len(chunk))].view(len(chunk), b, -1))
-    return torch.cat(out) if out else torch.empty(0, b, model.get_output_embeddings().weight.shape[0])
+            return _last_logits(model, ids, attention_mask, last, n_var)
+    finally:
+        for h in fan_out:
+            h.remove()
 
 
 def logit_diff(logits: torch.Tensor, correct: torch.Tensor, wrong: torch.Tensor) -> torch.Tensor:
@@ -183,9 +261,10 @@ def patch(
     clean_ids, corrupted_ids = check_ids(clean_ids, model), check_ids(corrupted_ids, model)
     correct, wrong = torch.as_tensor(correct).long(), torch.as_tensor(wrong).long()
     sites = [s for v in variants for s in v]
-    sources = capture(model, clean_ids, attention_mask, sites)
-    base = run_variants(model, torch.cat([clean_ids, corrupted_ids]), _cat(attention_mask), [[]], {})
-    ld = logit_diff(base[0].view(2, len(clean_ids), -1), correct, wrong).mean(-1)
+    # one pass over clean and corrupted prompts: the clean values to patch in and both baselines
+    both, base = _capture_logits(model, torch.cat([clean_ids, corrupted_ids]), _cat(attention_mask), sites)
+    sources = {key: value[: len(clean_ids)] for key, value in both.items()}
+    ld = logit_diff(base.view(2, len(clean_ids), -1), correct, wrong).mean(-1)
     ld_clean, ld_corr = float(ld[0]), float(ld[1])
     if ld_clean == ld_corr:
         raise NapkitError("clean and corrupted prompts give the same logit difference: nothing to recover")

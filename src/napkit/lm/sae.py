@@ -130,7 +130,8 @@ def train_sae(
     """Train an SAE on a [rows, d_in] tensor (sampled with replacement) or an iterator of batches.
 
     b_dec starts at the mean of the first batch and decoder rows at randomly chosen
-    centred rows of it, so every feature starts where data lies. Every
+    centred rows of it, so every feature starts where data lies; the encoder is then
+    scaled so that the first batch's reconstruction has the least-squares scale. Every
     ``resample_every`` steps (0: never), during the first 80% of training, features that
     did not fire since the last check restart at the worst-reconstructed rows of the
     batch (Bricken et al.'s resampling, simplified).
@@ -149,6 +150,7 @@ def train_sae(
         sae.W_dec.copy_(centred[picks] + noise)
         sae.normalise_decoder()
         sae.W_enc.copy_(sae.W_dec.T)
+        _fit_encoder_scale(sae, first)
     opt = torch.optim.Adam(sae.parameters(), lr=lr)
     log = TrainLog()
     fired = torch.zeros(d_sae, dtype=torch.bool)
@@ -175,6 +177,24 @@ def train_sae(
         step(batch)
     sae.eval()
     return sae, log
+
+
+@torch.no_grad()
+def _fit_encoder_scale(sae: SparseAutoencoder, x: torch.Tensor) -> None:
+    """Scale W_enc so the first batch's reconstruction has the least-squares scale.
+
+    With unit decoder rows and W_enc = W_decᵀ the k codes are about as large as the
+    activation itself and their sum overshoots it by about k times (on a residual stream of
+    norm ~400, the first loss was 200× the variance and Adam at lr 1e-3 needed thousands of
+    steps to shrink the encoder). A positive scale leaves which features fire unchanged.
+    """
+    centred = x - sae.b_dec
+    recon = sae.encode(x) @ sae.W_dec
+    denom = float(recon.pow(2).sum())
+    if denom > 0:
+        scale = float((recon * centred).sum()) / denom
+        if scale > 0:
+            sae.W_enc.mul_(scale)
 
 
 @torch.no_grad()

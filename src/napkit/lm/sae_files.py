@@ -2,7 +2,7 @@
 
 The weights keep SAELens's names and shapes (W_enc [d_in, d_sae], W_dec [d_sae, d_in],
 b_enc, b_dec); cfg.json carries SAELens's fields (``architecture`` "topk" or "standard",
-``k``, ``meta.hook_name``...) plus napkit's own: the fingerprint of the model the SAE
+``k``, ``metadata.hook_name``...) plus napkit's own: the fingerprint of the model the SAE
 was trained on, so that an SAE for another model is refused at load time.
 """
 
@@ -29,6 +29,7 @@ WEIGHT_SHAPES = {
     "b_enc": ("d_sae",),
     "b_dec": ("d_in",),
 }
+SAELENS_LAYOUT = "6.0.0"  # the SAELens major version whose cfg.json layout is written
 ARCHITECTURES = {"topk": "topk", "l1": "standard"}  # napkit kind -> SAELens architecture
 
 
@@ -43,7 +44,13 @@ def sae_config(sae: SparseAutoencoder) -> dict:
         "normalize_activations": "none",
         "reshape_activations": "none",
         "architecture": ARCHITECTURES[sae.kind],
-        "meta": {"hook_name": sae.hook_name or None, "model_name": None},
+        # SAELens reads a cfg.json without metadata.sae_lens_version as its pre-6 layout (and then
+        # drops the metadata); the version names the layout these fields follow
+        "metadata": {
+            "sae_lens_version": SAELENS_LAYOUT,
+            "hook_name": sae.hook_name or None,
+            "model_name": None,
+        },
         "napkit_kind": sae.kind,
         "napkit_model_fingerprint": sae.model_fingerprint,
     }
@@ -121,7 +128,7 @@ def load_sae(folder: str | Path, model: nn.Module | None = None) -> SparseAutoen
         dims["d_sae"],
         kind,
         cfg.get("k"),
-        hook_name=(cfg.get("meta") or {}).get("hook_name") or "",
+        hook_name=(cfg.get("metadata") or cfg.get("meta") or {}).get("hook_name") or "",
         model_fingerprint=cfg.get("napkit_model_fingerprint"),
     )
     with torch.no_grad():

@@ -1,7 +1,8 @@
 """Where to read an activation: HF module names or TransformerLens-style aliases, per architecture.
 
 A target is a module plus what to read there: its ``input`` (first positional argument,
-else the ``hidden_states`` keyword), its ``output``, or the attention ``pattern``.
+else the ``hidden_states`` keyword), its ``output``, the attention ``pattern``, or a norm's
+input ``normalized`` without its affine part.
 
 **Tuple rule.** HF decoder layers and attention modules may return tuples whose element 0
 is the hidden state (attention modules return ``(attn_output, attn_weights)``); napkit reads
@@ -24,11 +25,15 @@ Aliases (``{i}`` a layer index), GPT-2 (``gpt2``) | Llama family (``llama``, ``m
 - ``blocks.{i}.attn.hook_pattern``: pattern of ``transformer.h.{i}.attn`` | of ``model.layers.{i}.self_attn``;
 - ``blocks.{i}.hook_attn_out``: output of ``transformer.h.{i}.attn`` | of ``model.layers.{i}.self_attn``;
 - ``blocks.{i}.hook_mlp_out``: output of ``transformer.h.{i}.mlp`` | of ``model.layers.{i}.mlp``;
-- ``ln_final.hook_normalized``: output of ``transformer.ln_f`` | of ``model.norm``.
+- ``ln_final.hook_normalized``: input of ``transformer.ln_f`` | of ``model.norm``, normalised
+  without the norm's weight and bias (as TL's hook: ``(x − mean) / √(var + eps)`` for
+  LayerNorm, ``x / √(mean(x²) + eps)`` for RMSNorm); HF's last hidden state is this times
+  the weight plus the bias (the ``output`` of the module name ``transformer.ln_f``).
 
 ``hook_z`` is flattened over heads (``heads × d_head`` columns, head-major as TL's
 ``[..., head, d_head]``). For a TransformerLens model every hook point is a module:
-its name is read as an ``output``.
+its name is read as an ``output``, except ``hook_pattern`` and ``hook_attn_scores``
+(``(batch, heads, query, key)``), read as patterns.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ ARCHITECTURES = {"gpt2": (GPT2, "transformer.ln_f"), "llama": (LLAMA, "model.nor
 for _family in ("mistral", "qwen2", "qwen3", "smollm3"):
     ARCHITECTURES[_family] = ARCHITECTURES["llama"]
 FINAL_NORM_ALIAS = "ln_final.hook_normalized"
+TL_PATTERN_HOOKS = ("hook_pattern", "hook_attn_scores")  # TransformerLens: (batch, heads, query, key)
 _BLOCK_ALIAS = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
 
@@ -77,7 +83,7 @@ class Target:
     name: str
     module_name: str
     module: nn.Module
-    read: str  # "input", "output" or "pattern"
+    read: str  # "input", "output", "pattern" or "normalized"
 
 
 def n_layers(model: nn.Module) -> int:
@@ -108,7 +114,8 @@ def resolve(model: nn.Module, name: str, kind: str = "hf") -> Target:
     """The target a module name or alias stands for; an unknown one names the nearest."""
     modules = dict(model.named_modules())
     if name in modules and name:
-        return Target(name, name, modules[name], "output")
+        pattern = kind == "tl" and name.endswith(TL_PATTERN_HOOKS)
+        return Target(name, name, modules[name], "pattern" if pattern else "output")
     table = _table(model, kind)
     if table is not None:
         per_block, final_norm = table
@@ -118,7 +125,7 @@ def resolve(model: nn.Module, name: str, kind: str = "hf") -> Target:
             template, read = per_block[m.group(2)]
             spec = (template.format(i=int(m.group(1))), read)
         elif name == FINAL_NORM_ALIAS:
-            spec = (final_norm, "output")
+            spec = (final_norm, "normalized")
         if spec is not None and spec[0] in modules:
             return Target(name, spec[0], modules[spec[0]], spec[1])
     candidates = [n for n in modules if n] + alias_names(model, kind)
