@@ -119,3 +119,30 @@ def test_falsifier_stops_quietly_when_bounds_refute_every_disjunct(tiny_net):
     _falsify(q, (), send)  # in this process: an error would raise here
     with pytest.raises(EOFError):  # nothing was sent, and the falsifier closed its end
         recv.recv()
+
+
+def test_falsifier_rounds_end_at_their_share_of_the_timeout(tiny_net):
+    """With ``falsify_share`` 0 the falsifier runs no attack round after its stages, even
+    with a disjunct open and time left, so it sends nothing; with the whole timeout its first
+    round finds the counterexample of this falsifiable query."""
+    import multiprocessing as mp
+
+    from napkit.verify.parallel import _falsify
+
+    prop = Property(domain_box(2), robustness_spec(0, 2)).check(tiny_net.layer_sizes, 2, 2)
+    for share, sends in ((0.0, False), (1.0, True)):
+        q = Query(tiny_net, prop, VerifyOptions(timeout=30.0, falsify_share=share))
+        assert symbolic_bounds(q) is None and q.open_ids  # a disjunct is open
+        recv, send = mp.Pipe(duplex=False)
+        _falsify(q, (), send)
+        got = []
+        while recv.poll():
+            try:
+                got.append(recv.recv())
+            except EOFError:
+                break
+        ces = [x for kind, x in got if kind == "ce"]
+        assert bool(ces) == sends
+        for x in ces:
+            y, _ = tiny_net.forward(np.asarray(x)[None])
+            assert prop.output.violated(y)[0]

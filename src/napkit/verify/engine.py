@@ -125,6 +125,9 @@ def _run_stages(net, prop, opts: VerifyOptions, onnx_model, witness) -> Verifica
         res = _in_order(q, PROVE_STAGES)
         while res is not None and res.verdict == "unknown" and q.found is None and q.left() > 0:
             time.sleep(0.05)  # the proof gave up early: the falsifier may still decide
+            if not falsifier.alive():  # it has stopped: take what it sent, then stop waiting
+                falsifier.poll()
+                break
             falsifier.poll()
         if q.found is not None:
             return q.done("falsified", "counterexample found by the falsification process", q.found)

@@ -81,6 +81,10 @@ class VerifyOptions:
     # with workers >= 2, a falsifier process runs beside the proof when at least this many
     # seconds are left after the optimised bounds (a fork costs little, its work doubles load)
     parallel_min_left: float = 3.0
+    # the falsifier's attack and pattern-walk rounds after its stages stop at this share of
+    # the timeout: past it the cheap falsification has failed and the prover gets the cores
+    # (on a loaded machine the rounds halved branch and bound's throughput)
+    falsify_share: float = 0.2
 
     def __post_init__(self) -> None:
         if not float(self.timeout) >= 0:
