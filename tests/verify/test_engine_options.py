@@ -146,3 +146,17 @@ def test_falsifier_rounds_end_at_their_share_of_the_timeout(tiny_net):
         for x in ces:
             y, _ = tiny_net.forward(np.asarray(x)[None])
             assert prop.output.violated(y)[0]
+
+
+def test_box_centre_that_follows_the_phases_is_the_witness(tiny_net):
+    """A local query's centre that follows the phases strictly is taken as the witness of
+    non-emptiness by the first stage (the prover then skips the LP relaxation); one that
+    does not follow them is not."""
+    x = np.array([0.2, 0.7])
+    _, pre = tiny_net.forward(x[None])
+    follow = [np.where(z[0] > 0, 1, -1).astype(np.int8) for z in pre]
+    for phases, want in ((follow, True), ([-p for p in follow], False)):
+        prop = Property(linf_ball(x, 0.01), robustness_spec(0, 2), phases).check(tiny_net.layer_sizes, 2, 2)
+        q = Query(tiny_net, prop, VerifyOptions(timeout=5.0))
+        symbolic_bounds(q)
+        assert (q.witness is not None) == want

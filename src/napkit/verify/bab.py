@@ -136,13 +136,15 @@ def branch_and_bound(
     screen: Callable[[np.ndarray], np.ndarray] | None = None,
     dtype: torch.dtype = torch.float64,
     stop: Callable[[], bool] | None = None,
+    max_open: int | None = None,
 ) -> BabResult:
     """Prove that on the region of ``bounds``, for every disjunct, some row of ``c @ y + const``
     is positive. ``groups[i]``: the disjunct of row i (default: all rows form one).
 
     ``check(x)`` returns a confirmed counterexample or None; ``screen(X)`` (optional) marks
-    the rows of X worth checking (one batched forward pass). Stops at ``deadline`` or once
-    ``stop()`` is True.
+    the rows of X worth checking (one batched forward pass). Stops at ``deadline``, once
+    ``stop()`` is True, or (``max_open``) once more subdomains than that are open: the tree
+    grows instead of closing, and the caller hands the query to the MILP.
     """
     t0 = time.monotonic()
     c = np.atleast_2d(np.asarray(c, dtype=np.float64))
@@ -170,6 +172,8 @@ def branch_and_bound(
             return result("unknown", reason="branch and bound: stopped")
         if seen > max_domains:
             return result("unknown", reason="branch and bound: domain limit")
+        if max_open is not None and len(tree.heap) > max_open:
+            return result("unknown", reason=f"branch and bound: {len(tree.heap)} open, handed to the MILP")
         take = tree.pop(batch)
         in_batch = np.logical_or.reduce([d.groups for d in take])
         dom, rows, starts, layers, val, coefs, ax, params = tree.bound(take)

@@ -65,9 +65,17 @@ class VerifyOptions:
     bab_left_few: float = 0.15
     few_unstable: int = 64
     # with more than ``many_unstable`` the MILP is hopeless in the time (256x4/256x6: 100-400
-    # unstable), so branch and bound keeps most of it
-    bab_left_many: float = 0.85
+    # unstable; it never decided a 256x4/256x6 VNN-COMP instance), so branch and bound keeps
+    # nearly all of it
+    bab_left_many: float = 0.95
     many_unstable: int = 100
+    # with phases (a NAP fixes most neurons of the deep layers, so the MILP has few binaries)
+    # and at most ``handoff_max_unstable`` unstable neurons, branch and bound hands the query to
+    # the MILP once more than ``handoff_open`` subdomains are open: 256x4 NAP-local class 2 (173
+    # unstable) stays open after 2753 domains but falls to the MILP in 8 CPU-s; class 3 (142)
+    # closes after 41 domains
+    handoff_open: int = 96
+    handoff_max_unstable: int = 200
     bab_patterns_share: float = 1 / 3  # of branch and bound's budget: pattern LPs from its candidates
     bab_batch: int = 256
     bab_iters: int = 12

@@ -27,11 +27,15 @@ Stage = Callable[[Query], VerificationResult | None]
 
 def symbolic_bounds(q: Query) -> VerificationResult | None:
     """Phase-aware symbolic bounds: an empty interval is vacuous; a positive lower bound of
-    some row refutes its disjunct."""
+    some row refutes its disjunct. With phases, the box centre (a local query's image,
+    which usually follows the NAP) is tried as the witness of non-emptiness: with one, the
+    prover skips the LP relaxation (8 s on 256x4 local queries) and the final search."""
     b = q.bounds = propagate(q.net, q.prop.box, q.prop.phases)
     q.stats["unstable"] = b.n_unstable
     if b.vacuous:
         return q.done("vacuous", b.reason)
+    if q.prop.phases is not None and q.witness is None:
+        q.confirm_point(q.prop.box.center)
     q.lows = spec_lower(q.net, b, q.spec)
     q.open_ids = [k for k, lo in enumerate(q.lows) if not (lo > 0).any()]
     q.stats["open_after_bounds"] = len(q.open_ids)
@@ -203,6 +207,7 @@ def bab(q: Query) -> VerificationResult | None:
         deadline=q.until(budget * (1 - o.bab_patterns_share if o.patterns and q.stop is None else 1)),
         check=lambda x: q.confirm_point(x, q.spec), groups=groups, screen=q.screen,
         batch=o.bab_batch, iters=o.bab_iters, lr=o.bab_lr, dtype=o.torch_dtype, stop=q.stop,
+        max_open=o.handoff_open if q.prop.phases is not None and n <= o.handoff_max_unstable else None,
     )
     q.add_time("bab_s", t)
     q.stats["bab_domains"] = q.stats.get("bab_domains", 0) + res.domains
