@@ -221,3 +221,28 @@ def test_branch_and_bound_stops_at_max_open():
                            groups=np.arange(c.shape[0]), batch=1, max_open=0)
     assert res.status == "unknown" and "handed to the MILP" in res.reason
     assert res.open_groups
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_tree_started_from_the_root_parameters_brute_force_2d(seed):
+    """``root_warm``: the root starts from the optimised bounds' alphas and betas (any such
+    parameters give sound bounds); verdicts still agree with the brute-force grid."""
+    net, phases, box, b, y, follow = _tiny_2d_case(900 + seed, 4)
+    spec = robustness_spec(seed % 4, 4)
+    if b.vacuous:
+        assert not follow.any()
+        return
+    c = np.vstack([cc for cc, _ in spec.disjuncts])
+    d = np.concatenate([dd for _, dd in spec.disjuncts])
+    _, info = optimize_rows(net, b, len(net.layer_sizes), c, -d, iters=30)
+    res = branch_and_bound(net, b, c, -d, deadline=time.monotonic() + 30,
+                           check=lambda z: check_point(net, box, spec, phases, z), batch=8,
+                           groups=np.arange(c.shape[0]), root_warm=(info["alphas"], info["betas"]))
+    bad = follow & spec.violated(y)
+    if res.status == "proved":
+        assert not bad.any(), "branch and bound proved a property that a grid point violates"
+    elif res.status == "found":
+        yc, pc = net.forward(res.counterexample.x[None])
+        assert follows_phases(pc, phases)[0] and spec.violated(yc)[0]
+    else:
+        pytest.fail(f"tiny network left undecided: {res.reason}")

@@ -78,8 +78,13 @@ class VerifyOptions:
     handoff_max_unstable: int = 200
     bab_patterns_share: float = 1 / 3  # of branch and bound's budget: pattern LPs from its candidates
     bab_batch: int = 256
+    # Adam steps per subdomain from its parent's parameters (the root from the optimised
+    # bounds'), best iterate kept, small steps: 256x4 prop_5_0.05, 30-40 s, the tree's global
+    # bound from the root's -0.84: lr 0.1 last iterate (before) -2.8, lr 0.1 best -0.93 to -1.17,
+    # lr 0.02 best -0.53 to -0.63; NAP-local 256x4 class 3 is proved in 41-195 subdomains with
+    # 12 steps and lost with 6 at lr 0.1
     bab_iters: int = 12
-    bab_lr: float = 0.1
+    bab_lr: float = 0.02
     bab_dtype: str = "float32"  # of the gradient ascent; every bound is re-evaluated in float64
     # MILP-refined intermediate bounds before branch and bound (share of the time left; off by
     # default: on VNN-COMP 256x4 prop_0_0.05 it fixed 1 of 41 neurons asked in 60 s)
