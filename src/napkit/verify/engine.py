@@ -18,8 +18,9 @@ falsifying stages 4-7 while this one runs the proving ones, ``parallel.py``):
 8. ``lp_tightening`` (only with ``tighten``), ``milp_refine`` (only with ``refine_share``:
    MILP "can this neuron change sign?" questions, ``refine.py``);
 9. ``bab``: one branch-and-bound tree over every open disjunct (``bab.py``; a share of the
-   time left, smaller with at most ``few_unstable`` unstable neurons), pattern-fixed LPs
-   from its candidates when it stays undecided;
+   time left, smaller with at most ``few_unstable`` unstable neurons; with phases and few
+   enough unstable neurons a tree that keeps growing is handed to the MILP, ``handoff_open``),
+   pattern-fixed LPs from its candidates when it stays undecided;
 10. ``milp``: a MILP per disjunct still open, with the rest of the time;
 11. ``non_empty``: ``verified`` also needs the region to be non-empty (a witness point: one
     given by the caller, e.g. a training input that follows the NAP, the box centre,
