@@ -8,7 +8,8 @@ correctly classified ones only):
   ``--local-classes`` (default 0 2 3, as in DESIGN.md's table), the first test image of
   that class that the network classifies correctly and that follows the class's NAP.
 
-Prints per query the verdict, time, reason and unstable-neuron counts (after phases and
+Prints per query the verdict, wall and CPU time (this process and the falsifier process it
+forks: on a loaded machine the wall time is several times the CPU time), reason and unstable-neuron counts (after phases and
 bounds), then the median time per query and the verdict counts. With ``--marabou`` the
 same queries also run through ``napkit.verify.marabou.verify_property_marabou`` (same
 timeout) side by side, with both times and the ratio.
@@ -24,6 +25,7 @@ non-emptiness (``verified`` needs one), unless --no-witness.
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import sys
 import time
@@ -72,6 +74,12 @@ def queries(net, naps, xte, yte, local_classes, eps_list, domain: bool, xtr=None
     return out
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and its reaped children (the falsifier process)."""
+    return sum(resource.getrusage(w).ru_utime + resource.getrusage(w).ru_stime
+               for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+
+
 def main(argv=None) -> int:
     from napkit.network import load_model
     from napkit.patterns import mine
@@ -106,14 +114,14 @@ def main(argv=None) -> int:
     print(f"# NAP-constrained verification, mnist_fc; NAPs from the first {args.train} training "
           f"images (correct only); timeout {args.timeout:g} s per query; workers "
           f"{args.workers or 'default (cores)'}\n")
-    head = "| net | δ | query | napkit | s | reason | unstable (bounds) |"
-    sep = "|---|---|---|---|---|---|---|"
+    head = "| net | δ | query | napkit | s | CPU s | reason | unstable (bounds) |"
+    sep = "|---|---|---|---|---|---|---|---|"
     if marabou:
         head += " Marabou | Marabou s | ratio |"
         sep += "---|---|---|"
     print(head)
     print(sep, flush=True)
-    times, mtimes, counts, mcounts, ratios = [], [], Counter(), Counter(), []
+    times, mtimes, counts, mcounts, ratios, cpus = [], [], Counter(), Counter(), [], []
     for name in args.nets:
         net = load_model(need(ONNX / f"mnist-net_{name}.onnx.gz"))
         for delta in args.deltas:
@@ -125,15 +133,16 @@ def main(argv=None) -> int:
                       or int(q[0].split("=")[1]) in args.classes]
             for qname, prop, w in qs:
                 b = propagate(net, prop.box, prop.phases)
-                t = time.perf_counter()
+                t, c0 = time.perf_counter(), _cpu()
                 r = verify_property(net, prop, timeout=args.timeout, witness=w, workers=args.workers)
-                secs = time.perf_counter() - t
+                secs, cpu = time.perf_counter() - t, _cpu() - c0
+                cpus.append(cpu)
                 times.append(secs)
                 counts[r.verdict] += 1
                 unst = "-" if b.vacuous else f"{b.n_unstable}"
                 if "unstable_final" in r.stats:
                     unst += f" → {r.stats['unstable_final']}"
-                row = (f"| {name} | {delta:g} | {qname} | {r.verdict} | {secs:.2f} | {r.reason} "
+                row = (f"| {name} | {delta:g} | {qname} | {r.verdict} | {secs:.2f} | {cpu:.2f} | {r.reason} "
                        f"| {unst} |")
                 if marabou:
                     t = time.perf_counter()
@@ -151,7 +160,8 @@ def main(argv=None) -> int:
                     row += f" {mv}{flag} | {ms:.2f} | {ms / max(secs, 1e-3):.1f}× |"
                 print(row, flush=True)
     print(f"\nnapkit: {len(times)} queries, median {statistics.median(times):.3f} s, "
-          f"mean {statistics.fmean(times):.3f} s, max {max(times):.2f} s; "
+          f"mean {statistics.fmean(times):.3f} s, max {max(times):.2f} s; CPU (both processes) median "
+          f"{statistics.median(cpus):.3f} s, max {max(cpus):.2f} s; "
           + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if marabou and mtimes:
         print(f"Marabou: median {statistics.median(mtimes):.3f} s, mean {statistics.fmean(mtimes):.3f} s; "

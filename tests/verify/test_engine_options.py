@@ -119,3 +119,44 @@ def test_falsifier_stops_quietly_when_bounds_refute_every_disjunct(tiny_net):
     _falsify(q, (), send)  # in this process: an error would raise here
     with pytest.raises(EOFError):  # nothing was sent, and the falsifier closed its end
         recv.recv()
+
+
+def test_falsifier_rounds_end_at_their_share_of_the_timeout(tiny_net):
+    """With ``falsify_share`` 0 the falsifier runs no attack round after its stages, even
+    with a disjunct open and time left, so it sends nothing; with the whole timeout its first
+    round finds the counterexample of this falsifiable query."""
+    import multiprocessing as mp
+
+    from napkit.verify.parallel import _falsify
+
+    prop = Property(domain_box(2), robustness_spec(0, 2)).check(tiny_net.layer_sizes, 2, 2)
+    for share, sends in ((0.0, False), (1.0, True)):
+        q = Query(tiny_net, prop, VerifyOptions(timeout=30.0, falsify_share=share))
+        assert symbolic_bounds(q) is None and q.open_ids  # a disjunct is open
+        recv, send = mp.Pipe(duplex=False)
+        _falsify(q, (), send)
+        got = []
+        while recv.poll():
+            try:
+                got.append(recv.recv())
+            except EOFError:
+                break
+        ces = [x for kind, x in got if kind == "ce"]
+        assert bool(ces) == sends
+        for x in ces:
+            y, _ = tiny_net.forward(np.asarray(x)[None])
+            assert prop.output.violated(y)[0]
+
+
+def test_box_centre_that_follows_the_phases_is_the_witness(tiny_net):
+    """A local query's centre that follows the phases strictly is taken as the witness of
+    non-emptiness by the first stage (the prover then skips the LP relaxation); one that
+    does not follow them is not."""
+    x = np.array([0.2, 0.7])
+    _, pre = tiny_net.forward(x[None])
+    follow = [np.where(z[0] > 0, 1, -1).astype(np.int8) for z in pre]
+    for phases, want in ((follow, True), ([-p for p in follow], False)):
+        prop = Property(linf_ball(x, 0.01), robustness_spec(0, 2), phases).check(tiny_net.layer_sizes, 2, 2)
+        q = Query(tiny_net, prop, VerifyOptions(timeout=5.0))
+        symbolic_bounds(q)
+        assert (q.witness is not None) == want

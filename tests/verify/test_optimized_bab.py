@@ -180,3 +180,69 @@ def test_unknown_leaf_keeps_its_disjuncts_open():
                            groups=np.arange(c.shape[0]))
     assert res.status == "unknown" and "leaf LP" in res.reason
     assert res.open_groups, "an unknown tree reported every disjunct refuted"
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_handoff_to_the_milp_keeps_verdicts_right_2d(seed):
+    """With phases, branch and bound hands a growing tree to the MILP (``handoff_open``);
+    with a cap of 0 subdomains every query goes straight on to the MILP, and the verdict
+    still agrees with the brute-force grid."""
+    from napkit.verify import Property, verify_property
+
+    net, phases, box, b, y, follow = _tiny_2d_case(700 + 2 * seed + 1, 3)  # odd seeds: phases
+    spec = robustness_spec(seed % 3, 3)
+    r = verify_property(net, Property(box, spec, phases), timeout=20, workers=1, handoff_open=0,
+                        attack=False, patterns=False)
+    bad = follow & spec.violated(y)
+    if r.verdict == "verified":
+        assert not bad.any()
+    elif r.verdict == "falsified":
+        yc, pc = net.forward(r.counterexample[None])
+        assert follows_phases(pc, phases)[0] and spec.violated(yc)[0]
+    elif r.verdict == "vacuous":
+        assert not follow.any()
+    else:
+        pytest.fail(f"tiny network left undecided: {r.reason}")
+
+
+def test_branch_and_bound_stops_at_max_open():
+    """``max_open``: once more subdomains than that are open the tree stops ``unknown`` with
+    its disjuncts open (the engine then runs the MILP on them)."""
+    rng = np.random.default_rng(3)
+    net = random_net(rng, 2, [16, 16], 3)
+    box = InputBox(np.zeros(2), np.ones(2))
+    b = propagate(net, box)
+    y, _ = net.forward(_grid())
+    label = int(np.bincount(y.argmax(1)).argmax())  # violated somewhere unless constant
+    spec = robustness_spec(label, 3)
+    c = np.vstack([cc for cc, _ in spec.disjuncts])
+    d = np.concatenate([dd for _, dd in spec.disjuncts])
+    res = branch_and_bound(net, b, c, -d, deadline=time.monotonic() + 10, check=lambda x: None,
+                           groups=np.arange(c.shape[0]), batch=1, max_open=0)
+    assert res.status == "unknown" and "handed to the MILP" in res.reason
+    assert res.open_groups
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_tree_started_from_the_root_parameters_brute_force_2d(seed):
+    """``root_warm``: the root starts from the optimised bounds' alphas and betas (any such
+    parameters give sound bounds); verdicts still agree with the brute-force grid."""
+    net, phases, box, b, y, follow = _tiny_2d_case(900 + seed, 4)
+    spec = robustness_spec(seed % 4, 4)
+    if b.vacuous:
+        assert not follow.any()
+        return
+    c = np.vstack([cc for cc, _ in spec.disjuncts])
+    d = np.concatenate([dd for _, dd in spec.disjuncts])
+    _, info = optimize_rows(net, b, len(net.layer_sizes), c, -d, iters=30)
+    res = branch_and_bound(net, b, c, -d, deadline=time.monotonic() + 30,
+                           check=lambda z: check_point(net, box, spec, phases, z), batch=8,
+                           groups=np.arange(c.shape[0]), root_warm=(info["alphas"], info["betas"]))
+    bad = follow & spec.violated(y)
+    if res.status == "proved":
+        assert not bad.any(), "branch and bound proved a property that a grid point violates"
+    elif res.status == "found":
+        yc, pc = net.forward(res.counterexample.x[None])
+        assert follows_phases(pc, phases)[0] and spec.violated(yc)[0]
+    else:
+        pytest.fail(f"tiny network left undecided: {res.reason}")

@@ -141,8 +141,10 @@ def backward(tn: TorchNet, layers: list[CrownLayer], k: int, a: torch.Tensor, co
 class Adam:
     """Plain Adam on a list of tensors (torch.optim costs seconds to import on first use)."""
 
-    def __init__(self, params: list[torch.Tensor], lr: float, b1: float = 0.9, b2: float = 0.999):
-        self.p, self.lr, self.b1, self.b2, self.t = params, lr, b1, b2, 0
+    def __init__(self, params: list[torch.Tensor], lr: float | list[float], b1: float = 0.9,
+                 b2: float = 0.999):
+        self.p, self.b1, self.b2, self.t = params, b1, b2, 0
+        self.lr = list(lr) if isinstance(lr, list | tuple) else [lr] * len(params)
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
 
@@ -150,10 +152,10 @@ class Adam:
     def step(self, grads) -> None:
         self.t += 1
         c1, c2 = 1 - self.b1**self.t, 1 - self.b2**self.t
-        for p, g, m, v in zip(self.p, grads, self.m, self.v, strict=True):
+        for p, g, m, v, lr in zip(self.p, grads, self.m, self.v, self.lr, strict=True):
             m.mul_(self.b1).add_(g, alpha=1 - self.b1)
             v.mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
-            p.sub_(self.lr * (m / c1) / ((v / c2).sqrt() + 1e-8))
+            p.sub_(lr * (m / c1) / ((v / c2).sqrt() + 1e-8))
 
 
 def ascend(opt: Adam, val: torch.Tensor, params: list, alphas: dict, betas: dict) -> None:
@@ -184,9 +186,10 @@ class CrownProblem:
 def optimise(
     prob: CrownProblem, alphas: dict, betas: dict, iters: int, lr: float,
     deadline: float | None = None, stop_at: float | None = None, keep_best: bool = True,
-    dtype: torch.dtype = torch.float64, stop=None,
+    dtype: torch.dtype = torch.float64, stop=None, lr_beta: float | None = None,
 ):
     """Adam on the bound's ``alphas``/``betas`` (``dtype``), then the sound float64 bound.
+    ``lr_beta``: the step of the multipliers (default ``lr``).
 
     ``keep_best``: per row, the parameters of the best iterate (else the last). Stops when
     every row's bound exceeds ``stop_at``, at ``deadline`` or once ``stop()`` is True.
@@ -203,7 +206,7 @@ def optimise(
         al = {j: v.detach().to(dtype).clone().requires_grad_(True) for j, v in alphas.items()}
         be = {j: v.detach().to(dtype).clone().requires_grad_(True) for j, v in betas.items()}
         plist = [*al.values(), *be.values()]
-        opt = Adam(plist, lr)
+        opt = Adam(plist, [lr] * len(al) + [lr if lr_beta is None else lr_beta] * len(be))
         best_val, best = None, None
         for _ in range(iters):
             if (deadline is not None and time.monotonic() > deadline) or (stop is not None and stop()):

@@ -18,8 +18,9 @@ falsifying stages 4-7 while this one runs the proving ones, ``parallel.py``):
 8. ``lp_tightening`` (only with ``tighten``), ``milp_refine`` (only with ``refine_share``:
    MILP "can this neuron change sign?" questions, ``refine.py``);
 9. ``bab``: one branch-and-bound tree over every open disjunct (``bab.py``; a share of the
-   time left, smaller with at most ``few_unstable`` unstable neurons), pattern-fixed LPs
-   from its candidates when it stays undecided;
+   time left, smaller with at most ``few_unstable`` unstable neurons; with phases and few
+   enough unstable neurons a tree that keeps growing is handed to the MILP, ``handoff_open``),
+   pattern-fixed LPs from its candidates when it stays undecided;
 10. ``milp``: a MILP per disjunct still open, with the rest of the time;
 11. ``non_empty``: ``verified`` also needs the region to be non-empty (a witness point: one
     given by the caller, e.g. a training input that follows the NAP, the box centre,
@@ -125,6 +126,9 @@ def _run_stages(net, prop, opts: VerifyOptions, onnx_model, witness) -> Verifica
         res = _in_order(q, PROVE_STAGES)
         while res is not None and res.verdict == "unknown" and q.found is None and q.left() > 0:
             time.sleep(0.05)  # the proof gave up early: the falsifier may still decide
+            if not falsifier.alive():  # it has stopped: take what it sent, then stop waiting
+                falsifier.poll()
+                break
             falsifier.poll()
         if q.found is not None:
             return q.done("falsified", "counterexample found by the falsification process", q.found)

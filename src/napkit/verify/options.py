@@ -65,13 +65,26 @@ class VerifyOptions:
     bab_left_few: float = 0.15
     few_unstable: int = 64
     # with more than ``many_unstable`` the MILP is hopeless in the time (256x4/256x6: 100-400
-    # unstable), so branch and bound keeps most of it
-    bab_left_many: float = 0.85
+    # unstable; it never decided a 256x4/256x6 VNN-COMP instance), so branch and bound keeps
+    # nearly all of it
+    bab_left_many: float = 0.95
     many_unstable: int = 100
+    # with phases (a NAP fixes most neurons of the deep layers, so the MILP has few binaries)
+    # and at most ``handoff_max_unstable`` unstable neurons, branch and bound hands the query to
+    # the MILP once more than ``handoff_open`` subdomains are open: 256x4 NAP-local class 2 (173
+    # unstable) stays open after 2753 domains but falls to the MILP in 8 CPU-s; class 3 (142)
+    # closes after 41 domains
+    handoff_open: int = 96
+    handoff_max_unstable: int = 200
     bab_patterns_share: float = 1 / 3  # of branch and bound's budget: pattern LPs from its candidates
     bab_batch: int = 256
+    # Adam steps per subdomain from its parent's parameters (the root from the optimised
+    # bounds'), best iterate kept, small steps: 256x4 prop_5_0.05, 30-40 s, the tree's global
+    # bound from the root's -0.84: lr 0.1 last iterate (before) -2.8, lr 0.1 best -0.93 to -1.17,
+    # lr 0.02 best -0.53 to -0.63; NAP-local 256x4 class 3 is proved in 41-195 subdomains with
+    # 12 steps and lost with 6 at lr 0.1
     bab_iters: int = 12
-    bab_lr: float = 0.1
+    bab_lr: float = 0.02
     bab_dtype: str = "float32"  # of the gradient ascent; every bound is re-evaluated in float64
     # MILP-refined intermediate bounds before branch and bound (share of the time left; off by
     # default: on VNN-COMP 256x4 prop_0_0.05 it fixed 1 of 41 neurons asked in 60 s)
@@ -81,6 +94,10 @@ class VerifyOptions:
     # with workers >= 2, a falsifier process runs beside the proof when at least this many
     # seconds are left after the optimised bounds (a fork costs little, its work doubles load)
     parallel_min_left: float = 3.0
+    # the falsifier's attack and pattern-walk rounds after its stages stop at this share of
+    # the timeout: past it the cheap falsification has failed and the prover gets the cores
+    # (on a loaded machine the rounds halved branch and bound's throughput)
+    falsify_share: float = 0.2
 
     def __post_init__(self) -> None:
         if not float(self.timeout) >= 0:

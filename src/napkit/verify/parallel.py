@@ -12,6 +12,7 @@ falsifier is terminated when the query returns.
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 
 import numpy as np
 
@@ -46,6 +47,9 @@ class Falsifier:
             pass
         return q.found is not None
 
+    def alive(self) -> bool:
+        return self.proc.is_alive()
+
     def close(self) -> None:
         if self.proc.is_alive():
             self.proc.terminate()
@@ -57,7 +61,8 @@ class Falsifier:
 
 
 def _falsify(q: Query, stages, send) -> None:
-    """Child: the falsification stages, then attack and pattern-walk rounds until the deadline."""
+    """Child: the falsification stages, then attack and pattern-walk rounds until
+    ``falsify_share`` of the timeout has passed (then the prover has the cores alone)."""
     q.found = None
     sent_witness = q.witness is not None
 
@@ -76,7 +81,9 @@ def _falsify(q: Query, stages, send) -> None:
                     send.send(("ce", np.asarray(res.counterexample)))
                 return
         seed = 1  # rounds go on while some disjunct is open (bounds may have refuted them all)
-        while q.open_ids and q.left() > 0 and (q.opts.attack or q.opts.patterns):
+        until = q.t0 + q.opts.falsify_share * q.timeout
+        while (q.open_ids and min(q.left(), until - time.monotonic()) > 0
+               and (q.opts.attack or q.opts.patterns)):
             keep: list[np.ndarray] = []
             if q.opts.attack:
                 att = pgd_attack(q.net, q.prop.box, q.open_spec(), q.prop.phases, seed=seed,

@@ -34,6 +34,9 @@ class Query:
         self.tried = 0  # how many of ``starts`` pattern-fixed LPs have walked already
         self.patterns: PatternSearch | None = None
         self.lp_x: np.ndarray | None = None  # a point of the LP relaxation of the phase polytope
+        # the optimised bounds' parameters per output row of the open disjuncts (disjunct ->
+        # (alphas, betas) of its rows): branch and bound starts its root from them
+        self.row_params: dict[int, tuple[dict, dict]] = {}
         self.bounds: Bounds | None = None
         self.lows: list[np.ndarray] = []  # per disjunct: lower bounds of its rows
         self.open_ids: list[int] = []  # disjuncts not refuted yet
