@@ -581,7 +581,8 @@ def verify(
     witnesses: Annotated[
         Path | None,
         typer.Option("--witnesses", help=".npz of inputs (e.g. the mining data): one that follows "
-                     "the NAP shows its region is not empty, which `verified` needs"),
+                     "the NAP shows its region is not empty, which `verified` needs; one that follows "
+                     "and is classified otherwise is a counterexample"),
     ] = None,
     workers: WorkersOpt = None,
     results: ResultsOpt = None,
@@ -599,7 +600,7 @@ def verify(
     if scheduler is not None or results is not None:
         raise NapkitError("--results and --scheduler apply to --label all")
     from napkit.progress import status_line
-    from napkit.verify import first_follower, verify_robustness
+    from napkit.verify import verify_robustness
 
     net, _, phases, box, notes = _nap_query(model, naps, chosen, region)
     _print_notes(notes)
@@ -608,7 +609,7 @@ def verify(
         from napkit.datasets import load_npz
 
         wx, _ = load_npz(witnesses, split)
-        witness = first_follower(net, phases, net.reshape_inputs(wx), box)
+        witness = net.reshape_inputs(wx)  # every row: the engine checks which follow (napfalsify.py)
     with status_line(f"verifying class {chosen} (at most {timeout:g} s)", progress and not as_json):
         res = verify_robustness(net, box, chosen, phases, timeout=timeout, onnx_model=_onnx_proto(model),
                                 witness=witness, workers=workers)
