@@ -38,10 +38,19 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     ap.add_argument("--save", type=Path, default=None, help="directory for the counterexamples (.npy)")
     ap.add_argument("--no-data", action="store_true", help="give one follower only, not the images")
+    ap.add_argument("--marabou", type=int, nargs="*", default=[], metavar="CLASS",
+                    help="also run Marabou (same query, same timeout) on these classes")
     args = ap.parse_args(argv)
     from napkit.network import from_onnx, load_onnx_model, onnx_logits
     from napkit.patterns import evaluate_many, mine
-    from napkit.verify import Property, domain_box, first_follower, robustness_spec, verify_property
+    from napkit.verify import (
+        Property,
+        domain_box,
+        first_follower,
+        robustness_spec,
+        verify_property,
+        verify_property_marabou,
+    )
 
     proto = load_onnx_model(need(ONNX / f"mnist-net_{args.net}.onnx.gz"))
     net = from_onnx(proto)
@@ -54,8 +63,8 @@ def main(argv=None) -> int:
              f"timeout {args.timeout:g} s, workers {args.workers or 'default (cores)'}", "",
              f"load average at the start: {os.getloadavg()[0]:.1f}", "",
              "| class | verdict | s | recall test | reason | provenance | logits c / best other | unstable |"
-             " MILP refuted | bab domains |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             " MILP refuted | bab domains | Marabou | Marabou s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     counts: dict[str, int] = {}
     t0 = time.monotonic()
@@ -87,6 +96,14 @@ def main(argv=None) -> int:
         row = (f"| {c} | {res.verdict} | {res.seconds:.1f} | {recall[c]:.3f} | {res.reason} | {prov} | {logits} | "
                f"{st.get('unstable_final', st.get('unstable', '-'))} | {st.get('nap_milp_refuted', '-')} | "
                f"{st.get('bab_domains', '-')} |")
+        if c in args.marabou:
+            m = verify_property_marabou(net, prop, timeout=args.timeout)
+            if m.verdict == "verified" and res.verdict == "falsified" or (
+                    m.verdict == "falsified" and res.verdict == "verified"):
+                row += " **disagree** "
+            row += f" {m.verdict} | {m.seconds:.1f} |"
+        else:
+            row += " - | - |"
         lines.append(row)
         print(row, flush=True)
     tail = ["", "totals: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
