@@ -79,6 +79,18 @@ def test_nap_milp_finds_a_counterexample_the_data_misses():
     assert check_point(net, _BOX, prop.output, prop.phases, r.counterexample) is not None
 
 
+def test_witness_rows_of_the_wrong_size_are_one_clear_error():
+    from napkit.errors import NapkitError
+
+    prop = Property(domain_box(1), robustness_spec(0, 2), [np.array([0, 0, -1], np.int8)])
+    with pytest.raises(NapkitError, match="witness has 0 values"):
+        verify_property(_step_net(), prop, timeout=5, witness=np.zeros((0, 3)), workers=1)
+    two_in = ReluNetwork((np.ones((4, 2)), np.ones((2, 4))), (np.zeros(4), np.zeros(2)))
+    with pytest.raises(NapkitError, match="rows of the network's 2 inputs"):
+        verify_property(two_in, Property(domain_box(2), robustness_spec(0, 2), None), timeout=5,
+                        witness=np.zeros(3), workers=1)
+
+
 def test_nap_milp_off_below_its_unstable_threshold():
     net = _twin_net(bump=0.0)
     prop = Property(_BOX, robustness_spec(0, 2), _TWIN_PHASES)

@@ -114,7 +114,11 @@ def _run_stages(net, prop, opts: VerifyOptions, onnx_model, witness) -> Verifica
     prop = prop.check(net.layer_sizes, net.n_inputs, net.n_outputs)
     q = Query(net, prop, opts, onnx_model)
     if witness is not None:
-        pts = np.asarray(witness, dtype=np.float64).reshape(-1, net.n_inputs)
+        pts = np.asarray(witness, dtype=np.float64)
+        if pts.size == 0 or pts.size % net.n_inputs:
+            raise NapkitError(f"witness has {pts.size} values: not rows of the network's "
+                              f"{net.n_inputs} inputs")
+        pts = pts.reshape(-1, net.n_inputs)
         if len(pts) == 1:
             q.confirm_point(pts[0])
             q.stats["witness"] = "given" if q.witness is not None else "given point rejected"
