@@ -4,15 +4,20 @@ all 60000 training images (``--all-samples``, as the authors' pattern files), on
     .venv/bin/python benchmarks/paper_domain.py --net 256x4 --delta 0.99 --timeout 60 [--classes 0 1 ...]
         [--workers N] [--out benchmarks/results/paper_domain.md]
 
-Each query gets a training image that follows the NAP as its witness of non-emptiness;
-every counterexample is re-checked by an exact float64 pass and by onnxruntime on the
-ONNX model. Prints per class: the verdict, seconds, napkit's reason, the NAP's recall on
-the test set, and the branch-and-bound statistics.
+Each query gets the 70000 MNIST images (train, then test) as ``witness`` rows: a strict
+follower is the witness of non-emptiness, a follower the network classifies outside c is
+a counterexample from the data (``napfalsify.data_points``). Every counterexample is
+re-checked by an exact float64 pass and by onnxruntime on the ONNX model, and saved
+(``--save DIR``: ``<net>_class<c>.npy``). Prints per class: the verdict, seconds, napkit's
+reason, the NAP's recall on the test set, the counterexample's provenance and logits, and
+the statistics of the stages. With ``--no-data`` only one training follower is given (the
+witness), as before the data stage existed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,10 +36,21 @@ def main(argv=None) -> int:
     ap.add_argument("--classes", type=int, nargs="+", default=list(range(10)))
     ap.add_argument("--workers", type=int, default=None, help="processes per query (default: cores)")
     ap.add_argument("--out", type=Path, default=None, help="also write the table to this file")
+    ap.add_argument("--save", type=Path, default=None, help="directory for the counterexamples (.npy)")
+    ap.add_argument("--no-data", action="store_true", help="give one follower only, not the images")
+    ap.add_argument("--marabou", type=int, nargs="*", default=[], metavar="CLASS",
+                    help="also run Marabou (same query, same timeout) on these classes")
     args = ap.parse_args(argv)
-    from napkit.network import from_onnx, load_onnx_model
+    from napkit.network import from_onnx, load_onnx_model, onnx_logits
     from napkit.patterns import evaluate_many, mine
-    from napkit.verify import Property, domain_box, first_follower, robustness_spec, verify_property
+    from napkit.verify import (
+        Property,
+        domain_box,
+        first_follower,
+        robustness_spec,
+        verify_property,
+        verify_property_marabou,
+    )
 
     proto = load_onnx_model(need(ONNX / f"mnist-net_{args.net}.onnx.gz"))
     net = from_onnx(proto)
@@ -42,26 +58,58 @@ def main(argv=None) -> int:
     xtr, xte = xtr.astype(np.float64), xte.astype(np.float64)
     naps = mine(net, xtr, ytr, args.delta, all_samples=True, progress=False)
     recall = evaluate_many(net, [naps], xte, yte, progress=False)[0].recall
+    data = np.vstack([xtr, xte])
     lines = [f"# Whole-domain NAP robustness, {args.net}, δ = {args.delta:g}, --all-samples NAPs, "
              f"timeout {args.timeout:g} s, workers {args.workers or 'default (cores)'}", "",
-             "| class | verdict | s | recall test | reason | unstable | bab domains |",
-             "|---|---|---|---|---|---|---|"]
+             f"load average at the start: {os.getloadavg()[0]:.1f}", "",
+             "| class | verdict | s | recall test | reason | provenance | logits c / best other | unstable |"
+             " MILP refuted | bab domains | Marabou | Marabou s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     counts: dict[str, int] = {}
     t0 = time.monotonic()
     for c in args.classes:
         ph = naps.phases(c)
-        w = first_follower(net, ph, xtr)
+        w = first_follower(net, ph, xtr) if args.no_data else data
         prop = Property(domain_box(net.n_inputs), robustness_spec(c, 10), ph)
         res = verify_property(net, prop, timeout=args.timeout, witness=w, onnx_model=proto, workers=args.workers)
         counts[res.verdict] = counts.get(res.verdict, 0) + 1
         st = res.stats
-        row = (f"| {c} | {res.verdict} | {res.seconds:.1f} | {recall[c]:.3f} | {res.reason} | "
-               f"{st.get('unstable_final', st.get('unstable', '-'))} | {st.get('bab_domains', '-')} |")
+        prov, logits = "-", "-"
+        if res.counterexample is not None:
+            x = res.counterexample
+            y64 = net.forward(x[None])[0][0]
+            y32 = onnx_logits(proto, x[None], net.input_shape)[0]
+            other = int(np.argmax(np.where(np.arange(10) == c, -np.inf, y64)))
+            assert y64[other] >= y64[c] and y32[other] >= y32[c], "counterexample failed the re-check"
+            logits = f"{y64[c]:.3f} / {y64[other]:.3f} (class {other})"
+            hit = np.flatnonzero((data == x.astype(np.float32)).all(axis=1))
+            if "data_index" in st or hit.size:
+                i = int(st.get("data_index", hit[0] if hit.size else -1))
+                prov = f"data: {'train' if i < 60000 else 'test'} image {i if i < 60000 else i - 60000}"
+                prov += f" (label {int(np.concatenate([ytr, yte])[i])})"
+            else:
+                prov = res.reason.replace("counterexample found by ", "")
+            if args.save:
+                args.save.mkdir(parents=True, exist_ok=True)
+                np.save(args.save / f"{args.net}_class{c}.npy", x)
+        row = (f"| {c} | {res.verdict} | {res.seconds:.1f} | {recall[c]:.3f} | {res.reason} | {prov} | {logits} | "
+               f"{st.get('unstable_final', st.get('unstable', '-'))} | {st.get('nap_milp_refuted', '-')} | "
+               f"{st.get('bab_domains', '-')} |")
+        if c in args.marabou:
+            m = verify_property_marabou(net, prop, timeout=args.timeout)
+            if m.verdict == "verified" and res.verdict == "falsified" or (
+                    m.verdict == "falsified" and res.verdict == "verified"):
+                row += " **disagree** "
+            row += f" {m.verdict} | {m.seconds:.1f} |"
+        else:
+            row += " - | - |"
         lines.append(row)
         print(row, flush=True)
     tail = ["", "totals: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
             + f"; wall {time.monotonic() - t0:.0f} s"]
+    tail.append(f"load (uptime) at the end: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} "
+                f"{os.getloadavg()[2]:.1f}")
     print("\n".join(tail))
     if args.out:
         args.out.write_text("\n".join(lines + tail) + "\n")

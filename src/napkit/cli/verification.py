@@ -72,7 +72,8 @@ def verify(
         typer.Option(
             "--witnesses",
             help=".npz of inputs (e.g. the mining data): one that follows "
-            "the NAP shows its region is not empty, which `verified` needs",
+            "the NAP shows its region is not empty, which `verified` needs; one that follows "
+            "and is classified otherwise is a counterexample",
         ),
     ] = None,
     workers: WorkersOpt = None,
@@ -91,7 +92,7 @@ def verify(
     if scheduler is not None or results is not None:
         raise NapkitError("--results and --scheduler apply to --label all")
     from napkit.progress import status_line
-    from napkit.verify import first_follower, verify_robustness
+    from napkit.verify import verify_robustness
 
     net, _, phases, box, notes = nap_query(model, naps, chosen, region)
     print_notes(notes)
@@ -100,7 +101,7 @@ def verify(
         from napkit.datasets import load_npz
 
         wx, _ = load_npz(witnesses, split)
-        witness = first_follower(net, phases, net.reshape_inputs(wx), box)
+        witness = net.reshape_inputs(wx)  # every row: the engine checks which follow (napfalsify.py)
     with status_line(f"verifying class {chosen} (at most {timeout:g} s)", progress and not as_json):
         res = verify_robustness(
             net,

@@ -6,8 +6,12 @@ A query runs the stages of ``stages.STAGES`` in order until one decides it (with
 falsifying stages 4-7 while this one runs the proving ones, ``parallel.py``):
 
 1. ``symbolic_bounds``: phase-aware bounds (an empty interval: vacuous); a positive lower
-   bound of some row refutes its disjunct of the violation;
-2. ``quick_attack``: plain queries (no phases) get a short attack first;
+   bound of some row refutes its disjunct of the violation; ``data_points``: points given
+   with the query (``witness`` rows, e.g. the mining data) that follow the phases and
+   violate are counterexamples (``napfalsify.py``);
+2. ``quick_attack``: plain queries (no phases) get a short attack first; ``nap_milp``: with
+   phases and many unstable (free) neurons, a MILP per open disjunct with binaries for the
+   free neurons only, before the optimised bounds (``napfalsify.py``);
 3. ``optimised_bounds``: alpha-beta-CROWN bounds with the phases as Lagrangian constraints
    (``optimized.py`` on the kernel of ``crown.py``);
 4. ``first_patterns``: with phases, pattern-fixed LPs from those bounds' minimisers
@@ -98,7 +102,9 @@ def verify_property(
     constraints), ``bab`` (branch and bound on them), ``patterns`` (pattern-fixed LPs),
     ``tighten`` (LP tightening before the MILP), ``workers`` (processes for the query;
     default the machine's cores) and the named budgets. ``witness``: a point believed to
-    follow the phases (re-checked), so that a proof needs no search for one.
+    follow the phases (re-checked), so that a proof needs no search for one; or rows of
+    points (e.g. the data a NAP was mined from): those that follow the phases and violate
+    are counterexamples (re-checked), the others start the falsification (``napfalsify.py``).
     """
     opts = make_options(options, timeout, **flags)
     with one_thread():
@@ -109,8 +115,16 @@ def _run_stages(net, prop, opts: VerifyOptions, onnx_model, witness) -> Verifica
     prop = prop.check(net.layer_sizes, net.n_inputs, net.n_outputs)
     q = Query(net, prop, opts, onnx_model)
     if witness is not None:
-        q.confirm_point(witness)
-        q.stats["witness"] = "given" if q.witness is not None else "given point rejected"
+        pts = np.asarray(witness, dtype=np.float64)
+        if pts.size == 0 or pts.size % net.n_inputs:
+            raise NapkitError(f"witness has {pts.size} values: not rows of the network's "
+                              f"{net.n_inputs} inputs")
+        pts = pts.reshape(-1, net.n_inputs)
+        if len(pts) == 1:
+            q.confirm_point(pts[0])
+            q.stats["witness"] = "given" if q.witness is not None else "given point rejected"
+        else:
+            q.data = pts
     if opts.n_workers < 2 or mp.current_process().daemon:  # a daemon may not fork children
         return _in_order(q, STAGES)
     res = _in_order(q, PREFIX_STAGES)

@@ -91,6 +91,17 @@ class VerifyOptions:
     refine_share: float = 0.0
     refine_question_s: float = 2.0  # HiGHS time limit per "can it be positive/negative?"
     refine_min_layers: int = 3
+    # NAP queries (``napfalsify.py``): of the points given with the query, how many violating
+    # followers are re-checked, and how many followers closest to a violation start the
+    # pattern-fixed LPs; with phases and at least ``nap_milp_min_unstable`` unstable (free)
+    # neurons, a MILP per open disjunct runs before the optimised bounds with this share of
+    # the timeout (256x4 whole-domain NAP queries: the optimised bounds stabilise no neuron,
+    # the MILP refutes a disjunct in 2-12 s)
+    data_checks: int = 64
+    data_starts: int = 8
+    nap_milp: bool = True
+    nap_milp_share: float = 0.8
+    nap_milp_min_unstable: int = 100
     # with workers >= 2, a falsifier process runs beside the proof when at least this many
     # seconds are left after the optimised bounds (a fork costs little, its work doubles load)
     parallel_min_left: float = 3.0

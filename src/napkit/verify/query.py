@@ -46,6 +46,10 @@ class Query:
         # a counterexample, and that counterexample (re-checked here)
         self.stop: Callable[[], bool] | None = None
         self.found: Counterexample | None = None
+        # points given with the query (e.g. the data a NAP was mined from), and per open
+        # disjunct the smallest slack among those that follow the phases (``napfalsify.py``)
+        self.data: np.ndarray | None = None
+        self.data_slack: dict[int, float] = {}
 
     # ---- time -----------------------------------------------------------------------------
     def left(self) -> float:
@@ -121,10 +125,13 @@ class Query:
         return self.prop.box.contains(xs) & follows_phases(pre, self.prop.phases) & self.spec.violated(y)
 
     # ---- the complete method -------------------------------------------------------------
-    def milp_disjunct(self, k: int) -> tuple[str, Counterexample | None, str]:
-        """Disjunct ``k`` by MILP: ('infeasible'|'found'|'unknown', counterexample, reason)."""
+    def milp_disjunct(self, k: int, time_limit: float | None = None
+                      ) -> tuple[str, Counterexample | None, str]:
+        """Disjunct ``k`` by MILP: ('infeasible'|'found'|'unknown', counterexample, reason),
+        within ``time_limit`` seconds (default: the time left)."""
         c, d = self.spec.disjuncts[k]
-        res = self.encoding(slack=PROOF_SLACK).solve(c, d, time_limit=self.left(), stop=self.stop)
+        end = self.until(self.left() if time_limit is None else time_limit)
+        res = self.encoding(slack=PROOF_SLACK).solve(c, d, time_limit=end - time.monotonic(), stop=self.stop)
         self.stats["milp_s"] = self.stats.get("milp_s", 0.0) + res.seconds
         if res.status == "infeasible":
             return "infeasible", None, ""
@@ -133,10 +140,11 @@ class Query:
         ce = self.confirm_point(res.x, self.spec)
         if ce is None:  # a near-boundary solution: repair by a local attack, then a margin
             att = pgd_attack(self.net, self.prop.box, self.spec, self.prop.phases, restarts=4, steps=60,
-                             starts=res.x[None], deadline=self.until(5.0))
+                             starts=res.x[None], deadline=min(self.until(5.0), end))
             ce = self.confirm(att, self.spec)
         if ce is None:
-            res2 = self.encoding(strict=STRICT_MARGIN).solve(c, d, time_limit=self.left(), stop=self.stop)
+            res2 = self.encoding(strict=STRICT_MARGIN).solve(c, d, time_limit=end - time.monotonic(),
+                                                             stop=self.stop)
             if res2.status == "feasible":
                 ce = self.confirm_point(res2.x, self.spec)
         if ce is None:

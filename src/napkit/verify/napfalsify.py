@@ -1,0 +1,112 @@
+"""NAP queries at depth: data points first, then a MILP with binaries for the free neurons.
+
+A NAP fixes most neurons (256x4 at δ = 0.99: about 700 of 1024), so its phase-aware
+bounds leave only free neurons unstable, and the big-M MILP of ``milp.py`` needs binaries
+for those alone. On the NAP paper's whole-domain queries that MILP decides a disjunct in
+seconds (256x4: 2-12 s, 256x6: 8-33 s on a loaded 2-core machine), while the optimised
+bounds stabilise no neuron and branch and bound closes no disjunct in a minute. So with
+phases and many unstable neurons the MILP runs before the optimised bounds
+(``nap_milp``), with a named share of the timeout.
+
+Two stages:
+
+* ``data_points``: the points given with the query (``verify_property(witness=rows)``,
+  e.g. the images a NAP was mined from). One that follows the phases and is classified
+  outside the specification is an exact counterexample: with ``all_samples`` mining the
+  NAP of class c includes misclassified images of label c. The followers closest to a
+  violation become starts for the pattern-fixed LPs, and a strict follower is the
+  witness of non-emptiness.
+* ``nap_milp``: the MILP of each open disjunct (``Query.milp_disjunct``: violation rows
+  relaxed by ``PROOF_SLACK``, so "infeasible" errs on the side of ``unknown``; a feasible
+  point is re-checked by the exact pass and onnxruntime before it counts), the disjunct
+  closest to violation at the data first, each with all of the stage's time left (a proof
+  needs every disjunct refuted: the stage ends at the first one it cannot decide).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from napkit.verify.properties import follows_phases
+from napkit.verify.query import Query
+from napkit.verify.verdict import VerificationResult
+
+_BATCH = 4096  # rows per forward pass over the given points
+
+
+def data_points(q: Query) -> VerificationResult | None:
+    """The given points: a strict follower is the witness of non-emptiness; a follower that
+    violates an open disjunct is a counterexample ('from the given data')."""
+    if q.data is None:
+        return None
+    t = time.monotonic()
+    follow, strict, slack = [], [], []
+    open_ids = list(q.open_ids)
+    for s in range(0, len(q.data), _BATCH):
+        part = q.data[s:s + _BATCH]
+        y, pre = q.net.forward(part)
+        ok = q.prop.box.contains(part) & follows_phases(pre, q.prop.phases)
+        idx = np.flatnonzero(ok)
+        follow.append(idx + s)
+        strict.append(follows_phases([z[idx] for z in pre], q.prop.phases, strict=True))
+        slack.append(q.spec.slack(y[idx])[:, open_ids])
+    idx, strict_ok = np.concatenate(follow), np.concatenate(strict)
+    sl = np.vstack(slack) if slack else np.zeros((0, len(open_ids)))
+    q.stats["data_followers"] = int(idx.size)
+    if q.witness is None and strict_ok.any():
+        q.confirm_point(q.data[idx[int(np.argmax(strict_ok))]])
+        q.stats["witness"] = "given" if q.witness is not None else "given point rejected"
+    if not open_ids:
+        q.add_time("data_s", t)
+        return None
+    best = sl.min(axis=1)
+    # violating followers: strict ones first, then by how far they violate
+    cand = np.flatnonzero(best <= 0)
+    cand = cand[np.lexsort((best[cand], ~strict_ok[cand]))]
+    for i in cand[: q.opts.data_checks]:
+        ce = q.confirm_point(q.data[idx[i]], q.spec)
+        if ce is not None:
+            q.stats["data_index"] = int(idx[i])
+            q.add_time("data_s", t)
+            why = "counterexample from the given data (follows the phases, violates)"
+            return q.done("falsified", why, ce)
+    if idx.size:
+        near = np.argsort(best)[: q.opts.data_starts]
+        q.starts[:0] = list(q.data[idx[near]])  # the followers closest to a violation walk first
+        # per open disjunct: the smallest slack among the followers (orders the NAP MILP)
+        q.data_slack = {k: float(sl[:, i].min()) for i, k in enumerate(open_ids)}
+    q.add_time("data_s", t)
+    return None
+
+
+def nap_milp(q: Query) -> VerificationResult | None:
+    """With phases and at least ``nap_milp_min_unstable`` unstable (free) neurons: the MILP
+    of each open disjunct, before the optimised bounds and branch and bound."""
+    o = q.opts
+    if not (o.nap_milp and q.prop.phases is not None and q.open_ids and q.bounds is not None
+            and q.bounds.n_unstable >= o.nap_milp_min_unstable and q.left() > 0):
+        return None
+    t = time.monotonic()
+    end = q.until(o.nap_milp_share * q.timeout)
+    ds = q.data_slack
+    order = sorted(q.open_ids, key=lambda k: (ds.get(k, np.inf), float(q.lows[k].max())))
+    refuted: set[int] = set()
+    for k in order:  # every disjunct must be refuted for a proof: each gets all the time left
+        left = end - time.monotonic()
+        if left <= 0 or (q.stop is not None and q.stop()):
+            break
+        status, ce, _ = q.milp_disjunct(k, time_limit=left)
+        if status == "found":
+            q.add_time("nap_milp_s", t)
+            return q.done("falsified", "counterexample found by the NAP MILP", ce)
+        if status != "infeasible":
+            break  # this disjunct stays open, so no proof from this stage: leave the rest
+        refuted.add(k)
+    q.open_ids = [k for k in q.open_ids if k not in refuted]
+    q.stats["nap_milp_refuted"] = len(refuted)
+    q.add_time("nap_milp_s", t)
+    if refuted and not q.open_ids:
+        q.how = "MILP (free neurons only)"
+    return None
