@@ -71,12 +71,12 @@ def _heatmap(
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(mats), figsize=(4.5 * len(mats), 3), squeeze=False)
-    for ax, m, title in zip(axes[0], mats, titles, strict=True):
+    for k, (ax, m, title) in enumerate(zip(axes[0], mats, titles, strict=True)):
         im = ax.imshow(m, vmin=vmin, vmax=1.0, cmap="viridis", aspect="auto")
         ax.set_title(f"bound-colour probe, {title}", fontsize=9)
         ax.set_xlabel("position")
         ax.set_xticks(range(len(cols)), [str(c) for c in cols])
-        ax.set_yticks(range(len(rows)), [r.replace(".hook_resid_post", "") for r in rows])
+        ax.set_yticks(range(len(rows)), [r.replace(".hook_resid_post", "") if k == 0 else "" for r in rows])
     fig.colorbar(im, ax=axes[0].tolist(), label="CV accuracy")
     tmp = path.with_name(path.name + ".tmp.png")
     fig.savefig(tmp, dpi=100)
