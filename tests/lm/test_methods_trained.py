@@ -48,18 +48,19 @@ def test_patching_subject_position_after_layer_0_recovers_facts(patching):
     assert patching["patch_recall_recovery"] >= 0.9
 
 
-@pytest.mark.xfail(
-    reason="measured on a tiny model trained here with bindings at 1.0: the top components by patching "
-    "are shared (mlp0, mlp3, head0.3; both tasks drop ~0.77), and the most task-specific ones still cut "
-    "the other task by 0.20-0.47",
-    strict=False,
-)
-def test_recall_and_binding_components_are_separable(trained, patching):
-    binding = patching["patch_base_accuracy"]["binding"]
-    if binding < 0.9:
-        pytest.skip(f"the model does not do bindings (accuracy {binding:.2f})")
-    assert patching["patch_recall_cut"] >= 0.30 and patching["patch_binding_cut"] <= 0.05
+def test_recall_and_binding_components_at_the_answer_position_are_separable(trained, patching):
+    """The issue's cross-ablation, with heads and MLP neurons at the answer position chosen by
+    the difference of their single-ablation scores on the two tasks (held-out bindings)."""
+    base = patching["patch_base_accuracy"]
+    assert base["fact"] >= 0.95 and base["binding"] >= 0.95, base
+    assert patching["patch_recall_cut"] >= 0.30 and patching["patch_binding_cut"] <= 0.05, patching
     assert patching["patch_reverse_binding_cut"] >= 0.30 and patching["patch_reverse_recall_cut"] <= 0.05
+
+
+def test_whole_components_at_every_position_are_shared_by_both_tasks(patching):
+    """The coarse version (heads and MLPs ranked by patching, ablated everywhere) is not
+    selective on this model: both tasks need layer 0's MLP at every position."""
+    assert patching["patch_allpos_recall_cut"] >= 0.30 and patching["patch_allpos_binding_cut"] >= 0.30
 
 
 def test_dla_sums_and_output_nodes_on_multiple_choice(trained):

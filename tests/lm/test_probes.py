@@ -1,4 +1,4 @@
-"""Probes: CV accuracy on known data, the control task, the regime probe on the tiny model."""
+"""Probes: CV accuracy on known data, the control task, the regime and binding probes on the tiny model."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napkit.errors import NapkitError
-from napkit.lm.experiments import contrast_prompts
+from napkit.lm.experiments import contrast_prompts, probe_binding
 from napkit.lm.models import random_init_like
 from napkit.lm.probes import control_labels, cv_accuracy, probe
 
@@ -47,3 +47,12 @@ def test_regime_probe_is_accurate_selective_and_beats_random_init(tiny):
     # the random-init model's control accuracy stays high (it reads the cue word's identity),
     # so the trained model's selectivity must exceed the random-init one's
     assert trained.max_selectivity - fresh.max_selectivity >= 0.2, (trained.to_dict(), fresh.to_dict())
+
+
+def test_binding_probe_reads_the_bound_colour_which_random_init_cannot(tiny):
+    """The colour bound to the queried variable is computed, not read off one token: the
+    trained model holds it at the last position, the random-init model does not."""
+    res = probe_binding(tiny)
+    assert res["probe_best_acc"] >= 0.95, res
+    assert res["probe_selectivity"] >= 0.3, res
+    assert res["probe_best_acc"] - res["probe_random_init_best_acc"] >= 0.2, res

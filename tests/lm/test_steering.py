@@ -82,10 +82,11 @@ def test_per_position_deltas_need_one_length(tiny, regime):
         position_deltas(tiny, ["alice lives in paris ."], ["the big cat sees a dog ."], SITE)
 
 
-def test_difference_of_means_beats_random_controls_and_reverses(tiny):
-    res = steer_regime(tiny, layer=2, kl=0.5, n=120, n_random=20)
-    assert abs(res["steer_kl_reached"] - 0.5) <= 0.025
+def test_difference_of_means_beats_random_controls_at_equal_kl_and_reverses(tiny):
+    """The issue's >= 5x at KL 3 (the last block, a balanced held-out contrast set); at KL 0.25
+    and 0.5 the tiny model gives about 3.6x and 3.9x (benchmarks/results/lm_methods.md)."""
+    res = steer_regime(tiny, kl=3.0, n_random=20)
+    assert abs(res["steer_kl_reached"] - 3.0) <= 0.15
     assert res["steer_effect"] > 0 > res["steer_reversed_effect"]  # towards "bad", and back
-    # the issue asks for >= 5x the random median; measured about 2x on the tiny model (random
-    # vectors at equal KL also flatten p(bad)), so only "better than random" is asserted
-    assert res["steer_effect_ratio"] > 1.5, res
+    assert res["steer_random_unreached"] == 0
+    assert res["steer_effect_ratio"] >= 5, res

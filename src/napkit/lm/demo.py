@@ -17,7 +17,7 @@ import numpy as np
 
 from napkit.errors import NapkitError
 from napkit.lm.evaluate import task_accuracies
-from napkit.lm.experiments import probe_regime, steer_regime
+from napkit.lm.experiments import probe_binding, steer_regime
 from napkit.lm.models import load, load_tiny
 
 
@@ -27,20 +27,27 @@ def _accuracy_step(lm, out: Path) -> dict:
 
 
 def _probe_step(lm, out: Path) -> dict:
-    res = probe_regime(lm)
+    res = probe_binding(lm)
     _heatmap(
         out / "probe_accuracy.png",
-        [np.array(res["probe_accuracy"]), np.array(res["probe_random_init_accuracy"])],
-        ["trained", "random init"],
+        [
+            np.array(res[k])
+            for k in ("probe_accuracy", "probe_control_accuracy", "probe_random_init_accuracy")
+        ],
+        ["trained", "control task", "random init"],
         res["probe_sites"],
         res["probe_positions"],
+        vmin=res["probe_chance"],
     )
     return {k: v for k, v in res.items() if not isinstance(v, list)}
 
 
 def _steer_step(lm, out: Path) -> dict:
-    return steer_regime(lm)
+    return steer_regime(lm, extra_kls=STEER_EXTRA_KLS)
 
+
+# the other KL targets: the steering ratio is reported at each (the key at the default)
+STEER_EXTRA_KLS = (0.25, 3.0)
 
 # Each step: (name, function(lm, out) -> figures). Methods built on this pillar append theirs
 # here (snmf, sae, patch, attribute, wordclass).
@@ -55,19 +62,21 @@ from napkit.lm.method_demo import STEPS as _METHOD_STEPS  # noqa: E402
 STEPS += _METHOD_STEPS  # snmf, sae, patch, attribute, wordclass
 
 
-def _heatmap(path: Path, mats: list[np.ndarray], titles: list[str], rows: list[str], cols: list[int]) -> None:
+def _heatmap(
+    path: Path, mats: list[np.ndarray], titles: list[str], rows: list[str], cols: list[int], vmin: float
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(mats), figsize=(4.5 * len(mats), 3), squeeze=False)
-    for ax, m, title in zip(axes[0], mats, titles, strict=True):
-        im = ax.imshow(m, vmin=0.5, vmax=1.0, cmap="viridis", aspect="auto")
-        ax.set_title(f"regime probe, {title}")
+    for k, (ax, m, title) in enumerate(zip(axes[0], mats, titles, strict=True)):
+        im = ax.imshow(m, vmin=vmin, vmax=1.0, cmap="viridis", aspect="auto")
+        ax.set_title(f"bound-colour probe, {title}", fontsize=9)
         ax.set_xlabel("position")
         ax.set_xticks(range(len(cols)), [str(c) for c in cols])
-        ax.set_yticks(range(len(rows)), [r.replace(".hook_resid_post", "") for r in rows])
+        ax.set_yticks(range(len(rows)), [r.replace(".hook_resid_post", "") if k == 0 else "" for r in rows])
     fig.colorbar(im, ax=axes[0].tolist(), label="CV accuracy")
     tmp = path.with_name(path.name + ".tmp.png")
     fig.savefig(tmp, dpi=100)

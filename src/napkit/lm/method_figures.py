@@ -9,10 +9,13 @@ for word classes).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
-from napkit.lm.ablation import ablate
+from napkit.errors import NapkitError
+from napkit.lm.ablation import ablate, ablation_scores, position_components
 from napkit.lm.attribution import direct_logit_attribution, output_node_recovery, output_nodes
 from napkit.lm.corpus import GRAMMAR, Grammar, Sentence
 from napkit.lm.patching import Site, capture, patch, patch_sweep
@@ -174,28 +177,88 @@ def patch_figures(
         ab = _accuracy(ablate(model, b_clean, parts, "mean", attention_mask=b_mask), b_ans)
         return base_f - af, base_b - ab
 
-    recall_cut, recall_binding_cut = cut(recall_parts)
-    binding_recall_cut, binding_cut = cut(binding_parts)
-    # components that matter for one task more than for the other (patching score difference)
-    recall_only = _top_components(f_heads - b_heads, f_mlps - b_mlps, top)
-    binding_only = _top_components(b_heads - f_heads, b_mlps - f_mlps, top)
-    specific = {"recall": cut(recall_only), "binding": cut(binding_only)}
+    allpos_recall_cut, allpos_binding_cut = cut(recall_parts)
+    allpos_reverse_recall_cut, allpos_reverse_binding_cut = cut(binding_parts)
     return {
         "patch_recall_recovery": float(resid.scores[1:, subject].max()),
         "patch_recall_subject_by_layer": resid.scores[:, subject].tolist(),
         "patch_recall_last_by_layer": resid.scores[:, -1].tolist(),
+        **answer_position_ablation(model, tokenizer, grammar, top=top, seed=seed),
+        # whole heads and MLPs ranked by patching, mean-ablated at every position
+        "patch_allpos_recall_cut": allpos_recall_cut,
+        "patch_allpos_binding_cut": allpos_binding_cut,
+        "patch_allpos_reverse_binding_cut": allpos_reverse_binding_cut,
+        "patch_allpos_reverse_recall_cut": allpos_reverse_recall_cut,
+        "patch_allpos_recall_components": [site_label(s) for s in recall_parts],
+        "patch_allpos_binding_components": [site_label(s) for s in binding_parts],
+    }
+
+
+def _task_batch(tokenizer, sentences) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Prompts of one token length: ids, mask, answers and the answer position (the last token)."""
+    ids, mask, answers = _prompts(tokenizer, sentences)
+    if not bool(mask.all()):
+        raise NapkitError("answer-position ablation needs prompts of one token length")
+    return ids, mask, answers, ids.shape[1] - 1
+
+
+def answer_position_ablation(
+    model,
+    tokenizer,
+    grammar: Grammar = GRAMMAR,
+    top: int = 3,
+    n_select: int = 32,
+    n_eval: int = 200,
+    seed: int = 0,
+) -> dict:
+    """Cross-ablation of facts (recall) and bindings with components at the answer position.
+
+    Components are every head and MLP neuron at the last prompt position. Each is scored per
+    task by the drop of log p(answer) when it alone is mean-ablated there (facts: the whole
+    fact table, one prompt per name; bindings: a selection set). The ``top`` components with
+    the largest score difference (recall − binding, and the reverse) are then mean-ablated
+    together at the answer position, and the accuracy cut is measured on facts and on a
+    held-out set of bindings.
+    """
+    rng = np.random.default_rng(seed)
+    facts = _task_batch(tokenizer, [grammar.fact(rng, name) for name in grammar.facts])
+    select = _task_batch(tokenizer, grammar.sample("binding", n_select, seed + 11))
+    held_out = _task_batch(tokenizer, grammar.sample("binding", n_eval, seed + 12))
+    f_sites = position_components(model, facts[3])
+    b_sites = position_components(model, select[3])
+    s_f = ablation_scores(model, facts[0], facts[2], f_sites, facts[1])
+    s_b = ablation_scores(model, select[0], select[2], b_sites, select[1])
+    recall_idx = np.argsort(-(s_f - s_b), kind="stable")[:top]
+    binding_idx = np.argsort(-(s_b - s_f), kind="stable")[:top]
+
+    def accuracy(batch, idx) -> float:
+        ids, mask, answers, position = batch
+        sites = [replace(s, position=position) for s in (f_sites[i] for i in idx)]
+        return _accuracy(ablate(model, ids, sites, "mean", attention_mask=mask), answers)
+
+    base_f, base_b = accuracy(facts, []), accuracy(held_out, [])
+
+    def cut(idx) -> tuple[float, float]:
+        return base_f - accuracy(facts, idx), base_b - accuracy(held_out, idx)
+
+    (recall_cut, binding_cut), (rev_recall_cut, rev_binding_cut) = cut(recall_idx), cut(binding_idx)
+
+    def named(idx) -> list[str]:
+        return [site_label(f_sites[i]) for i in idx]
+
+    return {
         "patch_recall_cut": recall_cut,
-        "patch_binding_cut": recall_binding_cut,
-        "patch_reverse_binding_cut": binding_cut,
-        "patch_reverse_recall_cut": binding_recall_cut,
-        "patch_recall_components": [site_label(s) for s in recall_parts],
-        "patch_binding_components": [site_label(s) for s in binding_parts],
-        "patch_specific_recall_cut": specific["recall"][0],
-        "patch_specific_recall_binding_cut": specific["recall"][1],
-        "patch_specific_binding_cut": specific["binding"][1],
-        "patch_specific_binding_recall_cut": specific["binding"][0],
-        "patch_specific_recall_components": [site_label(s) for s in recall_only],
-        "patch_specific_binding_components": [site_label(s) for s in binding_only],
+        "patch_binding_cut": binding_cut,
+        "patch_reverse_binding_cut": rev_binding_cut,
+        "patch_reverse_recall_cut": rev_recall_cut,
+        "patch_recall_components": named(recall_idx),
+        "patch_binding_components": named(binding_idx),
+        "patch_component_scores": {
+            "recall": [float(s_f[i]) for i in recall_idx],
+            "recall_on_binding": [float(s_b[i]) for i in recall_idx],
+            "binding": [float(s_b[i]) for i in binding_idx],
+            "binding_on_recall": [float(s_f[i]) for i in binding_idx],
+        },
         "patch_base_accuracy": {"fact": base_f, "binding": base_b},
     }
 
