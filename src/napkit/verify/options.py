@@ -96,12 +96,14 @@ class VerifyOptions:
     # pattern-fixed LPs; with phases and at least ``nap_milp_min_unstable`` unstable (free)
     # neurons, a MILP per open disjunct runs before the optimised bounds with this share of
     # the timeout (256x4 whole-domain NAP queries: the optimised bounds stabilise no neuron,
-    # the MILP refutes a disjunct in 2-12 s)
+    # the MILP refutes a disjunct in 2-12 s, with 278-563 unstable; NAP-local queries have at
+    # most ~200 and are decided by the bounds in about a second, which the MILP would delay:
+    # 256x6 δ 0.99 ε 0.05 class 3, 203 unstable, went unknown at 10 s with a threshold of 100)
     data_checks: int = 64
     data_starts: int = 8
     nap_milp: bool = True
     nap_milp_share: float = 0.8
-    nap_milp_min_unstable: int = 100
+    nap_milp_min_unstable: int = 250
     # with workers >= 2, a falsifier process runs beside the proof when at least this many
     # seconds are left after the optimised bounds (a fork costs little, its work doubles load)
     parallel_min_left: float = 3.0
