@@ -156,3 +156,32 @@ def probe_occupations(
         len(prompts.texts),
         len(np.unique(groups)),
     )
+
+
+def plot_probe(res: OccupationProbe, path) -> str:
+    """Accuracy per layer of the probes and their baselines, as a PNG."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    ax.plot(res.layers, res.stereotype, "o-", ms=3, label="stereotyped gender")
+    ax.plot(res.layers, res.preferred, "s-", ms=3, label="preferred pronoun")
+    ax.plot(res.layers, res.control, "x--", ms=3, label="control task")
+    if res.random_init is not None:
+        ax.plot(res.layers, res.random_init, "^:", ms=3, label="random-init model")
+    ax.axhline(res.majority_stereotype, color="grey", lw=0.8, label="majority class")
+    ax.set_xlabel("layer (residual stream after it, last position)")
+    ax.set_ylabel("accuracy, held-out occupations")
+    ax.set_ylim(0.3, 1.02)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return str(path)
