@@ -1,7 +1,7 @@
 """SmolLM2 figures: occupation → pronoun probes per layer, and steering the he/she stereotype gap.
 
-    python benchmarks/lm_smollm2.py [--part probe|steer|both] [--layer 12] [--kl 0.5] [--random 10]
-                                    [--out results.json]
+    python benchmarks/lm_smollm2.py [--part probe|steer|both] [--layer 9] [--kl 0.5] [--random 10]
+                                    [--plot probe.png] [--out results.json]
 
 Probe (napkit.lm.occupation_probe): 36 occupations × 8 templates, the residual stream after
 each of the 30 layers at the last position, logistic probes cross-validated with whole
@@ -33,11 +33,12 @@ def main() -> None:
     ap.add_argument("--kl", type=float, default=0.5)
     ap.add_argument("--random", type=int, default=10)
     ap.add_argument("--out", default=None, help="also write the JSON here")
+    ap.add_argument("--plot", default="lm_smollm2_probe.png", help="probe accuracy per layer (PNG)")
     args = ap.parse_args()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
     from napkit.lm.models import load_smollm2
-    from napkit.lm.occupation_probe import probe_occupations
+    from napkit.lm.occupation_probe import plot_probe, probe_occupations
     from napkit.lm.pronoun_steering import steer_pronoun_gap
 
     t0 = time.perf_counter()
@@ -46,7 +47,9 @@ def main() -> None:
     layer = args.layer
     if args.part in ("probe", "both"):
         t = time.perf_counter()
-        res = probe_occupations(lm).to_dict()
+        probe = probe_occupations(lm)
+        res = probe.to_dict()
+        res["plot"] = plot_probe(probe, args.plot)
         res["probe_seconds"] = time.perf_counter() - t
         out.update(res)
         print(
