@@ -97,6 +97,7 @@ def test_map_cells_equal_a_steered_forward_pass_recomputed(tiny):
             top = next_token_logprobs(
                 tiny, texts, [steering("blocks.3.hook_resid_post", d, s * norm)]
             ).argmax(-1)
+            assert list(m.top_words[wi, 0, si]) == tiny.tokenizer.convert_ids_to_tokens(top.tolist())
             for ki in range(2):
                 part = top[3 * ki : 3 * ki + 3].numpy()
                 assert m.success[wi, 0, si, ki] == pytest.approx(np.mean(part == ids[wi]))

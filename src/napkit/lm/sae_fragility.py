@@ -145,6 +145,7 @@ class FragilityMap:
     kl: np.ndarray  # [words, layers, scales, kinds] mean KL(steered || clean)
     clean_success: np.ndarray  # [words, kinds]: the word is already the top token unsteered
     clean_confusion: np.ndarray  # [words, kinds]: a sibling is the top token unsteered
+    top_words: np.ndarray | None = None  # [words, layers, scales, contexts]: the steered top token (text)
 
     def summary(self, prefix: str = "") -> dict:
         s, c = self.success, self.confusion
@@ -173,7 +174,19 @@ class FragilityMap:
             ),
             f"{prefix}clean_success": float(self.clean_success.mean()),
             f"{prefix}clean_confusion": float(self.clean_confusion.mean()),
+            f"{prefix}top_at_largest_scale": self.top_at_largest_scale(),
         }
+
+    def top_at_largest_scale(self) -> dict[str, dict[str, float]]:
+        """Per steered word, the share of each top token over layers × contexts at the largest α."""
+        if self.top_words is None:
+            return {}
+        out = {}
+        for wi, w in enumerate(self.words):
+            got, counts = np.unique(self.top_words[wi, :, -1], return_counts=True)
+            order = np.argsort(-counts, kind="stable")[:4]
+            out[w] = {str(got[i]): round(float(counts[i] / counts.sum()), 4) for i in order}
+        return out
 
 
 def residual_norms(lm: LanguageModel, texts: Sequence[str], layers: Sequence[int]) -> list[float]:
@@ -214,6 +227,7 @@ def fragility_map(
     success, confusion, kl = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     clean_success = np.zeros((len(words), len(kinds)))
     clean_confusion = np.zeros((len(words), len(kinds)))
+    top_words = np.empty((len(words), len(layers), len(scales), len(texts)), dtype=object)
     for wi, w in enumerate(words):
         d = torch.as_tensor(directions[w]).float().flatten()
         d = d / d.norm().clamp(min=1e-12)
@@ -224,6 +238,9 @@ def fragility_map(
                 lm.model, d, [module], alphas, enc["input_ids"], ids[w], enc["attention_mask"]
             )
             top = grid.top_token[0]  # [alphas, contexts]
+            top_words[wi, li] = np.array(
+                lm.tokenizer.convert_ids_to_tokens(top[1:].ravel().tolist()), dtype=object
+            ).reshape(top[1:].shape)
             hit = top == ids[w]
             sib = np.isin(top, others)
             for ki in range(len(kinds)):
@@ -234,7 +251,16 @@ def fragility_map(
                 clean_success[wi, ki] = hit[0, cols].mean()
                 clean_confusion[wi, ki] = sib[0, cols].mean()
     return FragilityMap(
-        words, list(layers), list(scales), kinds, success, confusion, kl, clean_success, clean_confusion
+        words,
+        list(layers),
+        list(scales),
+        kinds,
+        success,
+        confusion,
+        kl,
+        clean_success,
+        clean_confusion,
+        top_words,
     )
 
 
@@ -248,7 +274,8 @@ def plot_fragility(maps: dict[str, FragilityMap], path: str | Path) -> Path:
     rows = [(name, what) for name in maps for what in ("success", "confusion")]
     first = next(iter(maps.values()))
     n_k = len(first.kinds)
-    fig, axes = plt.subplots(len(rows), n_k, figsize=(2.6 * n_k + 1, 2.1 * len(rows) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(len(rows), n_k, figsize=(2.6 * n_k + 1, 2.5 * len(rows) + 0.6), squeeze=False)
+    fig.subplots_adjust(hspace=0.55, wspace=0.25)
     for r, (name, what) in enumerate(rows):
         m = maps[name]
         data = getattr(m, what).mean(0)  # [layers, scales, kinds]
