@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -52,3 +53,12 @@ def load_mnist():
             f["x_test"].reshape(10000, -1).astype(np.float32) / 255,
             f["y_test"].astype(np.int64),
         )
+
+
+def finish_report(lines: list[str], out: Path | None) -> str:
+    """The results text: ``lines`` and the load average at the end, printed and written to ``out``."""
+    text = "\n".join([*lines, f"Load average at the end: {os.getloadavg()[0]:.1f}."]) + "\n"
+    print(text)
+    if out:
+        out.write_text(text)
+    return text

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import peak_rss_mb, run_worker  # noqa: E402
+from _common import finish_report, peak_rss_mb, run_worker  # noqa: E402
 
 LAYER = 15  # of 30
 BATCH = 32
@@ -121,12 +120,8 @@ def main() -> None:
         "",
         "TransformerLens `run_with_cache` and nnsight are not installed in this environment (the `bench-lm` extra); "
         "not measured.",
-        f"Load average at the end: {os.getloadavg()[0]:.1f}.",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    finish_report(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import finish_report  # noqa: E402
 from _lm import header, hooked_tiny, need_anchor  # noqa: E402
 
 SWEEPS = {  # napkit component -> (TL function, TL axes)
@@ -161,12 +162,8 @@ def main() -> None:
         f"Targets: scores equal ≤1e-5 ({'met' if worst_diff <= 1e-5 else 'NOT met'}: largest difference "
         f"{worst_diff:.1e}); napkit ≥2× faster ({'met' if worst_speed >= 2 else 'NOT met'}: smallest speed-up "
         f"{worst_speed:.1f}×; {at_demo:.1f}× at {max(args.n)} prompts, the demo's size).",
-        f"Load average at the end: {os.getloadavg()[0]:.1f}.",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    finish_report(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import run_worker  # noqa: E402
+from _common import finish_report, run_worker  # noqa: E402
 from _lm import header, hooked_tiny, need_anchor, peak_rss_above_start  # noqa: E402
 
 
@@ -146,12 +145,8 @@ def main() -> None:
         f"over {acc['napkit'].size} task and as many control probes); time ≤1.2× "
         f"({'met' if t_ratio <= 1.2 else 'NOT met'}: {t_ratio:.2f}×); memory ≤1/5 "
         f"({'met' if m_ratio <= 0.2 else 'NOT met'}: {m_ratio:.2f}×).",
-        f"Load average at the end: {os.getloadavg()[0]:.1f}.",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    finish_report(lines, args.out)
 
 
 if __name__ == "__main__":

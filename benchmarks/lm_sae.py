@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import finish_report  # noqa: E402
 from _lm import header, need_anchor  # noqa: E402
 
 BATCH = 256
@@ -148,12 +149,8 @@ def main() -> None:
         "",
         f"Targets: FVU within ±0.02 ({'met' if abs(dfvu) <= 0.02 else 'NOT met'}: napkit − SAELens = {dfvu:+.4f}); "
         f"throughput ≥1× ({'met' if speed >= 1 else 'NOT met'}: napkit {speed:.2f}× SAELens's samples per second).",
-        f"Load average at the end: {os.getloadavg()[0]:.1f}.",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    finish_report(lines, args.out)
 
 
 if __name__ == "__main__":

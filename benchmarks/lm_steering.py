@@ -16,12 +16,12 @@ generated tokens. Targets: napkit ≤1.05× plain generation; outputs equal ≤1
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import finish_report  # noqa: E402
 from _lm import header, need_anchor  # noqa: E402
 
 
@@ -170,12 +170,8 @@ def main() -> None:
         "",
         f"Targets: ≤1.05× plain ({'met' if ratio <= 1.05 else 'NOT met'}: {ratio:.2f}×); outputs equal ≤1e-5 "
         f"({'met' if lp_diff <= 1e-5 and same_tokens == args.n else 'NOT met'}).",
-        f"Load average at the end: {os.getloadavg()[0]:.1f}.",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    finish_report(lines, args.out)
 
 
 if __name__ == "__main__":
