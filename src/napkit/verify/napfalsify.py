@@ -58,6 +58,8 @@ def data_points(q: Query) -> VerificationResult | None:
     if q.witness is None and strict_ok.any():
         q.confirm_point(q.data[idx[int(np.argmax(strict_ok))]])
         q.stats["witness"] = "given" if q.witness is not None else "given point rejected"
+    if q.witness is None:
+        q.try_centre_witness()
     if not open_ids:
         q.add_time("data_s", t)
         return None

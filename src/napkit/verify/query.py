@@ -108,6 +108,13 @@ class Query:
     def confirm_point(self, x: np.ndarray, spec: OutputSpec | None = None) -> Counterexample | None:
         return self.confirm(Counterexample(np.asarray(x, dtype=np.float64), np.empty(0), False), spec)
 
+    def try_centre_witness(self) -> None:
+        """The box centre as the witness of non-emptiness, when it follows the phases strictly
+        (a local query's image usually does: the prover then skips the LP relaxation)."""
+        self.confirm_point(self.prop.box.center)
+        if self.witness is not None:
+            self.stats["witness"] = "box centre"
+
     def follows_strictly(self, x: np.ndarray) -> bool:
         """Does ``x`` follow the phases with active meaning z > 0 (DESIGN's definition)?
 

@@ -35,8 +35,8 @@ def symbolic_bounds(q: Query) -> VerificationResult | None:
     q.stats["unstable"] = b.n_unstable
     if b.vacuous:
         return q.done("vacuous", b.reason)
-    if q.prop.phases is not None and q.witness is None:
-        q.confirm_point(q.prop.box.center)
+    if q.prop.phases is not None and q.witness is None and q.data is None:
+        q.try_centre_witness()  # with given points, ``data_points`` looks at them first
     q.lows = spec_lower(q.net, b, q.spec)
     q.open_ids = [k for k, lo in enumerate(q.lows) if not (lo > 0).any()]
     q.stats["open_after_bounds"] = len(q.open_ids)
