@@ -103,3 +103,42 @@ def peak_rss_above_start(interval: float = 0.002):
         done.set()
         thread.join()
         out["mb"] = max(peak[0], _rss_mb()) - start
+
+
+def measure_side(which: str, run_napkit, run_tl, n: int, keys: tuple[str, str]) -> None:
+    """A worker process: the tiny model loaded, ``run_napkit`` or ``run_tl`` warmed up on 40
+    inputs, then timed on ``n`` with the peak memory above that state; prints one JSON line
+    (``seconds``, ``mb`` and the two arrays the function returns, under ``keys``)."""
+    import json
+
+    import torch
+
+    from napkit.lm.models import load_tiny
+
+    torch.set_num_threads(1)
+    lm = load_tiny()
+    if which == "tl":
+        hooked_tiny(lm)  # TL imported and a model built once before the measurement
+    fn = run_tl if which == "tl" else run_napkit
+    fn(lm, 40)  # warm-up: one-time allocations (kernels, thread pools) are not what is compared
+    with peak_rss_above_start() as mem:
+        t = time.perf_counter()
+        a, b = fn(lm, n)
+        seconds = time.perf_counter() - t
+    print(json.dumps({"seconds": seconds, "mb": mem["mb"], keys[0]: a.tolist(), keys[1]: b.tolist()}))
+
+
+def interleaved_sides(script, n: int, rounds: int) -> tuple[dict, dict]:
+    """Fresh worker processes of ``script``, napkit and TL alternating first: (the fastest run
+    per side, the largest peak memory per side)."""
+    from pathlib import Path
+
+    from _common import run_worker
+
+    runs: dict[str, list[dict]] = {"napkit": [], "tl": []}
+    for r in range(rounds):
+        for which in ("napkit", "tl") if r % 2 == 0 else ("tl", "napkit"):
+            runs[which].append(run_worker(Path(script), which, str(n)))
+    best = {k: min(v, key=lambda m: m["seconds"]) for k, v in runs.items()}
+    mb = {k: max(m["mb"] for m in v) for k, v in runs.items()}
+    return best, mb

@@ -18,14 +18,12 @@ scikit-learn and a warm-up run on a few inputs. Targets: accuracies
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import finish_report, run_worker  # noqa: E402
-from _lm import header, hooked_tiny, need_anchor, peak_rss_above_start  # noqa: E402
+from _common import finish_report  # noqa: E402
+from _lm import header, hooked_tiny, interleaved_sides, measure_side, need_anchor  # noqa: E402
 
 
 def task(lm, n: int):
@@ -78,25 +76,11 @@ def run_tl(lm, n: int):
 
 
 def worker(which: str, n: int) -> None:
-    import torch
-
-    from napkit.lm.models import load_tiny
-
-    torch.set_num_threads(1)
-    lm = load_tiny()
     import sklearn.linear_model  # noqa: F401 (imported before the measurement, by both sides)
     import sklearn.model_selection  # noqa: F401
     import sklearn.pipeline  # noqa: F401
 
-    if which == "tl":
-        hooked_tiny(lm)  # TL imported and a model built once before the measurement
-    fn = run_tl if which == "tl" else run_napkit
-    fn(lm, 40)  # warm-up: one-time allocations (kernels, thread pools) are not what is compared
-    with peak_rss_above_start() as mem:
-        t = time.perf_counter()
-        acc, ctl = fn(lm, n)
-        seconds = time.perf_counter() - t
-    print(json.dumps({"seconds": seconds, "mb": mem["mb"], "acc": acc.tolist(), "ctl": ctl.tolist()}))
+    measure_side(which, run_napkit, run_tl, n, ('acc', 'ctl'))
 
 
 def main() -> None:
@@ -114,12 +98,7 @@ def main() -> None:
     need_anchor("transformer_lens")
     import numpy as np
 
-    runs: dict[str, list[dict]] = {"napkit": [], "tl": []}
-    for r in range(args.rounds):
-        for which in ("napkit", "tl") if r % 2 == 0 else ("tl", "napkit"):
-            runs[which].append(run_worker(Path(__file__), which, str(args.n)))
-    best = {k: min(v, key=lambda m: m["seconds"]) for k, v in runs.items()}
-    mb = {k: max(m["mb"] for m in v) for k, v in runs.items()}
+    best, mb = interleaved_sides(__file__, args.n, args.rounds)
     acc = {k: np.array(v["acc"]) for k, v in best.items()}
     ctl = {k: np.array(v["ctl"]) for k, v in best.items()}
     d_acc = float(max(np.abs(acc["napkit"] - acc["tl"]).max(), np.abs(ctl["napkit"] - ctl["tl"]).max()))

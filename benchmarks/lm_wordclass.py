@@ -18,14 +18,12 @@ importing scikit-learn and a warm-up run on a few inputs. Targets: purities ±0.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import finish_report, run_worker  # noqa: E402
-from _lm import header, hooked_tiny, need_anchor, peak_rss_above_start  # noqa: E402
+from _common import finish_report  # noqa: E402
+from _lm import header, hooked_tiny, interleaved_sides, measure_side, need_anchor  # noqa: E402
 
 N_INIT = 4  # napkit's cluster_scores default
 
@@ -77,24 +75,10 @@ def run_tl(lm, n: int):
 
 
 def worker(which: str, n: int) -> None:
-    import torch
-
-    from napkit.lm.models import load_tiny
-
-    torch.set_num_threads(1)
-    lm = load_tiny()
     import sklearn.cluster  # noqa: F401 (imported before the measurement, by both sides)
     import sklearn.metrics  # noqa: F401
 
-    if which == "tl":
-        hooked_tiny(lm)  # TL imported and a model built once before the measurement
-    fn = run_tl if which == "tl" else run_napkit
-    fn(lm, 40)  # warm-up: one-time allocations (kernels, thread pools) are not what is compared
-    with peak_rss_above_start() as mem:
-        t = time.perf_counter()
-        purity, nmi = fn(lm, n)
-        seconds = time.perf_counter() - t
-    print(json.dumps({"seconds": seconds, "mb": mem["mb"], "purity": purity.tolist(), "nmi": nmi.tolist()}))
+    measure_side(which, run_napkit, run_tl, n, ('purity', 'nmi'))
 
 
 def main() -> None:
@@ -112,12 +96,7 @@ def main() -> None:
     need_anchor("transformer_lens")
     import numpy as np
 
-    runs: dict[str, list[dict]] = {"napkit": [], "tl": []}
-    for r in range(args.rounds):
-        for which in ("napkit", "tl") if r % 2 == 0 else ("tl", "napkit"):
-            runs[which].append(run_worker(Path(__file__), which, str(args.n)))
-    best = {k: min(v, key=lambda m: m["seconds"]) for k, v in runs.items()}
-    mb = {k: max(m["mb"] for m in v) for k, v in runs.items()}
+    best, mb = interleaved_sides(__file__, args.n, args.rounds)
     pur = {k: np.array(v["purity"]) for k, v in best.items()}
     nmi = {k: np.array(v["nmi"]) for k, v in best.items()}
     d_pur = float(np.abs(pur["napkit"] - pur["tl"]).max())
