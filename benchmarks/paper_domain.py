@@ -40,6 +40,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-data", action="store_true", help="give one follower only, not the images")
     ap.add_argument("--marabou", type=int, nargs="*", default=[], metavar="CLASS",
                     help="also run Marabou (same query, same timeout) on these classes")
+    ap.add_argument("--marabou-only", action="store_true",
+                    help="run Marabou alone on --classes; a counterexample saved under --save by an "
+                         "earlier napkit run is checked against Marabou's verdict")
     args = ap.parse_args(argv)
     from napkit.network import from_onnx, load_onnx_model, onnx_logits
     from napkit.patterns import evaluate_many, mine
@@ -68,6 +71,8 @@ def main(argv=None) -> int:
     print("\n".join(lines), flush=True)
     counts: dict[str, int] = {}
     t0 = time.monotonic()
+    if args.marabou_only:
+        return marabou_only(args, net, proto, naps, recall, t0)
     for c in args.classes:
         ph = naps.phases(c)
         w = first_follower(net, ph, xtr) if args.no_data else data
@@ -110,6 +115,52 @@ def main(argv=None) -> int:
             + f"; wall {time.monotonic() - t0:.0f} s"]
     tail.append(f"load (uptime) at the end: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} "
                 f"{os.getloadavg()[2]:.1f}")
+    print("\n".join(tail))
+    if args.out:
+        args.out.write_text("\n".join(lines + tail) + "\n")
+    return 0
+
+
+def marabou_only(args, net, proto, naps, recall, t0: float) -> int:
+    """Marabou on the same queries, as the independent check of napkit's verdicts: a
+    Marabou counterexample is re-checked (float64 pass, onnxruntime, the NAP followed); a
+    class with a napkit counterexample saved under ``--save`` must not be proved by Marabou."""
+    from napkit.network import onnx_logits
+    from napkit.verify import Property, domain_box, robustness_spec, verify_property_marabou
+    from napkit.verify.properties import follows_phases
+
+    lines = [f"# Marabou on the whole-domain NAP queries, {args.net}, δ = {args.delta:g}, "
+             f"timeout {args.timeout:g} s", "", f"load average at the start: {os.getloadavg()[0]:.1f}", "",
+             "| class | Marabou | s | recall test | napkit counterexample saved | agree | Marabou reason |",
+             "|---|---|---|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
+    clashes = 0
+    for c in args.classes:
+        ph = naps.phases(c)
+        prop = Property(domain_box(net.n_inputs), robustness_spec(c, 10), ph)
+        m = verify_property_marabou(net, prop, timeout=args.timeout)
+        saved = args.save / f"{args.net}_class{c}.npy" if args.save else None
+        ours = np.load(saved) if saved is not None and saved.exists() else None
+        agree = "-"
+        if m.verdict == "falsified":
+            x = np.asarray(m.counterexample, dtype=np.float64)
+            logits, pre = net.forward(x[None])
+            y64 = logits[0]
+            y32 = onnx_logits(proto, x[None], net.input_shape)[0]
+            ok = bool(follows_phases(pre, ph)[0]) and np.delete(y64, c).max() >= y64[c] \
+                and np.delete(y32, c).max() >= y32[c]
+            agree = "counterexample re-checked" if ok else "**Marabou counterexample fails the re-check**"
+        elif m.verdict == "verified" and ours is not None:
+            agree = "**disagree: napkit holds a counterexample**"
+            clashes += 1
+        elif m.verdict == "verified":
+            agree = "yes (no napkit counterexample)"
+        row = (f"| {c} | {m.verdict} | {m.seconds:.1f} | {recall[c]:.3f} | "
+               f"{'yes' if ours is not None else 'no'} | {agree} | {m.reason} |")
+        lines.append(row)
+        print(row, flush=True)
+    tail = ["", f"disagreements: {clashes}; wall {time.monotonic() - t0:.0f} s",
+            f"load (uptime) at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}"]
     print("\n".join(tail))
     if args.out:
         args.out.write_text("\n".join(lines + tail) + "\n")
