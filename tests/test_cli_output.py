@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from napkit.cli_output import clean_json, emit_json
+from napkit.cli_output import clean_json, emit_json, json_text
 
 
 def _strict_loads(text: str):
@@ -54,3 +54,11 @@ def test_counterexamples_keep_every_bit(point):
     with contextlib.redirect_stdout(buf):
         emit_json({"result": "falsified", "counterexample": np.asarray(point)}, True)
     assert _strict_loads(buf.getvalue())["counterexample"] == point
+
+
+def test_figure_files_are_strict_json_with_infinities():
+    """What the report and the demos write to their figures files parses strictly too."""
+    text = json_text({"gap": float("inf"), "low": np.float32(-np.inf), "rows": [np.float64(0.25), math.nan]},
+                     indent=1)
+    assert _strict_loads(text) == {"gap": "inf", "low": "-inf", "rows": [0.25, None]}
+    assert "\n" in text  # indented for people who read the file

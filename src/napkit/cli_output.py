@@ -35,7 +35,13 @@ def clean_json(v, exact: bool = False):
     return v
 
 
+def json_text(payload, indent: int | None = None) -> str:
+    """``payload`` as strict JSON text (``clean_json``'s rules): what the figure files that
+    commands write (report, demos) hold, so that they parse wherever the ``--json`` line does."""
+    return json.dumps(clean_json(payload), allow_nan=False, indent=indent, default=float)
+
+
 def emit_json(payload: dict, as_json: bool) -> None:
     """Print ``payload`` as one JSON line on stdout when ``--json`` was given."""
     if as_json:
-        sys.stdout.write(json.dumps(clean_json(payload), allow_nan=False) + "\n")
+        sys.stdout.write(json_text(payload) + "\n")

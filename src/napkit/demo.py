@@ -5,13 +5,13 @@ Everything is seeded, so two runs give the same network, NAPs and figures.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
 from napkit.capture import record
+from napkit.cli_output import json_text
 from napkit.datasets import load_digits_split
 from napkit.errors import NapkitError
 from napkit.network import save_model
@@ -109,7 +109,7 @@ def run_demo(out: str | Path = "napkit-demo", progress: bool = True, seed: int =
         "verification": verification,
         "report": figures,
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "metrics.json").write_text(json_text(metrics, indent=2))
     return {
         "report": str(out / "index.html"),
         "naps": str(out / "naps.json"),

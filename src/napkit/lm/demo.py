@@ -7,7 +7,6 @@ function to the list; nothing else changes.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napkit.cli_output import json_text
 from napkit.errors import NapkitError
 from napkit.lm.evaluate import task_accuracies
 from napkit.lm.experiments import probe_binding, steer_regime
@@ -104,6 +104,6 @@ def run_demo(out: str | Path, model=None, steps: list[str] | None = None, log=No
             figures.update(step(lm, out))
     figures["seconds"] = time.perf_counter() - t0
     tmp = out / "figures.json.tmp"
-    tmp.write_text(json.dumps(figures, indent=2) + "\n")
+    tmp.write_text(json_text(figures, indent=2) + "\n")
     os.replace(tmp, out / "figures.json")
     return figures

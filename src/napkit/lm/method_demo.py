@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napkit.cli_output import json_text
 from napkit.lm import method_figures as mf
 
 
@@ -25,7 +26,7 @@ def _keep_details(out: Path, name: str, figures: dict) -> None:
     details = json.loads(path.read_text()) if path.exists() else {}
     details[name] = figures
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(details, indent=2, default=float) + "\n")
+    tmp.write_text(json_text(details, indent=2) + "\n")
     os.replace(tmp, path)
 
 

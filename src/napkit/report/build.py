@@ -7,13 +7,13 @@ The returned dict (rounded by :func:`napkit.report.fmt.rounded`) is what ``--jso
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from napkit.cli_output import json_text
 from napkit.errors import NapkitError
 from napkit.patterns import NAPSet, delta_sweep, nap_stats
 from napkit.report import sections
@@ -148,7 +148,7 @@ def build_report(
         subtitle = (f"{data_name}: {len(x)} samples; NAPs at δ = {fmt(naps.delta)}. All numbers are "
                     f"rounded to {DIGITS} decimals.")
         (staged / "index.html").write_text(page_html(name, subtitle, page), encoding="utf-8")
-        (staged / "figures.json").write_text(json.dumps(figures, indent=1), encoding="utf-8")
+        (staged / "figures.json").write_text(json_text(figures, indent=1), encoding="utf-8")
         publish(staged, out, merge)
     except OSError as exc:
         raise NapkitError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
