@@ -61,6 +61,8 @@ def main(argv=None) -> int:
     xtr, xte = xtr.astype(np.float64), xte.astype(np.float64)
     naps = mine(net, xtr, ytr, args.delta, all_samples=True, progress=False)
     recall = evaluate_many(net, [naps], xte, yte, progress=False)[0].recall
+    if args.marabou_only:
+        return marabou_only(args, net, proto, naps, recall, time.monotonic())
     data = np.vstack([xtr, xte])
     lines = [f"# Whole-domain NAP robustness, {args.net}, δ = {args.delta:g}, --all-samples NAPs, "
              f"timeout {args.timeout:g} s, workers {args.workers or 'default (cores)'}", "",
@@ -71,8 +73,6 @@ def main(argv=None) -> int:
     print("\n".join(lines), flush=True)
     counts: dict[str, int] = {}
     t0 = time.monotonic()
-    if args.marabou_only:
-        return marabou_only(args, net, proto, naps, recall, t0)
     for c in args.classes:
         ph = naps.phases(c)
         w = first_follower(net, ph, xtr) if args.no_data else data
