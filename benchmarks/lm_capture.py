@@ -198,7 +198,8 @@ def main() -> None:
         if isinstance(v, np.ndarray) and v.shape == ref.shape
     }
     mem = [run_worker(Path(__file__), str(k)) for k in args.mem_n]
-    napkit_full = wall[f"napkit capture_to_store, layer {LAYER}, full forward"] / base
+    full = f"napkit capture_to_store, layer {LAYER}, full forward"
+    napkit_full, napkit_full_cpu = wall[full] / base, cpu[full] / cpu[PLAIN]
     lines = top + [
         f"{args.n} grammar sentences ({enc['input_ids'].shape[1]} tokens padded, {len(ref)} real-token rows), batch "
         f"{BATCH}, SmolLM2-135M-Instruct (Q4_1 dequantised to float32), target `{TARGET}` (576 wide). Best of "
@@ -206,16 +207,17 @@ def main() -> None:
         "offline (TL's config and state-dict loaders on napkit's converted folder, no weight processing); "
         "nnsight: `LanguageModel(hf_model, tokenizer=...)`.",
         "",
-        "| run | wall s | CPU s | ratio to plain (wall) | max abs diff to napkit rows |",
-        "|---|---|---|---|---|",
+        "| run | wall s | CPU s | ratio to plain (wall) | ratio to plain (CPU) | max abs diff to napkit rows |",
+        "|---|---|---|---|---|---|",
         *[
-            f"| {k} | {wall[k]:.2f} | {cpu[k]:.2f} | {wall[k] / base:.2f}× | "
+            f"| {k} | {wall[k]:.2f} | {cpu[k]:.2f} | {wall[k] / base:.2f}× | {cpu[k] / cpu[PLAIN]:.2f}× | "
             f"{(f'{diffs[k]:.1e}' if k in diffs else '—')} |"
             for k in fns
         ],
         "",
-        f"Target ≤1.10× plain for a capture that runs the whole model: napkit full forward {napkit_full:.2f}× "
-        f"({'met' if napkit_full <= 1.10 else 'NOT met'}); with stop_after napkit runs 16 of 30 layers.",
+        f"Target ≤1.10× plain for a capture that runs the whole model: napkit full forward {napkit_full:.2f}× wall, "
+        f"{napkit_full_cpu:.2f}× CPU ({'met' if max(napkit_full, napkit_full_cpu) <= 1.10 else 'NOT met'}); with "
+        "stop_after napkit runs 16 of 30 layers. napkit's rows include writing the store (zarr chunks).",
         "",
         "Memory of a fresh process running napkit `capture_to_store` with stop_after (streaming): the "
         "process's peak RSS (loading the model sets it) and the peak above the RSS once the model is loaded "
