@@ -1,4 +1,4 @@
-"""Shared pieces of the LM benchmarks: the anchors' versions, the tiny model in TransformerLens,
+"""Shared pieces of the LM benchmarks: the anchors' versions, the tiny model and SmolLM2 in TransformerLens,
 memory sampling, and the results-file header.
 
 The anchors (TransformerLens, SAELens, nnsight, pyvene) come from the ``bench-lm`` extra
@@ -74,6 +74,33 @@ def hooked_tiny(lm):
         model = tl.HookedTransformer(cfg)
     _, unexpected = model.load_state_dict(convert_gpt2_weights(lm.model, cfg), strict=False)
     assert not unexpected, unexpected
+    return model.eval()
+
+
+def hooked_smollm2(lm):
+    """napkit's SmolLM2 (an HF Llama model) as a TransformerLens HookedTransformer, offline.
+
+    ``HookedTransformer.from_pretrained`` accepts only TL's official model names (a local
+    folder is refused by ``get_official_model_name``), but TL's config and state-dict loaders
+    take a local folder with ``config.json``: napkit's converted folder. The weights come from
+    the loaded HF model; no weight processing (no norm folding, no centring), so activations
+    equal the HF model's up to float rounding. Nothing is downloaded.
+    """
+    import torch
+    import transformer_lens as tl
+    from transformer_lens import loading_from_pretrained as loading
+
+    folder = str(lm.model.name_or_path)
+    cfg = loading.get_pretrained_model_config(
+        folder, hf_cfg=lm.model.config.to_dict(), fold_ln=False, device="cpu", dtype=torch.float32
+    )
+    state = loading.get_pretrained_state_dict(folder, cfg, lm.model, dtype=torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TL 3.x: HookedTransformer goes in 4.0
+        model = tl.HookedTransformer(cfg, lm.tokenizer, move_to_device=False)
+    model.load_and_process_state_dict(
+        state, fold_ln=False, center_writing_weights=False, center_unembed=False, fold_value_biases=False
+    )
     return model.eval()
 
 

@@ -9,9 +9,12 @@ city) − logit(corrupted city), averaged over the prompts. Three sweeps, both t
 - each head's output z over all positions (TL ``get_act_patch_attn_head_out_all_pos``);
 - MLP output × position (TL ``get_act_patch_mlp_out``).
 
-napkit runs ``patching.patch`` on the HF model (variants batched into a few forward
-passes); TL runs one ``run_with_hooks`` per patch on the same weights as a
-HookedTransformer. Both times include the clean cache and the two baseline runs. The
+napkit runs ``patching.patch`` on the HF model: one clean pass, then one forward pass whose
+batch grows layer by layer (the corrupted prompts run from the embedding, each variant joins at
+its first patched layer); sites that provably change nothing (positions of the common prefix,
+equal embeddings, last-layer outputs at positions whose logits are not read) are not run, and
+the table counts the variants that ran. TL runs one ``run_with_hooks`` per patch on the same
+weights as a HookedTransformer. Both times include the clean cache and the baseline runs. The
 scores must agree to 1e-5; the target is napkit ≥2× faster.
 
     PYTHONPATH=src python benchmarks/lm_patching.py [--n 16 64] [--repeats 5] [--out benchmarks/results/lm_patching.md]
@@ -69,6 +72,20 @@ def napkit_sweep(model, clean, corrupt, answer, wrong, component: str):
     n, t = model.config.n_layer, clean.shape[1]
     variants = [[Site("mlp", layer, position=p)] for layer in range(n) for p in range(t)]
     return patch(model, clean, corrupt, answer, wrong, variants).scores.reshape(n, t)
+
+
+def variants_run(model, clean, corrupt, component: str) -> int:
+    """How many of the sweep's variants napkit runs (the others provably change nothing)."""
+    from napkit.lm._parts import model_parts
+    from napkit.lm.patching import Site, _equal_values, _reaches_logits, sweep_variants
+
+    n, t = model.config.n_layer, clean.shape[1]
+    if component == "mlp":
+        variants = [[Site("mlp", layer, position=p)] for layer in range(n) for p in range(t)]
+    else:
+        variants = sweep_variants(model, component, t)[0]
+    same, parts, last = _equal_values(clean, corrupt), model_parts(model), {t - 1}
+    return sum(any(not same(s) and _reaches_logits(parts, s, last) for s in v) for v in variants)
 
 
 def tl_sweep(model, clean, corrupt, answer, wrong, component: str):
@@ -136,9 +153,8 @@ def main() -> None:
             )
             assert out["napkit"].shape == out["tl"].shape, (out["napkit"].shape, out["tl"].shape)
             diff = float(np.abs(out["napkit"] - out["tl"]).max())
-            rows.append(
-                (n, component, out["napkit"].shape, best["napkit"], best["tl"], diff, out["napkit"].size)
-            )
+            ran = variants_run(lm.model, data[0], data[1], component)
+            rows.append((n, component, out["napkit"].shape, best["napkit"], best["tl"], diff, ran))
     worst_diff = max(r[5] for r in rows)
     worst_speed = min(r[4] / r[3] for r in rows)
     at_demo = min(r[4] / r[3] for r in rows if r[0] == max(args.n))
@@ -146,17 +162,19 @@ def main() -> None:
     lines = header("lm_patching: napkit patching vs transformer_lens.patching (tiny model)", cmd) + [
         f"Fact prompt pairs (`NAME lives in` → city; corrupted: another name with another city), "
         f"{data[0].shape[1]} tokens each, all prompts in one batch. Best of {args.repeats} rounds per tool (order "
-        "alternating); each time includes the clean cache and both baseline runs. napkit: `patching.patch` on the "
-        "HF model (variants grouped by first layer, earlier layers run once per group); TL: "
-        "`transformer_lens.patching` (one `run_with_hooks` per patch) on the same weights as an unprocessed "
-        "HookedTransformer.",
+        "alternating); each time includes the clean cache and the baseline runs. napkit: `patching.patch` on the "
+        "HF model (one clean pass, then one pass whose batch grows layer by layer: the corrupted prompts run from "
+        "the embedding, each variant joins at its first patched layer; variants that provably change nothing are "
+        "not run: positions of the common prefix `<bos>`, equal embeddings at layer 0, last-layer outputs at "
+        "positions whose logits are not read); TL: `transformer_lens.patching` (one `run_with_hooks` per patch) on "
+        "the same weights as an unprocessed HookedTransformer.",
         "",
-        "| prompts | sweep | grid | napkit s | TL s | TL / napkit | max abs score difference |",
-        "|---|---|---|---|---|---|---|",
+        "| prompts | sweep | grid | variants napkit ran | napkit s | TL s | TL / napkit | max abs score difference |",
+        "|---|---|---|---|---|---|---|---|",
         *[
-            f"| {n} | {c} ({SWEEPS[c][1]}) | {'×'.join(map(str, shape))} | {tn:.3f} | {tt:.3f} | "
+            f"| {n} | {c} ({SWEEPS[c][1]}) | {'×'.join(map(str, shape))} | {ran} | {tn:.3f} | {tt:.3f} | "
             f"{tt / tn:.1f}× | {d:.1e} |"
-            for n, c, shape, tn, tt, d, size in rows
+            for n, c, shape, tn, tt, d, ran in rows
         ],
         "",
         f"Targets: scores equal ≤1e-5 ({'met' if worst_diff <= 1e-5 else 'NOT met'}: largest difference "

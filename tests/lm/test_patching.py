@@ -187,3 +187,92 @@ def test_tokenizer_checks():
     assert answer_token(tok, "paris") == tok.convert_tokens_to_ids("paris")
     with pytest.raises(NapkitError, match="not one"):
         answer_token(tok, "paris rome")
+
+
+def naive_patch_scores(model, clean, corrupted, correct, wrong, variants, mask):
+    """The reference: one plain forward pass per variant, a hook per site, no batching."""
+    from napkit.lm._parts import hooked, last_positions, model_parts
+    from napkit.lm.patching import _hook_point, logit_diff
+
+    parts = model_parts(model)
+    last = last_positions(mask, clean)
+    rows = torch.arange(len(clean))
+
+    def run(ids, hooks=()):
+        with torch.no_grad(), hooked(list(hooks)):
+            return model(input_ids=ids, attention_mask=mask).logits[rows, last]
+
+    sources = capture(model, clean, mask, [s for v in variants for s in v])
+    ld_clean = logit_diff(run(clean), correct, wrong).mean()
+    ld_corr = logit_diff(run(corrupted), correct, wrong).mean()
+    scores = []
+    for sites in variants:
+        hooks = []
+        for site in sites:
+            key, mod, kind, feats = _hook_point(parts, site)
+            pos = slice(None) if site.position is None else site.position
+
+            def put(x, src=sources[key], pos=pos, feats=feats):
+                x = x.clone()
+                x[:, pos, feats] = src[:, pos, feats]
+                return x
+
+            hooks.append((mod, kind, put))
+        scores.append(
+            float((logit_diff(run(corrupted, hooks), correct, wrong).mean() - ld_corr) / (ld_clean - ld_corr))
+        )
+    return np.array(scores)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_patch_equals_one_hooked_pass_per_variant(tiny_gpt2, arch):
+    """The growing batch, the skipped sites (unread positions of the last layer, positions of the
+    common prefix, equal embeddings) and the chunks give the scores of the plain reference."""
+    model = tiny_gpt2 if arch == "gpt2" else tiny_llama()
+    n = len(model_layers(model))
+    mask = torch.ones_like(CLEAN)
+    mask[1, 6:], mask[4, 8:] = 0, 0
+    corrupted = CORRUPTED.clone()
+    corrupted[:, 5] = (CLEAN[:, 5] + 3) % 40  # differs at positions 2 and 5
+    corrupted[mask == 0] = CLEAN[mask == 0]
+    variants = [
+        [],
+        *[[Site("resid_pre", lay, position=p)] for lay in range(n + 1) for p in range(9)],
+        *[
+            [Site(c, lay, position=p)]
+            for c in ("mlp", "attn", "resid_post")
+            for lay in range(n)
+            for p in range(9)
+        ],
+        *[[Site("head", lay, h)] for lay in range(n) for h in range(2)],
+        [Site("neuron", n - 1, 3, position=5), Site("mlp", 0, position=1)],  # both skipped
+        [Site("head", 1, 2, position=7), Site("resid_pre", 0, position=0), Site("mlp", 0)],
+        [Site("resid_pre", n)],
+    ]
+    want = naive_patch_scores(model, CLEAN, corrupted, CORRECT, WRONG, variants, mask)
+    for max_rows in (4096, 3 * len(CLEAN)):
+        got = patch(model, CLEAN, corrupted, CORRECT, WRONG, variants, mask, max_rows=max_rows).scores
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    assert got[0] == 0.0 and got[-1] == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_sites_taken_as_equal_have_equal_clean_and_corrupted_values(tiny_gpt2, arch):
+    from napkit.lm.patching import COMPONENTS, _equal_values, _hook_point, model_parts
+
+    model = tiny_gpt2 if arch == "gpt2" else tiny_llama()
+    parts = model_parts(model)
+    same = _equal_values(CLEAN, CORRUPTED)
+    sites = [
+        Site(c, lay, 0 if c in ("head", "neuron") else None, p)
+        for c in COMPONENTS
+        for lay in range(parts.n_layers)
+        for p in (*range(9), None)
+    ]
+    taken = [s for s in sites if same(s)]
+    assert {s.position for s in taken} == {0, 1, 3, 4, 5, 6, 7, 8}  # position 2 differs
+    clean, corrupted = capture(model, CLEAN, None, sites), capture(model, CORRUPTED, None, sites)
+    for site in taken:
+        key, _, _, feats = _hook_point(parts, site)
+        assert torch.equal(clean[key][:, site.position, feats], corrupted[key][:, site.position, feats]), site
+    assert not all(same(s) for s in sites if s.position is not None and s.position >= 2 and s.layer > 0)

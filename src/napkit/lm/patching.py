@@ -98,20 +98,44 @@ def _last_logits(model, ids, attention_mask, last, copies: int) -> torch.Tensor:
     """
     kw = {}
     keep = torch.unique(last)
-    if "logits_to_keep" in inspect.signature(model.forward).parameters:
+    params = inspect.signature(model.forward).parameters
+    if "logits_to_keep" in params:
         kw["logits_to_keep"] = keep
+    if "use_cache" in params:
+        kw["use_cache"] = False  # no key/value cache: nothing is generated
     logits = model(input_ids=ids, attention_mask=attention_mask, **kw).logits
     b = len(last)
     if logits.shape[0] != copies * b:
         raise NapkitError(f"the forward pass returned batch {logits.shape[0]}, expected {copies * b}")
-    col = torch.searchsorted(keep, last) if kw else last
+    col = torch.searchsorted(keep, last) if "logits_to_keep" in kw else last
     rows = torch.arange(copies * b)
     return logits[rows, col.repeat(copies)].view(copies, b, -1)
 
 
 def _first_layer(parts: ModelParts, sites: Sequence[Site]) -> int:
-    """The first block a variant changes (n_layers: only the final norm's input, or nothing)."""
-    return min((s.layer for s in sites), default=parts.n_layers)
+    """The first block a variant changes (n_layers: only the final norm's input)."""
+    return min(s.layer for s in sites)
+
+
+def _check_site(parts: ModelParts, site: Site, seq_len: int) -> None:
+    _hook_point(parts, site)
+    if site.position is not None and not 0 <= site.position < seq_len:
+        raise NapkitError(f"position {site.position} is outside the sequence [0, {seq_len})")
+
+
+def _reaches_logits(parts: ModelParts, site: Site, last: set[int]) -> bool:
+    """False when the site's values cannot reach the logits read at the last real tokens.
+
+    An output of the last block (attention, heads, MLP, neurons, the block itself) or the
+    final norm's input at a position no prompt reads logits at only changes the residual
+    stream there, which nothing after it reads.
+    """
+    if site.position is None or site.position in last:
+        return True
+    n = parts.n_layers
+    if site.component == "resid_pre":
+        return site.layer < n
+    return site.layer < n - 1
 
 
 def _widen(value, b: int, copies: int):
@@ -125,26 +149,41 @@ def _widen(value, b: int, copies: int):
     return value
 
 
-def _fan_out_hooks(parts: ModelParts, start: int, b: int, copies: int) -> list:
-    """Pre-hooks that run layers before ``start`` once, at batch ``b``, and fan out after.
+def _growing_batch_hooks(parts: ModelParts, b: int, enter: Sequence[int]) -> list:
+    """Pre-hooks for one pass whose batch grows layer by layer.
 
-    At block ``start`` (or the final norm) the hidden state is repeated ``copies`` times
-    (variant-major, as ``ids.repeat``); every block from there on also gets its other
-    batch-``b`` inputs (masks, positions, rotary tables) repeated alike.
+    Rows ``[0, b)`` run the prompts unchanged through every layer (the base). At block ``L``
+    (``L = n_layers``: the final norm) ``enter[L]`` copies of the base rows' hidden state join
+    at the end of the batch, so a variant runs only the layers from its first site on and the
+    layers before it are shared by all. Each block's other batch-``b`` inputs (masks,
+    positions, rotary tables) are repeated to the batch there.
     """
-    modules = [layer.block for layer in parts.layers[start:]] or [parts.final_norm]
+    modules = [layer.block for layer in parts.layers] + [parts.final_norm]
+    handles = []
+    copies = 1
+    for layer, module in enumerate(modules):
+        if copies == 1 and enter[layer] == 0:
+            continue  # nothing joined yet: the block runs at the prompts' batch
+        before, copies = copies, copies + enter[layer]
 
-    def widen(module, args, kwargs):
-        hidden = args[0] if args else kwargs["hidden_states"]
-        if hidden.shape[0] == b:
-            hidden = hidden.repeat(copies, *([1] * (hidden.ndim - 1)))
-        rest = tuple(_widen(a, b, copies) for a in args[1:])
-        kwargs = {k: _widen(v, b, copies) for k, v in kwargs.items() if k != "hidden_states"}
-        if args:
-            return (hidden, *rest), kwargs
-        return rest, {**kwargs, "hidden_states": hidden}
+        def widen(module, args, kwargs, before=before, copies=copies, layer=layer):
+            hidden = args[0] if args else kwargs["hidden_states"]
+            if hidden.shape[0] != before * b:
+                got = hidden.shape[0]
+                raise NapkitError(
+                    f"layer {layer} got batch {got}, expected {before * b} (does a block run twice?)"
+                )
+            if copies > before:
+                extra = hidden[:b].repeat(copies - before, *([1] * (hidden.ndim - 1)))
+                hidden = torch.cat([hidden, extra])
+            rest = tuple(_widen(a, b, copies) for a in args[1:])
+            kwargs = {k: _widen(v, b, copies) for k, v in kwargs.items() if k != "hidden_states"}
+            if args:
+                return (hidden, *rest), kwargs
+            return rest, {**kwargs, "hidden_states": hidden}
 
-    return [m.register_forward_pre_hook(widen, with_kwargs=True) for m in modules]
+        handles.append(module.register_forward_pre_hook(widen, with_kwargs=True))
+    return handles
 
 
 @torch.no_grad()
@@ -159,58 +198,72 @@ def run_variants(
     """Logits at the last real token [variants, batch, vocab], each variant's sites replaced.
 
     ``sources[key]`` gives the replacement values, broadcastable to [batch, seq, width].
-    Variants are grouped by the first layer they change; the layers before it run once per
-    group at the prompts' batch size, and only the rest runs once per variant.
+    One forward pass per chunk of variants: the prompts run unchanged from the embedding, and
+    each variant joins the batch at the first layer it changes (see ``_growing_batch_hooks``).
     """
+    return _run_variants(model, input_ids, attention_mask, variants, sources, max_rows)[0]
+
+
+@torch.no_grad()
+def _run_variants(model, input_ids, attention_mask, variants, sources, max_rows=MAX_ROWS):
+    """(logits per variant [variants, batch, vocab], the unchanged prompts' logits [batch, vocab])."""
     parts = model_parts(model)
     ids = check_ids(input_ids, model)
     b, t = ids.shape
     last = last_positions(attention_mask, ids)
-    per_chunk = max(1, max_rows // b)
-    groups: dict[int, list[int]] = {}
-    for v, sites in enumerate(variants):
-        groups.setdefault(_first_layer(parts, sites), []).append(v)
+    read = {int(p) for p in last}
+    for sites in variants:
+        for site in sites:
+            _check_site(parts, site, t)
+    # sites that cannot reach the logits read change nothing; a variant left without sites is the base
+    live = [[s for s in sites if _reaches_logits(parts, s, read)] for sites in variants]
+    order = sorted((v for v in range(len(variants)) if live[v]), key=lambda v: _first_layer(parts, live[v]))
+    per_chunk = max(1, max_rows // b - 1)  # one copy of the prompts is the base
     out = torch.empty(len(variants), b, model.get_output_embeddings().weight.shape[0])
-    for start, members in sorted(groups.items()):
-        for lo in range(0, len(members), per_chunk):
-            rows = members[lo : lo + per_chunk]
-            chunk = [variants[v] for v in rows]
-            out[rows] = _run_chunk(model, parts, ids, attention_mask, last, chunk, sources, start)
-    return out
+    base = None
+    for lo in range(0, max(len(order), 1), per_chunk):
+        rows = order[lo : lo + per_chunk]
+        logits = _run_chunk(model, parts, ids, attention_mask, last, [live[v] for v in rows], sources)
+        base = logits[0] if base is None else base
+        out[rows] = logits[1:]
+    idle = [v for v in range(len(variants)) if not live[v]]
+    out[idle] = base
+    return out, base
 
 
-def _run_chunk(model, parts, ids, attention_mask, last, chunk, sources, start) -> torch.Tensor:
-    """One forward pass for variants that all leave the layers before ``start`` alone."""
+def _run_chunk(model, parts, ids, attention_mask, last, chunk, sources) -> torch.Tensor:
+    """Logits [1 + len(chunk), batch, vocab]: the base, then the variants (sorted by first layer)."""
     b, t = ids.shape
-    n_var = len(chunk)
+    n = parts.n_layers
+    starts = [_first_layer(parts, sites) for sites in chunk]
+    enter = [starts.count(layer) for layer in range(n + 1)]
     masks: dict[tuple[int, str], tuple[nn.Module, str, torch.Tensor]] = {}
     for v, sites in enumerate(chunk):
         for site in sites:
             key, mod, kind, feats = _hook_point(parts, site)
-            if site.position is not None and not 0 <= site.position < t:
-                raise NapkitError(f"position {site.position} is outside the sequence [0, {t})")
             if key not in masks:
-                width = sources[key].shape[-1]
-                masks[key] = (mod, kind, torch.zeros(n_var, t, width, dtype=torch.bool))
+                # rows there: the base and the variants that joined at or before the key's layer
+                rows = 1 + sum(1 for s in starts if s <= key[0])
+                masks[key] = (mod, kind, torch.zeros(rows, t, sources[key].shape[-1], dtype=torch.bool))
             pos = slice(None) if site.position is None else site.position
-            masks[key][2][v, pos, feats] = True
+            masks[key][2][1 + v, pos, feats] = True
 
     def replace(key):
         mask, src = masks[key][2], sources[key]
 
         def fn(x: torch.Tensor) -> torch.Tensor:
-            xs = x.view(n_var, b, *x.shape[1:])
+            xs = x.view(len(mask), b, *x.shape[1:])
             return torch.where(mask[:, None], src.to(x.dtype), xs).view(x.shape)
 
         return fn
 
     hooks = [(mod, kind, replace(key)) for key, (mod, kind, _) in masks.items()]
-    fan_out = _fan_out_hooks(parts, start, b, n_var) if n_var > 1 else []  # before the sites' hooks
+    grow = _growing_batch_hooks(parts, b, enter)  # registered before the sites' hooks: they run first
     try:
         with hooked(hooks):
-            return _last_logits(model, ids, attention_mask, last, n_var)
+            return _last_logits(model, ids, attention_mask, last, 1 + len(chunk))
     finally:
-        for h in fan_out:
+        for h in grow:
             h.remove()
 
 
@@ -261,20 +314,41 @@ def patch(
     clean_ids, corrupted_ids = check_ids(clean_ids, model), check_ids(corrupted_ids, model)
     correct, wrong = torch.as_tensor(correct).long(), torch.as_tensor(wrong).long()
     sites = [s for v in variants for s in v]
-    # one pass over clean and corrupted prompts: the clean values to patch in and both baselines
-    both, base = _capture_logits(model, torch.cat([clean_ids, corrupted_ids]), _cat(attention_mask), sites)
-    sources = {key: value[: len(clean_ids)] for key, value in both.items()}
-    ld = logit_diff(base.view(2, len(clean_ids), -1), correct, wrong).mean(-1)
-    ld_clean, ld_corr = float(ld[0]), float(ld[1])
+    # one pass over the clean prompts: the values to patch in and the clean baseline
+    sources, clean_logits = _capture_logits(model, clean_ids, attention_mask, sites)
+    ld_clean = float(logit_diff(clean_logits, correct, wrong).mean())
+    same = _equal_values(clean_ids, corrupted_ids)
+    parts = model_parts(model)
+    for site in sites:
+        _check_site(parts, site, clean_ids.shape[1])
+    # a site whose clean values equal the corrupted ones patches nothing; the base row is the corrupted run
+    differing = [[s for s in v if not same(s)] for v in variants]
+    patched, base = _run_variants(model, corrupted_ids, attention_mask, differing, sources, max_rows)
+    ld_corr = float(logit_diff(base, correct, wrong).mean())
     if ld_clean == ld_corr:
         raise NapkitError("clean and corrupted prompts give the same logit difference: nothing to recover")
-    patched = run_variants(model, corrupted_ids, attention_mask, variants, sources, max_rows)
     scores = (logit_diff(patched, correct, wrong).mean(-1) - ld_corr) / (ld_clean - ld_corr)
     return PatchResult(scores.numpy(), ld_clean, ld_corr)
 
 
-def _cat(mask):
-    return None if mask is None else torch.cat([mask, mask])
+def _equal_values(clean_ids: torch.Tensor, corrupted_ids: torch.Tensor):
+    """A test: are a site's clean values those of the corrupted run, by the tokens alone?
+
+    Both runs share the attention mask. At a position before the first token where any
+    prompt pair differs, every activation is the same (the models are causal); the
+    embeddings (``resid_pre`` of layer 0) are the same wherever the tokens are.
+    """
+    equal = (clean_ids == corrupted_ids).all(0)
+    shared = int(equal.long().cumprod(0).sum())  # length of the common prefix
+
+    def same(site: Site) -> bool:
+        if site.position is None:
+            return bool(equal.all())
+        if site.position < shared:
+            return True
+        return site.component == "resid_pre" and site.layer == 0 and bool(equal[site.position])
+
+    return same
 
 
 def sweep_variants(
