@@ -83,6 +83,43 @@ def data_points(q: Query) -> VerificationResult | None:
     return None
 
 
+def nap_lp(q: Query) -> VerificationResult | None:
+    """With phases and at least ``nap_lp_min_unstable`` unstable (free) neurons: the LP
+    relaxation of the region per open disjunct, refuted by a positive sound dual bound
+    (``naplp.py``), before the MILP."""
+    o = q.opts
+    if not (o.nap_lp and q.prop.phases is not None and q.open_ids and q.bounds is not None
+            and q.bounds.n_unstable >= o.nap_lp_min_unstable and q.left() > 0):
+        return None
+    from napkit.verify.naplp import RegionLp
+
+    t = time.monotonic()
+    end = q.until(o.nap_lp_share * q.timeout)
+    lp = RegionLp(q.encoding())
+    refuted: set[int] = set()
+    for k in _by_data_slack(q):
+        if time.monotonic() >= end or (q.stop is not None and q.stop()):
+            break
+        c, d = q.spec.disjuncts[k]
+        lows = lp.disjunct_lows(c, d, end, q.stop)
+        q.lows[k] = np.maximum(q.lows[k], lows)
+        if (lows > 0).any():
+            refuted.add(k)
+    q.open_ids = [k for k in q.open_ids if k not in refuted]
+    q.stats["nap_lp_refuted"] = len(refuted)
+    q.stats["nap_lp_solves"] = lp.solves
+    q.add_time("nap_lp_s", t)
+    if refuted and not q.open_ids:
+        q.how = "LP relaxation of the NAP region (dual bound)"
+    return None
+
+
+def _by_data_slack(q: Query) -> list[int]:
+    """The open disjuncts, closest to violation at the given data first, then weakest bound."""
+    ds = q.data_slack
+    return sorted(q.open_ids, key=lambda k: (ds.get(k, np.inf), float(q.lows[k].max())))
+
+
 def nap_milp(q: Query) -> VerificationResult | None:
     """With phases and at least ``nap_milp_min_unstable`` unstable (free) neurons: the MILP
     of each open disjunct, before the optimised bounds and branch and bound."""
@@ -92,10 +129,8 @@ def nap_milp(q: Query) -> VerificationResult | None:
         return None
     t = time.monotonic()
     end = q.until(o.nap_milp_share * q.timeout)
-    ds = q.data_slack
-    order = sorted(q.open_ids, key=lambda k: (ds.get(k, np.inf), float(q.lows[k].max())))
     refuted: set[int] = set()
-    for k in order:  # every disjunct must be refuted for a proof: each gets all the time left
+    for k in _by_data_slack(q):  # every disjunct must be refuted for a proof: each gets all the time left
         left = end - time.monotonic()
         if left <= 0 or (q.stop is not None and q.stop()):
             break
