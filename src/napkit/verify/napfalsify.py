@@ -91,11 +91,33 @@ def nap_lp(q: Query) -> VerificationResult | None:
     if not (o.nap_lp and q.prop.phases is not None and q.open_ids and q.bounds is not None
             and q.bounds.n_unstable >= o.nap_lp_min_unstable and q.left() > 0):
         return None
-    from napkit.verify.naplp import RegionLp
+    from napkit.verify.naplp import RegionLp, tighten_layer
 
     t = time.monotonic()
     end = q.until(o.nap_lp_share * q.timeout)
     lp = RegionLp(q.encoding())
+    refuted = _lp_refute(q, lp, end)
+    # then the last hidden layers' free neurons, tightened by the same LP (sound dual bounds),
+    # and the LP of the tightened region again: the bounds of the last layers decide
+    last = len(q.net.layer_sizes) - 1
+    for k in range(last, max(last - o.nap_lp_tighten_layers, -1), -1):
+        if not q.open_ids or time.monotonic() >= end or (q.stop is not None and q.stop()):
+            break
+        gained = tighten_layer(lp, q.bounds, k, end, q.stop)
+        q.stats["nap_lp_stabilised"] = q.stats.get("nap_lp_stabilised", 0) + gained
+        q.forget_encodings()
+        lp = RegionLp(q.encoding())
+        refuted += _lp_refute(q, lp, end)
+    q.stats["nap_lp_refuted"] = refuted
+    q.stats["unstable_after_lp"] = q.bounds.n_unstable
+    q.add_time("nap_lp_s", t)
+    if refuted and not q.open_ids:
+        q.how = "LP relaxation of the NAP region (dual bound)"
+    return None
+
+
+def _lp_refute(q: Query, lp, end: float) -> int:
+    """The LP bound of each open disjunct; those with a positive row are refuted (closed)."""
     refuted: set[int] = set()
     for k in _by_data_slack(q):
         if time.monotonic() >= end or (q.stop is not None and q.stop()):
@@ -106,12 +128,8 @@ def nap_lp(q: Query) -> VerificationResult | None:
         if (lows > 0).any():
             refuted.add(k)
     q.open_ids = [k for k in q.open_ids if k not in refuted]
-    q.stats["nap_lp_refuted"] = len(refuted)
-    q.stats["nap_lp_solves"] = lp.solves
-    q.add_time("nap_lp_s", t)
-    if refuted and not q.open_ids:
-        q.how = "LP relaxation of the NAP region (dual bound)"
-    return None
+    q.stats["nap_lp_solves"] = q.stats.get("nap_lp_solves", 0) + lp.solves
+    return len(refuted)
 
 
 def _by_data_slack(q: Query) -> list[int]:
