@@ -97,14 +97,28 @@ def nap_lp(q: Query) -> VerificationResult | None:
     end = q.until(o.nap_lp_share * q.timeout)
     lp = RegionLp(q.encoding())
     refuted = _lp_refute(q, lp, end)
-    # then the last hidden layers' free neurons, tightened by the same LP (sound dual bounds),
-    # and the LP of the tightened region again: the bounds of the last layers decide
+    # then the free neurons of the last hidden layer whose relaxation helped the open rows
+    # most, tightened by the same LP (sound dual bounds) a batch at a time, and the LP of the
+    # tightened region again; then (``nap_lp_tighten_layers`` > 1) whole earlier layers
     last = len(q.net.layer_sizes) - 1
-    for k in range(last, max(last - o.nap_lp_tighten_layers, -1), -1):
-        if not q.open_ids or time.monotonic() >= end or (q.stop is not None and q.stop()):
+    done: set[int] = set()
+    while q.open_ids and o.nap_lp_tighten_layers > 0 and not _over(q, end):
+        order = [int(i) for i in np.argsort(-lp.gap) if lp.gap[i] > 0 and int(i) not in done]
+        if not order:
             break
-        gained = tighten_layer(lp, q.bounds, k, end, q.stop)
+        batch = order[: o.nap_lp_tighten_batch]
+        done.update(batch)
+        gained = tighten_layer(lp, q.bounds, last, end, q.stop, order=np.array(batch))
+        q.stats["nap_lp_tightened"] = q.stats.get("nap_lp_tightened", 0) + len(batch)
         q.stats["nap_lp_stabilised"] = q.stats.get("nap_lp_stabilised", 0) + gained
+        q.forget_encodings()
+        lp = RegionLp(q.encoding())
+        refuted += _lp_refute(q, lp, end)
+    for k in range(last - 1, max(last - o.nap_lp_tighten_layers, -1), -1):
+        if not q.open_ids or _over(q, end):
+            break
+        q.stats["nap_lp_stabilised"] = q.stats.get("nap_lp_stabilised", 0) + tighten_layer(
+            lp, q.bounds, k, end, q.stop)
         q.forget_encodings()
         lp = RegionLp(q.encoding())
         refuted += _lp_refute(q, lp, end)
@@ -116,11 +130,15 @@ def nap_lp(q: Query) -> VerificationResult | None:
     return None
 
 
+def _over(q: Query, end: float) -> bool:
+    return time.monotonic() >= end or (q.stop is not None and q.stop())
+
+
 def _lp_refute(q: Query, lp, end: float) -> int:
     """The LP bound of each open disjunct; those with a positive row are refuted (closed)."""
     refuted: set[int] = set()
     for k in _by_data_slack(q):
-        if time.monotonic() >= end or (q.stop is not None and q.stop()):
+        if _over(q, end):
             break
         c, d = q.spec.disjuncts[k]
         lows = lp.disjunct_lows(c, d, end, q.stop)

@@ -93,6 +93,9 @@ class RegionLp:
         self.h.cbIpmInterrupt.subscribe(check)
         self.solves = 0
         self.seconds = 0.0
+        # per unit of the last hidden layer: how much its ReLU relaxation helped the LP minima
+        # of the rows left open (|objective coefficient| x (a - relu(z)) at the LP's point)
+        self.gap = np.zeros(enc.net.layer_sizes[-1])
 
     def lower(self, g: np.ndarray, const: float, deadline: float, stop=None) -> float:
         """A sound lower bound of ``g . a_last + const`` (``g`` over the last hidden layer's
@@ -130,22 +133,39 @@ class RegionLp:
         w, b = self.enc.net.weights[-1][:, self.enc.out_keep], self.enc.net.biases[-1]
         out = np.full(c.shape[0], -np.inf)
         for i in range(c.shape[0]):
-            out[i] = self.lower(c[i] @ w, float(c[i] @ b - d[i]), deadline, stop)
+            g = c[i] @ w
+            out[i] = self.lower(g, float(c[i] @ b - d[i]), deadline, stop)
             if out[i] > 0:
                 break  # one refuted row refutes the disjunct
+            self._note_gap(g)
         return out
 
+    def _note_gap(self, g: np.ndarray) -> None:
+        sol = self.h.getSolution()
+        if not sol.value_valid:
+            return
+        x = np.asarray(sol.col_value)
+        enc = self.enc
+        a = x[enc.out_cols]
+        z = x[enc.z_cols[-1][enc.out_keep]]
+        self.gap[enc.out_keep] += np.abs(g) * np.maximum(a - np.maximum(z, 0.0), 0.0)
 
-def tighten_layer(lp: RegionLp, bounds: Bounds, k: int, deadline: float, stop=None) -> int:
+
+def tighten_layer(lp: RegionLp, bounds: Bounds, k: int, deadline: float, stop=None,
+                  order: np.ndarray | None = None) -> int:
     """Sound LP bounds (``dual_bound``) of the unstable neurons of hidden layer ``k`` over
     ``lp``'s region, written into ``bounds`` (in place, never loosened); returns how many
     became stable. With a NAP the region's LP uses every layer's phases, which CROWN-style
     bounds cannot: on 256x4 whole-domain class 7 the last layer's 18 free neurons (3 become
-    stable) move the LP bound of every disjunct from about -2.7 to +0.8."""
+    stable) move the LP bound of every disjunct from about -2.7 to +0.8. ``order``: only
+    these neurons, in this order (default: every unstable one)."""
     col = lp.enc.z_cols[k]
     lo, up = bounds.lower[k], bounds.upper[k]
     gained = 0
-    for i in np.flatnonzero((lo < 0) & (up > 0)):
+    todo = np.flatnonzero((lo < 0) & (up > 0)) if order is None else np.asarray(order)
+    for i in todo:
+        if not (lo[i] < 0 < up[i]):
+            continue
         if time.monotonic() >= deadline or (stop is not None and stop()):
             break
         cost = np.zeros(lp.enc.n_col)

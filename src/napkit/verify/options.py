@@ -108,9 +108,12 @@ class VerifyOptions:
     nap_lp: bool = True
     nap_lp_share: float = 0.5
     nap_lp_min_unstable: int = 250
-    # then the free neurons of this many last hidden layers are tightened by that LP (256x4
-    # class 7: the last layer's 18 turn every disjunct's bound from -2.7 to +0.8, 3 CPU-s)
+    # then the free neurons of the last hidden layer whose relaxation helps the open rows
+    # most are tightened by that LP, a batch at a time (256x4 class 7: the last layer's 18
+    # turn every disjunct's bound from -2.7 to +0.8, 3 CPU-s); with ``nap_lp_tighten_layers``
+    # > 1 also whole earlier layers (on 256x4/256x6 they stabilised nothing)
     nap_lp_tighten_layers: int = 1
+    nap_lp_tighten_batch: int = 16
     nap_milp: bool = True
     nap_milp_share: float = 0.8
     nap_milp_min_unstable: int = 250
