@@ -83,6 +83,79 @@ def data_points(q: Query) -> VerificationResult | None:
     return None
 
 
+def nap_lp(q: Query) -> VerificationResult | None:
+    """With phases and at least ``nap_lp_min_unstable`` unstable (free) neurons: the LP
+    relaxation of the region per open disjunct, refuted by a positive sound dual bound
+    (``naplp.py``), before the MILP."""
+    o = q.opts
+    if not (o.nap_lp and q.prop.phases is not None and q.open_ids and q.bounds is not None
+            and q.bounds.n_unstable >= o.nap_lp_min_unstable and q.left() > 0):
+        return None
+    from napkit.verify.naplp import RegionLp, tighten_layer
+
+    t = time.monotonic()
+    end = q.until(o.nap_lp_share * q.timeout)
+    lp = RegionLp(q.encoding())
+    refuted = _lp_refute(q, lp, end)
+    # then the free neurons of the last hidden layer whose relaxation helped the open rows
+    # most, tightened by the same LP (sound dual bounds) a batch at a time, and the LP of the
+    # tightened region again; then (``nap_lp_tighten_layers`` > 1) whole earlier layers
+    last = len(q.net.layer_sizes) - 1
+    done: set[int] = set()
+    while q.open_ids and o.nap_lp_tighten_layers > 0 and not _over(q, end):
+        order = [int(i) for i in np.argsort(-lp.gap) if lp.gap[i] > 0 and int(i) not in done]
+        if not order:
+            break
+        batch = order[: o.nap_lp_tighten_batch]
+        done.update(batch)
+        gained = tighten_layer(lp, q.bounds, last, end, q.stop, order=np.array(batch))
+        q.stats["nap_lp_tightened"] = q.stats.get("nap_lp_tightened", 0) + len(batch)
+        q.stats["nap_lp_stabilised"] = q.stats.get("nap_lp_stabilised", 0) + gained
+        q.forget_encodings()
+        lp = RegionLp(q.encoding())
+        refuted += _lp_refute(q, lp, end)
+    for k in range(last - 1, max(last - o.nap_lp_tighten_layers, -1), -1):
+        if not q.open_ids or _over(q, end):
+            break
+        q.stats["nap_lp_stabilised"] = q.stats.get("nap_lp_stabilised", 0) + tighten_layer(
+            lp, q.bounds, k, end, q.stop)
+        q.forget_encodings()
+        lp = RegionLp(q.encoding())
+        refuted += _lp_refute(q, lp, end)
+    q.stats["nap_lp_refuted"] = refuted
+    q.stats["unstable_after_lp"] = q.bounds.n_unstable
+    q.add_time("nap_lp_s", t)
+    if refuted and not q.open_ids:
+        q.how = "LP relaxation of the NAP region (dual bound)"
+    return None
+
+
+def _over(q: Query, end: float) -> bool:
+    return time.monotonic() >= end or (q.stop is not None and q.stop())
+
+
+def _lp_refute(q: Query, lp, end: float) -> int:
+    """The LP bound of each open disjunct; those with a positive row are refuted (closed)."""
+    refuted: set[int] = set()
+    for k in _by_data_slack(q):
+        if _over(q, end):
+            break
+        c, d = q.spec.disjuncts[k]
+        lows = lp.disjunct_lows(c, d, end, q.stop)
+        q.lows[k] = np.maximum(q.lows[k], lows)
+        if (lows > 0).any():
+            refuted.add(k)
+    q.open_ids = [k for k in q.open_ids if k not in refuted]
+    q.stats["nap_lp_solves"] = q.stats.get("nap_lp_solves", 0) + lp.solves
+    return len(refuted)
+
+
+def _by_data_slack(q: Query) -> list[int]:
+    """The open disjuncts, closest to violation at the given data first, then weakest bound."""
+    ds = q.data_slack
+    return sorted(q.open_ids, key=lambda k: (ds.get(k, np.inf), float(q.lows[k].max())))
+
+
 def nap_milp(q: Query) -> VerificationResult | None:
     """With phases and at least ``nap_milp_min_unstable`` unstable (free) neurons: the MILP
     of each open disjunct, before the optimised bounds and branch and bound."""
@@ -92,10 +165,8 @@ def nap_milp(q: Query) -> VerificationResult | None:
         return None
     t = time.monotonic()
     end = q.until(o.nap_milp_share * q.timeout)
-    ds = q.data_slack
-    order = sorted(q.open_ids, key=lambda k: (ds.get(k, np.inf), float(q.lows[k].max())))
     refuted: set[int] = set()
-    for k in order:  # every disjunct must be refuted for a proof: each gets all the time left
+    for k in _by_data_slack(q):  # every disjunct must be refuted for a proof: each gets all the time left
         left = end - time.monotonic()
         if left <= 0 or (q.stop is not None and q.stop()):
             break

@@ -101,6 +101,19 @@ class VerifyOptions:
     # 256x6 δ 0.99 ε 0.05 class 3, 203 unstable, went unknown at 10 s with a threshold of 100)
     data_checks: int = 64
     data_starts: int = 8
+    # the LP relaxation of the NAP region per open disjunct, refuted by its sound dual bound
+    # (``naplp.py``), before the MILP: 256x4 whole-domain classes 0, 1, 4, 5, 6 in about
+    # 1 CPU-s each (the MILP: 25 CPU-s for class 1); the threshold keeps it off where the
+    # bounds decide quickly (NAP-local queries)
+    nap_lp: bool = True
+    nap_lp_share: float = 0.5
+    nap_lp_min_unstable: int = 250
+    # then the free neurons of the last hidden layer whose relaxation helps the open rows
+    # most are tightened by that LP, a batch at a time (256x4 class 7: the last layer's 18
+    # turn every disjunct's bound from -2.7 to +0.8, 3 CPU-s); with ``nap_lp_tighten_layers``
+    # > 1 also whole earlier layers (on 256x4/256x6 they stabilised nothing)
+    nap_lp_tighten_layers: int = 1
+    nap_lp_tighten_batch: int = 16
     nap_milp: bool = True
     nap_milp_share: float = 0.8
     nap_milp_min_unstable: int = 250

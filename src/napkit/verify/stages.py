@@ -17,7 +17,7 @@ import numpy as np
 from napkit.verify.attack import Counterexample, pgd_attack
 from napkit.verify.bounds import propagate, spec_lower
 from napkit.verify.milp import tighten_bounds
-from napkit.verify.napfalsify import data_points, nap_milp
+from napkit.verify.napfalsify import data_points, nap_lp, nap_milp
 from napkit.verify.patternlp import agreement_starts
 from napkit.verify.query import Query
 from napkit.verify.threads import torch_pinned
@@ -275,8 +275,8 @@ def non_empty(q: Query) -> VerificationResult:
 
 
 STAGES: tuple[Stage, ...] = (
-    symbolic_bounds, data_points, quick_attack, nap_milp, optimised_bounds, first_patterns, lp_relaxation,
-    attack, patterns, lp_tightening, milp_refine, bab, milp, non_empty,
+    symbolic_bounds, data_points, quick_attack, nap_lp, nap_milp, optimised_bounds, first_patterns,
+    lp_relaxation, attack, patterns, lp_tightening, milp_refine, bab, milp, non_empty,
 )
 # with a falsifier process (``parallel.py``): the common prefix, then each side's stages; the
 # falsifier starts before the optimised bounds (1-25 s on deep nets), which both sides compute:
@@ -285,8 +285,8 @@ STAGES: tuple[Stage, ...] = (
 PREFIX_STAGES: tuple[Stage, ...] = (symbolic_bounds, data_points, quick_attack)
 FALSIFY_STAGES: tuple[Stage, ...] = (optimised_bounds, first_patterns, lp_relaxation, attack, patterns)
 FALSIFY_STAGES_PLAIN: tuple[Stage, ...] = (attack, optimised_bounds, patterns)
-PROVE_STAGES: tuple[Stage, ...] = (nap_milp, optimised_bounds, lp_relaxation, lp_tightening, milp_refine, bab,
-                                   milp, non_empty)
+PROVE_STAGES: tuple[Stage, ...] = (nap_lp, nap_milp, optimised_bounds, lp_relaxation, lp_tightening,
+                                   milp_refine, bab, milp, non_empty)
 
 
 def _pattern_walk(q: Query, budget: float, starts: list[np.ndarray], repair: bool = True
