@@ -68,6 +68,8 @@ def test_rows_carry_sequence_position_token_and_next_token(tiny, texts):
         assert got.token[r] == enc["input_ids"][s][p]
         assert got.next_token[r] == (enc["input_ids"][s][p + 1] if p + 1 < lengths[s] else -1)
     assert (got.prediction >= 0).all()  # a full forward pass gives predictions
+    out, mask = _hidden(tiny, texts)
+    np.testing.assert_array_equal(got.prediction, out.logits[mask].argmax(-1).numpy())
     stopped = capture(tiny, texts[:6], ["blocks.0.hook_resid_pre"], batch_size=3)
     assert (stopped.prediction[stopped.sequence >= 3] == -1).all()  # stopped early after the first batch
 

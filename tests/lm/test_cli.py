@@ -31,3 +31,16 @@ def test_bad_input_on_a_loaded_model_is_still_one_line(capsys):
     assert main(args) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("napkit: error:") and "4 tokens" in err[0], err
+
+
+def test_steer_out_writes_the_measured_intervention(tiny, tmp_path, capsys):
+    from napkit.lm.interventions import Intervention
+    from napkit.lm.regime_steering import regime_vector
+
+    out = tmp_path / "steer.json"
+    assert main(["lm", "steer", "--layer", "3", "--random", "2", "--out", str(out), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    iv = Intervention.load(out, tiny)
+    assert iv.module == res["steer_site"] == "blocks.3.hook_resid_post" and iv.alpha == res["steer_alpha"]
+    assert iv.positions is None and res["steer_add"] == "all"
+    assert iv.vector.equal(regime_vector(tiny, iv.module, res["steer_take"]))

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from napkit.errors import NapkitError
-from napkit.lm.experiments import contrast_prompts, steer_regime
+from napkit.lm.experiments import contrast_pair_prompts, contrast_prompts, steer_regime
+from napkit.lm.regime_steering import SELECT_SEED
 from napkit.lm.steering import (
     UnreachableKL,
     alpha_for_kl,
@@ -82,10 +83,21 @@ def test_per_position_deltas_need_one_length(tiny, regime):
         position_deltas(tiny, ["alice lives in paris ."], ["the big cat sees a dog ."], SITE)
 
 
+def test_site_selection_and_the_reported_ratio_use_disjoint_prompts():
+    train = set(contrast_prompts(200)[0])
+    select = set(contrast_pair_prompts(25, SELECT_SEED))
+    held_out = set(contrast_pair_prompts(50))
+    assert len(train) == 200 and len(select) == 50 and len(held_out) == 100
+    assert not (train & held_out) and not (select & held_out)
+
+
 def test_difference_of_means_beats_random_controls_at_equal_kl_and_reverses(tiny):
-    """The issue's >= 5x at KL 3 (the last block, a balanced held-out contrast set); at KL 0.25
-    and 0.5 the tiny model gives about 3.6x and 3.9x (benchmarks/results/lm_methods.md)."""
+    """The issue's >= 5x at KL 3 (layer and position rule chosen on training prompts, the ratio
+    on a balanced held-out contrast set); at KL 0.25 and 0.5 the tiny model gives about 3.6x
+    and 3.8x, near the 4.1x of the ideal unembedding direction (benchmarks/results/lm_methods.md)."""
     res = steer_regime(tiny, kl=3.0, n_random=20)
+    best = next(iter(res["steer_selection_train_ratio"]))
+    assert best == f"L{res['steer_site'].split('.')[1]} {res['steer_take']}->{res['steer_add']}"
     assert abs(res["steer_kl_reached"] - 3.0) <= 0.15
     assert res["steer_effect"] > 0 > res["steer_reversed_effect"]  # towards "bad", and back
     assert res["steer_random_unreached"] == 0

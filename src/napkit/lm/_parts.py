@@ -87,11 +87,14 @@ def replace_first(output, new: torch.Tensor):
 
 
 def model_fingerprint(model: nn.Module) -> str:
-    """sha256 of a model's parameters by name: the identity an SAE file is checked against."""
+    """sha256 of a model's parameters by name: the identity an SAE file is checked against.
+
+    The bytes are hashed in place (the buffer protocol), not copied out first.
+    """
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy())
     return h.hexdigest()
 
 

@@ -240,10 +240,22 @@ def iter_capture(
                 nxt = np.where(
                     pos + 1 < lengths[seq], b_ids[si, torch.from_numpy(np.minimum(pos + 1, width - 1))], -1
                 )
-                pred = logits[si, pi].argmax(-1).numpy() if logits is not None else np.full(len(seq), -1)
+                pred = _predictions(logits, si, pi) if logits is not None else np.full(len(seq), -1)
                 yield CaptureBatch(start, acts, seq, pos, b_ids[si, pi].numpy(), nxt.astype(np.int64), pred)
                 start += len(seq)
                 advance(hi - lo)
+
+
+def _predictions(logits: torch.Tensor, si: torch.Tensor, pi: torch.Tensor) -> np.ndarray:
+    """The argmax next token at the kept (sequence, position) rows.
+
+    numpy's argmax over the whole batch's logits is about 5x faster than torch's on one CPU
+    thread, and arg-maxing before the gather avoids copying vocabulary-wide rows; both
+    return the first maximal index. Dtypes numpy lacks (bfloat16) take torch's path.
+    """
+    if logits.dtype in (torch.float16, torch.float32, torch.float64):
+        return logits.numpy().argmax(-1)[si.numpy(), pi.numpy()]
+    return logits.argmax(-1)[si, pi].numpy()
 
 
 def _forward(lm: LanguageModel, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

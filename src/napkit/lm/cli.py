@@ -106,7 +106,9 @@ def probe(
 @app.command()
 def steer(
     model: ModelOpt = None,
-    layer: Annotated[int | None, typer.Option("--layer", help="Residual layer to steer.")] = None,
+    layer: Annotated[
+        int | None, typer.Option("--layer", help="Residual layer (default: chosen on training prompts).")
+    ] = None,
     kl: Annotated[float, typer.Option("--kl", help="KL target that sets α.")] = 0.5,
     n_random: Annotated[int, typer.Option("--random", help="Random control vectors.")] = 20,
     out: Annotated[Path | None, typer.Option("--out", help="Write the intervention (JSON + vector).")] = None,
@@ -125,15 +127,11 @@ def steer(
         raise NapkitError(f"cannot write {out}: folder {out.parent} does not exist")
     res = steer_regime(lm, layer=layer, kl=kl, n_random=n_random)
     if out is not None:
-        from napkit.lm.experiments import contrast_prompts
-        from napkit.lm.steering import mean_difference, steering
+        from napkit.lm.regime_steering import regime_vector
+        from napkit.lm.steering import steering
 
-        prompts, regimes, _ = contrast_prompts(200)
-        v = mean_difference(
-            lm, [p for p, r in zip(prompts, regimes, strict=True) if r == 0],
-            [p for p, r in zip(prompts, regimes, strict=True) if r == 1], res["steer_site"], positions=-1,
-        )  # fmt: skip
-        steering(res["steer_site"], v, res["steer_alpha"]).save(out, lm)
+        v = regime_vector(lm, res["steer_site"], res["steer_take"])
+        steering(res["steer_site"], v, res["steer_alpha"], res["steer_add_positions"]).save(out, lm)
         res["intervention"] = str(out)
     _say(
         f"{res['steer_site']}: α {res['steer_alpha']:.3g} reaches KL {res['steer_kl_reached']:.3f}; "

@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from napkit.lm.corpus import GRAMMAR, LEXICON, OUTCOME
+from napkit.lm.corpus import GRAMMAR, LEXICON
 from napkit.lm.models import load, random_init_like
 from napkit.lm.probes import probe
-from napkit.lm.steering import mean_difference, steering_effect
-
-CONTRAST_SEED = 20_011
-DEFAULT_KL = 0.5
-CUE_POSITION = 2  # <bos> DET CUE ...
-
-
-def contrast_prompts(n: int, seed: int = CONTRAST_SEED):
-    """``n`` contrast sentences cut before their outcome word: (prompts, regimes, cue words)."""
-    sents = GRAMMAR.sample("contrast", n, seed)
-    return [s.prompt for s in sents], np.array([s.meta["regime"] for s in sents]), [s.words[1] for s in sents]
+from napkit.lm.regime_steering import (  # noqa: F401  (the steering experiment lives there)
+    CONTRAST_SEED,
+    CUE_POSITION,
+    DEFAULT_KL,
+    contrast_pair_prompts,
+    contrast_prompts,
+    steer_regime,
+)
 
 
 def resid_sites(lm) -> list[str]:
@@ -97,60 +94,4 @@ def probe_binding(lm, n: int = 400, seed: int = 0) -> dict:
         "probe_random_init_accuracy": fresh.accuracy.tolist(),
         "probe_sites": sites,
         "probe_positions": list(positions),
-    }
-
-
-def contrast_pair_prompts(n_pairs: int, seed: int = CONTRAST_SEED + 1) -> list[str]:
-    """A balanced contrast set: ``n_pairs`` sentences, each cut before its outcome in both regimes."""
-    rng = np.random.default_rng(seed)
-    pairs = [GRAMMAR.contrast_pair(rng) for _ in range(n_pairs)]
-    return [s0.prompt for s0, _ in pairs] + [s1.prompt for _, s1 in pairs]
-
-
-def steer_regime(
-    lm,
-    layer: int | None = None,
-    kl: float = DEFAULT_KL,
-    n: int = 200,
-    n_random: int = 20,
-    n_pairs: int = 50,
-    extra_kls: tuple[float, ...] = (),
-) -> dict:
-    """Steer the contrast set towards regime 1 along the difference of means at one layer.
-
-    The vector is mean(regime 1) − mean(regime 0) of the residual stream at the last prompt
-    position over ``n`` contrast prompts; it is added at every position of ``layer``
-    (default: the last block, whose output the unembedding reads). The effect is the mean
-    change of log p(bad) − log p(good) over a held-out *balanced* contrast set (``n_pairs``
-    sentences, each in both regimes) at the KL target; the controls are equal-norm random
-    vectors, each brought to the same KL by its own bisection. On one regime alone the
-    model is saturated (p(good) ≈ 0.9995), so any vector that costs KL moves the log-odds
-    towards the runner-up word: the balanced set cancels that loss of confidence and keeps
-    the directional part. ``extra_kls`` repeats the comparison at other KL targets.
-    """
-    lm = load(lm)
-    layer = lm.model.config.num_hidden_layers - 1 if layer is None else layer
-    site = f"blocks.{layer}.hook_resid_post"
-    prompts, regimes, _ = contrast_prompts(n)
-    pos = [p for p, r in zip(prompts, regimes, strict=True) if r == 0]
-    neg = [p for p, r in zip(prompts, regimes, strict=True) if r == 1]
-    v = mean_difference(lm, pos, neg, site, positions=-1)
-    texts = contrast_pair_prompts(n_pairs)
-    res = steering_effect(lm, texts, site, v, OUTCOME[0], OUTCOME[1], kl, n_random=n_random)
-    by_kl = {str(kl): res.ratio}
-    for other in extra_kls:
-        by_kl[str(other)] = steering_effect(
-            lm, texts, site, v, OUTCOME[0], OUTCOME[1], other, n_random=n_random
-        ).ratio
-    return {
-        "steer_site": site,
-        "steer_alpha": res.alpha,
-        "steer_kl_target": kl,
-        "steer_kl_reached": res.kl,
-        "steer_effect": res.effect,
-        "steer_reversed_effect": res.reversed_effect,
-        "steer_random_median": float(np.median(res.random_effects)) if res.random_effects else None,
-        "steer_random_unreached": res.random_unreached,
-        "steer_effect_ratio": res.ratio,
-        "steer_effect_ratio_by_kl": by_kl,
     }
