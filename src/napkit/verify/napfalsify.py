@@ -122,11 +122,49 @@ def nap_lp(q: Query) -> VerificationResult | None:
         q.forget_encodings()
         lp = RegionLp(q.encoding())
         refuted += _lp_refute(q, lp, end)
+    q.region_lp = lp
     q.stats["nap_lp_refuted"] = refuted
     q.stats["unstable_after_lp"] = q.bounds.n_unstable
     q.add_time("nap_lp_s", t)
     if refuted and not q.open_ids:
         q.how = "LP relaxation of the NAP region (dual bound)"
+    return None
+
+
+def nap_tail(q: Query) -> VerificationResult | None:
+    """With phases, at least ``nap_tail_min_unstable`` unstable neurons and a hidden layer
+    with at most ``nap_tail_max_width`` units not fixed inactive: the tail behind that layer
+    (``naptail.py``), exact on the box of those units' bounds (first tightened by the
+    region's LP with ``nap_tail_tighten``), refutes the open disjuncts it cannot reach."""
+    o = q.opts
+    if not (o.nap_tail and q.prop.phases is not None and q.open_ids and q.bounds is not None
+            and q.bounds.n_unstable >= o.nap_tail_min_unstable and q.left() > 0):
+        return None
+    from napkit.verify.naptail import Tail, narrowest_layer, refute_by_tail
+
+    cut = narrowest_layer(q.prop.phases, len(q.net.layer_sizes), o.nap_tail_max_width)
+    if cut is None:
+        return None
+    t = time.monotonic()
+    k, units = cut
+    end = q.until(o.nap_tail_share * q.timeout)
+    if o.nap_tail_tighten:
+        from napkit.verify.naplp import RegionLp, tighten_layer
+
+        lp = q.region_lp if q.region_lp is not None else RegionLp(q.encoding())
+        tighten_layer(lp, q.bounds, k, end, q.stop, order=units)
+        q.forget_encodings()
+    tail = Tail(q.net, q.bounds, q.prop.phases, k, units)
+    ids = list(q.open_ids)
+    refuted, needs = refute_by_tail(tail, [q.spec.disjuncts[i] for i in ids], end, q.stop)
+    q.open_ids = [i for i, r in zip(ids, refuted, strict=True) if not r]
+    q.stats.update(nap_tail_layer=k, nap_tail_width=int(units.size),
+                   nap_tail_box=[round(float(v), 3) for v in tail.box.upper],
+                   nap_tail_refuted=int(sum(refuted)),
+                   nap_tail_needs={ids[i]: v for i, v in needs.items() if not refuted[i]})
+    q.add_time("nap_tail_s", t)
+    if any(refuted) and not q.open_ids:
+        q.how = f"the exact tail behind layer {k} ({units.size} units not fixed inactive)"
     return None
 
 

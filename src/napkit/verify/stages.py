@@ -17,7 +17,7 @@ import numpy as np
 from napkit.verify.attack import Counterexample, pgd_attack
 from napkit.verify.bounds import propagate, spec_lower
 from napkit.verify.milp import tighten_bounds
-from napkit.verify.napfalsify import data_points, nap_lp, nap_milp
+from napkit.verify.napfalsify import data_points, nap_lp, nap_milp, nap_tail
 from napkit.verify.patternlp import agreement_starts
 from napkit.verify.query import Query
 from napkit.verify.threads import torch_pinned
@@ -275,7 +275,7 @@ def non_empty(q: Query) -> VerificationResult:
 
 
 STAGES: tuple[Stage, ...] = (
-    symbolic_bounds, data_points, quick_attack, nap_lp, nap_milp, optimised_bounds, first_patterns,
+    symbolic_bounds, data_points, quick_attack, nap_lp, nap_tail, nap_milp, optimised_bounds, first_patterns,
     lp_relaxation, attack, patterns, lp_tightening, milp_refine, bab, milp, non_empty,
 )
 # with a falsifier process (``parallel.py``): the common prefix, then each side's stages; the
@@ -285,7 +285,7 @@ STAGES: tuple[Stage, ...] = (
 PREFIX_STAGES: tuple[Stage, ...] = (symbolic_bounds, data_points, quick_attack)
 FALSIFY_STAGES: tuple[Stage, ...] = (optimised_bounds, first_patterns, lp_relaxation, attack, patterns)
 FALSIFY_STAGES_PLAIN: tuple[Stage, ...] = (attack, optimised_bounds, patterns)
-PROVE_STAGES: tuple[Stage, ...] = (nap_lp, nap_milp, optimised_bounds, lp_relaxation, lp_tightening,
+PROVE_STAGES: tuple[Stage, ...] = (nap_lp, nap_tail, nap_milp, optimised_bounds, lp_relaxation, lp_tightening,
                                    milp_refine, bab, milp, non_empty)
 
 
