@@ -33,10 +33,13 @@ from napkit.verify.tolerances import PROOF_SLACK
 
 def narrowest_layer(phases: Phases, n_hidden: int, max_width: int) -> tuple[int, np.ndarray] | None:
     """The hidden layer (before the last) with the fewest units not fixed inactive, the
-    deepest on ties, and those units; None when every layer has more than ``max_width``."""
+    deepest on ties, and those units; None when every layer has more than ``max_width``.
+    A layer fixed inactive throughout keeps its first unit (its box is [0, 0]: the logits
+    behind it are constant)."""
     best: tuple[int, np.ndarray] | None = None
     for k in range(n_hidden - 1):
         units = np.flatnonzero(np.asarray(phases[k]) >= 0)
+        units = units if units.size else np.array([0])
         if units.size <= max_width and (best is None or units.size <= best[1].size):
             best = (k, units)
     return best
