@@ -8,7 +8,15 @@ import pytest
 from verify_helpers import random_net
 
 from napkit.network import ReluNetwork
-from napkit.verify import InputBox, Property, check_point, domain_box, follows_phases, robustness_spec, verify_property
+from napkit.verify import (
+    InputBox,
+    Property,
+    check_point,
+    domain_box,
+    follows_phases,
+    robustness_spec,
+    verify_property,
+)
 from napkit.verify.bounds import propagate, spec_lower
 from napkit.verify.naptail import Tail, narrowest_layer, refute_by_tail
 
@@ -120,7 +128,8 @@ def test_random_cases_refute_some_and_keep_some():
         if b.vacuous:
             continue
         spec = robustness_spec(int(seed % 3), 3)
-        refuted, _ = refute_by_tail(Tail(net, b, ph, *narrowest_layer(ph, 3, 8)), list(spec.disjuncts), np.inf)
+        tail = Tail(net, b, ph, *narrowest_layer(ph, 3, 8))
+        refuted, _ = refute_by_tail(tail, list(spec.disjuncts), np.inf)
         refuted_any += sum(refuted)
         y, pre = net.forward(xs)
         follow = follows_phases(pre, ph)
