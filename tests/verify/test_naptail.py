@@ -135,3 +135,54 @@ def test_random_cases_refute_some_and_keep_some():
         follow = follows_phases(pre, ph)
         violated_any += sum(bool((follow & ((y @ c.T) <= d).all(axis=1)).any()) for c, d in spec.disjuncts)
     assert refuted_any >= 5 and violated_any >= 5
+
+
+def _gated_tail_net() -> ReluNetwork:
+    """1 input in [-1, 1]; a = x, b = -x; u = relu(a) - 0.9 (phase active: x >= 0.9),
+    v = relu(b) - 0.05; w = relu(v) - 0.2; y0 = 0.1, y1 = relu(w). On the region v < 0, so
+    y1 = 0: class 0 holds. Behind layer 1 the symbolic box of relu(v) is [0, 0.95], where
+    y1 reaches 0.75; the region's LP (relu(a) <= (a + 1) / 2, so u >= 0 forces a >= 0.8)
+    bounds v by 0.05, and the tail on that box is refuted."""
+    w0, b0 = np.array([[1.0], [-1.0]]), np.zeros(2)
+    w1, b1 = np.eye(2), np.array([-0.9, -0.05])
+    w2, b2 = np.array([[0.0, 1.0]]), np.array([-0.2])
+    w3, b3 = np.array([[0.0], [1.0]]), np.array([0.1, 0.0])
+    return ReluNetwork((w0, w1, w2, w3), (b0, b1, b2, b3))
+
+
+def test_tail_after_the_region_lp_uses_its_tightened_box():
+    from napkit.verify.napfalsify import nap_tail, nap_tail_lp
+    from napkit.verify.naplp import RegionLp
+    from napkit.verify.options import VerifyOptions
+    from napkit.verify.query import Query
+    from napkit.verify.stages import symbolic_bounds
+
+    ph = [np.zeros(2, np.int8), np.array([1, 0], np.int8), np.zeros(1, np.int8)]
+    prop = Property(_BOX, robustness_spec(0, 2), ph)
+    q = Query(_gated_tail_net(), prop, VerifyOptions(timeout=10, nap_tail_min_unstable=0), None)
+    symbolic_bounds(q)
+    assert q.open_ids == [0]
+    nap_tail(q)  # the symbolic box: the tail reaches the violation, the disjunct stays open
+    assert q.open_ids == [0] and q.stats["nap_tail_box"][1] > 0.9
+    assert q.stats["nap_tail_needs"][0][1] >= 0.3 - 1e-6
+    q.region_lp = RegionLp(q.encoding())
+    nap_tail_lp(q)
+    assert q.stats["nap_tail_lp_box"][1] < 0.06
+    assert q.open_ids == [] and "exact tail" in q.how
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_nap_tail_stage_never_proves_a_violated_property(seed):
+    net, ph = _narrow_case(seed)
+    box = domain_box(2, -1.0, 1.0)
+    label = int(seed % 3)
+    g = np.linspace(-1, 1, 161)
+    xs = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    y, pre = net.forward(xs)
+    follow = follows_phases(pre, ph)
+    violated = bool((follow & (np.delete(y, label, axis=1).max(axis=1) >= y[:, label])).any())
+    r = verify_property(net, Property(box, robustness_spec(label, 3), ph), timeout=10, **_ONLY_NAP_TAIL)
+    if violated:
+        assert r.verdict != "verified", r.reason
+    if r.verdict == "falsified":
+        assert check_point(net, box, robustness_spec(label, 3), ph, r.counterexample) is not None
