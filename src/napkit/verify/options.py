@@ -120,7 +120,7 @@ class VerifyOptions:
     # of their bounds refutes the disjuncts the tail cannot reach. Before the region's LP: it
     # proves the 12 classes of 256x4/256x6 the LP proves, in 0.1 s each (one unit) instead of
     # 3-9 s; after it (``nap_tail_tighten``), on the units' bounds tightened by that LP (256x6
-    # class 8: rivals 0 and 2). A share of the timeout per pass.
+    # class 8: 12 s, refutes nothing more there). A share of the timeout per pass.
     nap_tail: bool = True
     nap_tail_max_width: int = 8
     nap_tail_min_unstable: int = 250
