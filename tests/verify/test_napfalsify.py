@@ -4,7 +4,7 @@ plus a seeded randomised check against a dense grid."""
 
 import numpy as np
 import pytest
-from verify_helpers import random_net, random_phases
+from verify_helpers import random_net, random_phases, unit_square_grid
 
 from napkit.network import ReluNetwork
 from napkit.verify import (
@@ -108,13 +108,7 @@ def test_nap_milp_agrees_with_a_dense_grid(seed):
     rng = np.random.default_rng(seed)
     net = random_net(rng, 2, [6, 6], 3)
     phases = random_phases(rng, net.layer_sizes, p=0.3)
-    g = np.linspace(0.0, 1.0, 161)
-    grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
-    y, pre = net.forward(grid)
-    follow = np.ones(len(grid), bool)
-    for z, p in zip(pre, phases, strict=True):  # follows with a margin
-        follow &= (z[:, p > 0] > 1e-6).all(1) & (z[:, p < 0] < -1e-6).all(1)
-    label = int(np.argmax(np.bincount(y[follow].argmax(1), minlength=3))) if follow.any() else 0
+    grid, y, follow, label = unit_square_grid(net, phases)  # followers keep a margin
     spec = robustness_spec(label, 3)
     box = domain_box(2)
     prop = Property(box, spec, phases)

@@ -5,7 +5,7 @@ bounds keep every follower, and the ``nap_lp`` stage never proves a violated pro
 import numpy as np
 import pytest
 from scipy.optimize import linprog
-from verify_helpers import random_net, random_phases
+from verify_helpers import random_net, random_phases, unit_square_grid
 
 from napkit.network import ReluNetwork
 from napkit.verify import InputBox, Property, domain_box, follows_phases, robustness_spec, verify_property
@@ -117,13 +117,7 @@ def test_nap_lp_never_proves_a_violated_property(seed):
     rng = np.random.default_rng(100 + seed)
     net = random_net(rng, 2, [8, 8], 3)
     phases = random_phases(rng, net.layer_sizes, p=0.15)
-    g = np.linspace(0.0, 1.0, 161)
-    grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
-    y, pre = net.forward(grid)
-    follow = np.ones(len(grid), bool)
-    for z, p in zip(pre, phases, strict=True):
-        follow &= (z[:, p > 0] > 1e-6).all(1) & (z[:, p < 0] < -1e-6).all(1)
-    label = int(np.argmax(np.bincount(y[follow].argmax(1), minlength=3))) if follow.any() else 0
+    grid, y, follow, label = unit_square_grid(net, phases)  # followers keep a margin
     spec = robustness_spec(label, 3)
     prop = Property(domain_box(2), spec, phases)
     violate = follow & (spec.slack(y).min(1) < -1e-6)

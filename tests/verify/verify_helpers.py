@@ -27,6 +27,21 @@ def random_phases(rng: np.random.Generator, sizes, p: float = 0.3) -> list[np.nd
     ]
 
 
+def unit_square_grid(net: ReluNetwork, phases, n: int = 161, margin: float = 1e-6):
+    """A dense grid over [0, 1]^2 for 2-input nets: (points, outputs, followers), where a
+    follower keeps every phase of ``phases`` with ``margin`` to spare, and the majority
+    predicted class among the followers (0 when none follows)."""
+    g = np.linspace(0.0, 1.0, n)
+    grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    y, pre = net.forward(grid)
+    follow = np.ones(len(grid), bool)
+    for z, p in zip(pre, phases, strict=True):
+        follow &= (z[:, p > 0] > margin).all(1) & (z[:, p < 0] < -margin).all(1)
+    n_out = y.shape[1]
+    label = int(np.argmax(np.bincount(y[follow].argmax(1), minlength=n_out))) if follow.any() else 0
+    return grid, y, follow, label
+
+
 # ---- differential testing against Marabou (tests/verify/test_marabou.py, benchmarks) ----
 
 def differential_case(seed: int):

@@ -83,13 +83,19 @@ def data_points(q: Query) -> VerificationResult | None:
     return None
 
 
+def _nap_stage_applies(q: Query, enabled: bool, min_unstable: int) -> bool:
+    """A NAP stage runs when enabled, on a query with phases, open disjuncts, bounds that
+    leave at least ``min_unstable`` free neurons unstable, and time left."""
+    return bool(enabled and q.prop.phases is not None and q.open_ids and q.bounds is not None
+                and q.bounds.n_unstable >= min_unstable and q.left() > 0)
+
+
 def nap_lp(q: Query) -> VerificationResult | None:
     """With phases and at least ``nap_lp_min_unstable`` unstable (free) neurons: the LP
     relaxation of the region per open disjunct, refuted by a positive sound dual bound
     (``naplp.py``), before the MILP."""
     o = q.opts
-    if not (o.nap_lp and q.prop.phases is not None and q.open_ids and q.bounds is not None
-            and q.bounds.n_unstable >= o.nap_lp_min_unstable and q.left() > 0):
+    if not _nap_stage_applies(q, o.nap_lp, o.nap_lp_min_unstable):
         return None
     from napkit.verify.naplp import RegionLp, tighten_layer
 
@@ -212,8 +218,7 @@ def nap_milp(q: Query) -> VerificationResult | None:
     """With phases and at least ``nap_milp_min_unstable`` unstable (free) neurons: the MILP
     of each open disjunct, before the optimised bounds and branch and bound."""
     o = q.opts
-    if not (o.nap_milp and q.prop.phases is not None and q.open_ids and q.bounds is not None
-            and q.bounds.n_unstable >= o.nap_milp_min_unstable and q.left() > 0):
+    if not _nap_stage_applies(q, o.nap_milp, o.nap_milp_min_unstable):
         return None
     t = time.monotonic()
     end = q.until(o.nap_milp_share * q.timeout)
