@@ -157,8 +157,7 @@ def nap_tail_lp(q: Query) -> VerificationResult | None:
 
 def _tail(q: Query, tighten: bool) -> None:
     o = q.opts
-    if not (o.nap_tail and q.prop.phases is not None and q.open_ids and q.bounds is not None
-            and q.bounds.n_unstable >= o.nap_tail_min_unstable and q.left() > 0):
+    if not _nap_stage_applies(q, o.nap_tail, o.nap_tail_min_unstable):
         return None
     from napkit.verify.naptail import Tail, narrowest_layer, refute_by_tail
 
