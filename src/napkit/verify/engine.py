@@ -9,7 +9,11 @@ falsifying stages 4-7 while this one runs the proving ones, ``parallel.py``):
    bound of some row refutes its disjunct of the violation; ``data_points``: points given
    with the query (``witness`` rows, e.g. the mining data) that follow the phases and
    violate are counterexamples (``napfalsify.py``);
-2. ``quick_attack``: plain queries (no phases) get a short attack first; ``nap_milp``: with
+2. ``quick_attack``: plain queries (no phases) get a short attack first; ``nap_tail``: with
+   phases and a deep layer of at most ``nap_tail_max_width`` units not fixed inactive, the
+   exact tail behind it on the box of those units' bounds (``naptail.py``); ``nap_lp``: the
+   LP relaxation of the NAP region per disjunct, then ``nap_tail_lp`` (the tail on the box
+   that LP tightens); ``nap_milp``: with
    phases and many unstable (free) neurons, a MILP per open disjunct with binaries for the
    free neurons only, before the optimised bounds (``napfalsify.py``);
 3. ``optimised_bounds``: alpha-beta-CROWN bounds with the phases as Lagrangian constraints

@@ -128,11 +128,62 @@ def nap_lp(q: Query) -> VerificationResult | None:
         q.forget_encodings()
         lp = RegionLp(q.encoding())
         refuted += _lp_refute(q, lp, end)
+    q.region_lp = lp
     q.stats["nap_lp_refuted"] = refuted
     q.stats["unstable_after_lp"] = q.bounds.n_unstable
     q.add_time("nap_lp_s", t)
     if refuted and not q.open_ids:
         q.how = "LP relaxation of the NAP region (dual bound)"
+    return None
+
+
+def nap_tail(q: Query) -> VerificationResult | None:
+    """With phases, at least ``nap_tail_min_unstable`` unstable neurons and a hidden layer
+    with at most ``nap_tail_max_width`` units not fixed inactive: the tail behind that layer
+    (``naptail.py``), exact on the box of those units' bounds, refutes the open disjuncts
+    it cannot reach. Before the region's LP: on 256x4/256x6 whole-domain queries it proves
+    every class the LP proves, in 0.1 s instead of 3-9 s."""
+    return _tail(q, tighten=False)
+
+
+def nap_tail_lp(q: Query) -> VerificationResult | None:
+    """``nap_tail`` again after ``nap_lp`` (with ``nap_tail_tighten``), on the units' bounds
+    tightened by the region's LP (a later layer's phases can cut them, which the symbolic
+    bounds cannot use; on 256x6 class 8 the box only shrinks from (10633, 8029) to (9676, 81))."""
+    if not (q.opts.nap_tail_tighten and q.region_lp is not None):
+        return None
+    return _tail(q, tighten=True)
+
+
+def _tail(q: Query, tighten: bool) -> None:
+    o = q.opts
+    if not _nap_stage_applies(q, o.nap_tail, o.nap_tail_min_unstable):
+        return None
+    from napkit.verify.naptail import Tail, narrowest_layer, refute_by_tail
+
+    cut = narrowest_layer(q.prop.phases, len(q.net.layer_sizes), o.nap_tail_max_width)
+    if cut is None:
+        return None
+    t = time.monotonic()
+    k, units = cut
+    end = q.until(o.nap_tail_share * q.timeout)
+    if tighten:
+        from napkit.verify.naplp import tighten_layer
+
+        tighten_layer(q.region_lp, q.bounds, k, end, q.stop, order=units)
+        q.forget_encodings()
+    tail = Tail(q.net, q.bounds, q.prop.phases, k, units)
+    ids = list(q.open_ids)
+    refuted, needs = refute_by_tail(tail, [q.spec.disjuncts[i] for i in ids], end, q.stop)
+    q.open_ids = [i for i, r in zip(ids, refuted, strict=True) if not r]
+    key = "nap_tail_lp" if tighten else "nap_tail"
+    q.stats.update({"nap_tail_layer": k, "nap_tail_width": int(units.size),
+                    f"{key}_box": [round(float(v), 3) for v in tail.box.upper],
+                    f"{key}_refuted": int(sum(refuted)),
+                    f"{key}_needs": {ids[i]: v for i, v in needs.items() if not refuted[i]}})
+    q.add_time(f"{key}_s", t)
+    if any(refuted) and not q.open_ids:
+        q.how = f"the exact tail behind hidden layer {k} ({units.size} units not fixed inactive)"
     return None
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from napkit.verify.attack import Counterexample, pgd_attack
 from napkit.verify.bounds import propagate, spec_lower
 from napkit.verify.milp import tighten_bounds
-from napkit.verify.napfalsify import data_points, nap_lp, nap_milp
+from napkit.verify.napfalsify import data_points, nap_lp, nap_milp, nap_tail, nap_tail_lp
 from napkit.verify.patternlp import agreement_starts
 from napkit.verify.query import Query
 from napkit.verify.threads import torch_pinned
@@ -275,18 +275,19 @@ def non_empty(q: Query) -> VerificationResult:
 
 
 STAGES: tuple[Stage, ...] = (
-    symbolic_bounds, data_points, quick_attack, nap_lp, nap_milp, optimised_bounds, first_patterns,
-    lp_relaxation, attack, patterns, lp_tightening, milp_refine, bab, milp, non_empty,
+    symbolic_bounds, data_points, quick_attack, nap_tail, nap_lp, nap_tail_lp, nap_milp, optimised_bounds,
+    first_patterns, lp_relaxation, attack, patterns, lp_tightening, milp_refine, bab, milp, non_empty,
 )
-# with a falsifier process (``parallel.py``): the common prefix, then each side's stages; the
+# with a falsifier process (``parallel.py``): the common prefix (with the cheap exact tail, which
+# proves most whole-domain NAP queries before any fork), then each side's stages; the
 # falsifier starts before the optimised bounds (1-25 s on deep nets), which both sides compute:
 # with phases the bounds' minimisers start its pattern-fixed LPs, without phases the attack
 # goes first (VNN-COMP sat instances fall to it in well under a second)
-PREFIX_STAGES: tuple[Stage, ...] = (symbolic_bounds, data_points, quick_attack)
+PREFIX_STAGES: tuple[Stage, ...] = (symbolic_bounds, data_points, quick_attack, nap_tail)
 FALSIFY_STAGES: tuple[Stage, ...] = (optimised_bounds, first_patterns, lp_relaxation, attack, patterns)
 FALSIFY_STAGES_PLAIN: tuple[Stage, ...] = (attack, optimised_bounds, patterns)
-PROVE_STAGES: tuple[Stage, ...] = (nap_lp, nap_milp, optimised_bounds, lp_relaxation, lp_tightening,
-                                   milp_refine, bab, milp, non_empty)
+PROVE_STAGES: tuple[Stage, ...] = (nap_lp, nap_tail_lp, nap_milp, optimised_bounds, lp_relaxation,
+                                   lp_tightening, milp_refine, bab, milp, non_empty)
 
 
 def _pattern_walk(q: Query, budget: float, starts: list[np.ndarray], repair: bool = True

@@ -1,0 +1,87 @@
+"""Why a whole-domain NAP query stays open: its narrow layer, what a violation needs there,
+and how far the data and the bounds reach (the paper's setting, δ = 0.99, --all-samples).
+
+    .venv/bin/python benchmarks/paper_domain_probe.py --net 256x6 --cls 8 [--lp]
+
+Behind the narrow layer (``verify/naptail.py``) the logits are a function of its few units
+``t``. For a 1- or 2-unit layer this prints, per rival, the smallest first unit with a
+violating ``t`` on a grid over the box of the units' bounds (the tail's phases held), the
+range of ``t`` over the data that follow the NAP, and the units' upper bounds: symbolic,
+and with ``--lp`` the region's LP (``naplp.tighten_layer``, a few minutes on 256x6).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ONNX, load_mnist, need  # noqa: E402
+
+_GRID = 2001  # grid points along each unit
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--net", default="256x6")
+    ap.add_argument("--cls", type=int, default=8)
+    ap.add_argument("--delta", type=float, default=0.99)
+    ap.add_argument("--lp", action="store_true", help="also the units' bounds by the region's LP")
+    args = ap.parse_args(argv)
+    from napkit.network import from_onnx, load_onnx_model
+    from napkit.patterns import mine
+    from napkit.verify import domain_box, follows_phases
+    from napkit.verify.bounds import propagate
+    from napkit.verify.naptail import Tail, narrowest_layer
+
+    net = from_onnx(load_onnx_model(need(ONNX / f"mnist-net_{args.net}.onnx.gz")))
+    xtr, ytr, xte, yte = load_mnist()
+    xtr = xtr.astype(np.float64)
+    ph = mine(net, xtr, ytr, args.delta, all_samples=True, progress=False).phases(args.cls)
+    b = propagate(net, domain_box(net.n_inputs), ph)
+    k, units = narrowest_layer(ph, len(net.layer_sizes), 8)
+    print(f"{args.net} class {args.cls}: unstable {b.n_unstable}; narrowest layer {k}, units {units.tolist()}")
+    print("  symbolic upper bounds of the units:", np.round(b.upper[k][units], 1).tolist())
+    data = np.vstack([xtr, xte.astype(np.float64)])
+    y, pre = net.forward(data)
+    fol = follows_phases(pre, ph)
+    t_data = np.maximum(pre[k][fol][:, units], 0.0)
+    margin = y[fol, args.cls] - np.delete(y[fol], args.cls, axis=1).max(axis=1)
+    print(f"  followers {int(fol.sum())}: units reach {np.round(t_data.max(axis=0), 2).tolist()}, "
+          f"smallest margin {margin.min():.4f}")
+    if args.lp:
+        from napkit.verify.milp import MilpEncoding
+        from napkit.verify.naplp import RegionLp, tighten_layer
+
+        t0 = time.monotonic()
+        tighten_layer(RegionLp(MilpEncoding(net, b)), b, k, np.inf, order=units)
+        print(f"  region-LP upper bounds of the units: {np.round(b.upper[k][units], 1).tolist()} "
+              f"({time.monotonic() - t0:.0f} s)")
+    if units.size > 2:
+        return 0
+    tail = Tail(net, b, ph, k, units)
+    axes = [np.linspace(lo, hi, _GRID) for lo, hi in zip(tail.box.lower, tail.box.upper, strict=True)]
+    first: dict[int, tuple[float, float]] = {}  # rival -> (smallest first unit, second unit there)
+    for a in axes[0]:  # one row of the grid at a time, the rivals not seen yet
+        pts = np.stack([np.full(axes[-1].size, a), axes[-1]], 1)[:, : units.size]
+        yt, pt = tail.net.forward(pts)
+        ok = follows_phases(pt, tail.phases)
+        for r in set(range(yt.shape[1])) - {args.cls} - set(first):
+            bad = ok & (yt[:, r] >= yt[:, args.cls])
+            if bad.any():
+                first[r] = (float(a), float(pts[bad, -1].min()))
+    for r in sorted(set(range(net.n_outputs)) - {args.cls}):
+        if r not in first:
+            print(f"  rival {r}: no violation on the grid")
+        else:
+            there = f" (second unit there >= {first[r][1]:.1f})" if units.size == 2 else ""
+            print(f"  rival {r}: smallest first unit with a violation {first[r][0]:.1f}{there}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
