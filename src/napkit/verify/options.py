@@ -42,8 +42,10 @@ class VerifyOptions:
     # optimised root bounds: intermediate layers, then the output rows (shares of timeout)
     root_tighten_share: float = 0.25
     root_tighten_iters: int = 20
+    root_tighten_lr: float = 0.1
     root_rows_share: float = 0.25
     root_rows_iters: int = 40
+    root_rows_lr: float = 0.1
     # with phases, pattern-fixed LPs from the bounds' minimisers (share of timeout / of left, cap)
     first_patterns_share: float = 0.1
     first_patterns_left: float = 0.3
