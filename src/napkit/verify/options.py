@@ -42,10 +42,10 @@ class VerifyOptions:
     # optimised root bounds: intermediate layers, then the output rows (shares of timeout)
     root_tighten_share: float = 0.25
     root_tighten_iters: int = 20
-    root_tighten_lr: float = 0.1
+    root_tighten_lr: float = 0.3
     root_rows_share: float = 0.25
     root_rows_iters: int = 40
-    root_rows_lr: float = 0.1
+    root_rows_lr: float = 0.3
     # with phases, pattern-fixed LPs from the bounds' minimisers (share of timeout / of left, cap)
     first_patterns_share: float = 0.1
     first_patterns_left: float = 0.3
@@ -76,8 +76,11 @@ class VerifyOptions:
     # the MILP once more than ``handoff_open`` subdomains are open: 256x4 NAP-local class 2 (173
     # unstable) stays open after 2753 domains but falls to the MILP in 8 CPU-s; class 3 (142)
     # closes after 41 domains
-    handoff_open: int = 96
+    handoff_open: int = 32
     handoff_max_unstable: int = 200
+    # the last stage's MILP (``milp``) with phases solves its LPs by the interior point method
+    # (``MilpEncoding.solve``)
+    milp_ipm: bool = True
     bab_patterns_share: float = 1 / 3  # of branch and bound's budget: pattern LPs from its candidates
     bab_batch: int = 256
     # Adam steps per subdomain from its parent's parameters (the root from the optimised

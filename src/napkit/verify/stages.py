@@ -252,7 +252,7 @@ def milp(q: Query) -> VerificationResult | None:
         if q.left() <= 0:
             reasons.append("timeout")
             break
-        status, ce, why = q.milp_disjunct(k)
+        status, ce, why = q.milp_disjunct(k, ipm=q.opts.milp_ipm and q.prop.phases is not None)
         if status == "found":
             return q.done("falsified", "counterexample found by MILP", ce)
         if status == "unknown":
