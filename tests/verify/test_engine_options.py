@@ -209,3 +209,28 @@ def test_milp_stage_uses_the_interior_point_method_only_when_asked(monkeypatch):
         assert symbolic_bounds(q) is None and q.open_ids
         stages.milp(q)
         assert asked and set(asked) == {flag}
+
+
+def test_falsifier_process_runs_at_a_lower_priority(tiny_net, tmp_path):
+    """``falsifier_nice``: the forked falsifier lowers its own priority by that much (0: not),
+    the prover's stays as it was."""
+    import os
+
+    prop = Property(domain_box(2), robustness_spec(0, 2)).check(tiny_net.layer_sizes, 2, 2)
+    here = os.nice(0)
+    for nice in (0, 3):
+        out = tmp_path / f"nice{nice}.txt"
+
+        def record(q, out=out):
+            out.write_text(str(os.nice(0)))
+
+        q = Query(tiny_net, prop, VerifyOptions(timeout=5.0, falsifier_nice=nice))
+        f = Falsifier(q, (record,))
+        try:
+            f.proc.join(timeout=10.0)
+        finally:
+            f.close()
+        assert int(out.read_text()) == min(here + nice, 19)
+    assert os.nice(0) == here
+    with pytest.raises(NapkitError, match="falsifier_nice"):
+        VerifyOptions(falsifier_nice=-1)

@@ -136,12 +136,18 @@ class VerifyOptions:
     # the timeout: past it the cheap falsification has failed and the prover gets the cores
     # (on a loaded machine the rounds halved branch and bound's throughput)
     falsify_share: float = 0.2
+    # the falsifier process lowers its priority by this much (``os.nice``; 0: not): on an
+    # idle machine each process has a core and nothing changes; on a shared one the prover,
+    # the critical path of a true property, keeps the larger share
+    falsifier_nice: int = 5
 
     def __post_init__(self) -> None:
         if not float(self.timeout) >= 0:
             raise NapkitError(f"timeout must be a number >= 0, got {self.timeout}")
         if self.workers is not None and int(self.workers) < 1:
             raise NapkitError(f"workers must be at least 1, got {self.workers}")
+        if int(self.falsifier_nice) < 0:
+            raise NapkitError(f"falsifier_nice must be >= 0, got {self.falsifier_nice}")
         if self.bab_dtype not in _DTYPES:
             raise NapkitError(f"bab_dtype must be one of {sorted(_DTYPES)}, got {self.bab_dtype!r}")
 
