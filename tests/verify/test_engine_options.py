@@ -12,6 +12,7 @@ from napkit.verify import (
     VerificationResult,
     VerifyOptions,
     domain_box,
+    follows_phases,
     linf_ball,
     robustness_spec,
     verify_property,
@@ -160,3 +161,76 @@ def test_box_centre_that_follows_the_phases_is_the_witness(tiny_net):
         q = Query(tiny_net, prop, VerifyOptions(timeout=5.0))
         symbolic_bounds(q)
         assert (q.witness is not None) == want
+
+
+def _nap_query(opts: VerifyOptions) -> Query:
+    rng = np.random.default_rng(77)
+    net = random_net(rng, 3, [12, 12, 10], 3)
+    prop = Property(domain_box(3), robustness_spec(0, 3), random_phases(rng, net.layer_sizes, 0.2))
+    return Query(net, prop.check(net.layer_sizes, 3, 3), opts)
+
+
+def test_root_learning_rates_reach_the_optimised_bounds_and_stay_sound():
+    """``root_tighten_lr``/``root_rows_lr`` are the optimised bounds' Adam steps: at 0 the
+    bounds stay CROWN's start, at the default they move; every bound stays below the
+    sampled minimum over the points of the region."""
+    lows = {}
+    for lr in (0.0, VerifyOptions().root_rows_lr):
+        q = _nap_query(VerifyOptions(timeout=30.0, workers=1, root_tighten_lr=lr, root_rows_lr=lr))
+        assert symbolic_bounds(q) is None and q.open_ids
+        ids = list(q.open_ids)
+        assert optimised_bounds(q) is None
+        lows[lr] = np.array([float(q.lows[k].max()) for k in ids])
+        x = np.random.default_rng(1).random((20000, 3))
+        y, pre = q.net.forward(x)
+        ok = follows_phases(pre, q.prop.phases)
+        for i, k in enumerate(ids):
+            c, d = q.spec.disjuncts[k]
+            if ok.any():
+                assert lows[lr][i] <= ((y[ok] @ c.T - d).max(axis=1)).min() + 1e-9
+    assert not np.allclose(*lows.values())
+
+
+def test_milp_stage_uses_the_interior_point_method_only_when_asked(monkeypatch):
+    from napkit.verify import stages
+    from napkit.verify.milp import MilpEncoding
+
+    asked = []
+    real = MilpEncoding.solve
+
+    def spy(self, *a, **kw):
+        asked.append(kw.get("ipm", False))
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(MilpEncoding, "solve", spy)
+    for flag in (True, False):
+        asked.clear()
+        q = _nap_query(VerifyOptions(timeout=30.0, workers=1, milp_ipm=flag))
+        assert symbolic_bounds(q) is None and q.open_ids
+        stages.milp(q)
+        assert asked and set(asked) == {flag}
+
+
+def test_falsifier_process_runs_at_a_lower_priority(tiny_net, tmp_path):
+    """``falsifier_nice``: the forked falsifier lowers its own priority by that much (0: not),
+    the prover's stays as it was."""
+    import os
+
+    prop = Property(domain_box(2), robustness_spec(0, 2)).check(tiny_net.layer_sizes, 2, 2)
+    here = os.nice(0)
+    for nice in (0, 3):
+        out = tmp_path / f"nice{nice}.txt"
+
+        def record(q, out=out):
+            out.write_text(str(os.nice(0)))
+
+        q = Query(tiny_net, prop, VerifyOptions(timeout=5.0, falsifier_nice=nice))
+        f = Falsifier(q, (record,))
+        try:
+            f.proc.join(timeout=10.0)
+        finally:
+            f.close()
+        assert int(out.read_text()) == min(here + nice, 19)
+    assert os.nice(0) == here
+    with pytest.raises(NapkitError, match="falsifier_nice"):
+        VerifyOptions(falsifier_nice=-1)

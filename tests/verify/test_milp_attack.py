@@ -103,3 +103,36 @@ def test_hard_deadline_interrupts_a_mip():
     hard_deadline(h, time.monotonic() - 1.0)  # already past: the first check stops it
     h.run()
     assert h.getModelStatus() == highspy.HighsModelStatus.kInterrupt
+
+
+def test_milp_on_the_interior_point_method_agrees_with_simplex_and_the_grid():
+    """``ipm=True`` (HiGHS's MIP LPs by the interior point method, the ``milp`` stage's
+    default with phases) gives the same answers as the simplex MILP; an "infeasible" is
+    checked against a dense grid of points that follow the phases, a feasible point by the
+    exact forward pass. Both answers occur, so the comparison is not about one of them."""
+    g = np.linspace(0, 1, 161)
+    grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    seen = set()
+    for seed in range(12):
+        rng = np.random.default_rng(900 + seed)
+        net = random_net(rng, 2, [8, 8, 6], 3)
+        phases = random_phases(rng, net.layer_sizes, 0.2)
+        box = InputBox(np.zeros(2), np.ones(2))
+        b = propagate(net, box, phases)
+        if b.vacuous:
+            continue
+        enc = MilpEncoding(net, b)
+        y, pre = net.forward(grid)
+        follows = follows_phases(pre, phases)
+        for c, d in robustness_spec(seed % 3, 3).disjuncts:
+            simplex = enc.solve(c, d, time_limit=20)
+            ipm = enc.solve(c, d, time_limit=20, ipm=True)
+            assert {simplex.status, ipm.status} <= {"infeasible", "feasible"}
+            assert ipm.status == simplex.status, (seed, simplex.status, ipm.status)
+            seen.add(ipm.status)
+            if ipm.status == "infeasible":
+                assert not (follows & ((y @ c.T - d) < -1e-6).all(axis=1)).any()
+            else:
+                yx, _ = net.forward(ipm.x)
+                assert (yx @ c.T - d <= 1e-5).all()
+    assert seen == {"infeasible", "feasible"}

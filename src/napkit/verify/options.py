@@ -39,11 +39,16 @@ class VerifyOptions:
     # plain robustness: a short attack before the optimised bounds (share of timeout, cap)
     quick_attack_share: float = 0.05
     quick_attack_cap: float = 0.5
-    # optimised root bounds: intermediate layers, then the output rows (shares of timeout)
+    # optimised root bounds: intermediate layers, then the output rows (shares of timeout);
+    # Adam's step 0.3 (0.1 before): 256x4 NAP-local class 2 at 40 row iterations, bounds of
+    # -0.12 to -0.28 became -0.08 to +0.04 (the LP relaxation's optimum: -0.07 to +0.04), 3
+    # of 9 disjuncts left open instead of 8; class 3 needs 23 subdomains instead of 195
     root_tighten_share: float = 0.25
     root_tighten_iters: int = 20
+    root_tighten_lr: float = 0.3
     root_rows_share: float = 0.25
     root_rows_iters: int = 40
+    root_rows_lr: float = 0.3
     # with phases, pattern-fixed LPs from the bounds' minimisers (share of timeout / of left, cap)
     first_patterns_share: float = 0.1
     first_patterns_left: float = 0.3
@@ -72,10 +77,17 @@ class VerifyOptions:
     # with phases (a NAP fixes most neurons of the deep layers, so the MILP has few binaries)
     # and at most ``handoff_max_unstable`` unstable neurons, branch and bound hands the query to
     # the MILP once more than ``handoff_open`` subdomains are open: 256x4 NAP-local class 2 (173
-    # unstable) stays open after 2753 domains but falls to the MILP in 8 CPU-s; class 3 (142)
-    # closes after 41 domains
-    handoff_open: int = 96
+    # unstable) stays open after 2753 domains but falls to the MILP in 0.9 CPU-s (3 disjuncts
+    # left by the root bounds at lr 0.3, ``milp_ipm``); its tree doubles (1, 2, 4, 8, 14, 24
+    # open) while class 3 (142) closes after 23 domains with at most 6 open, and 256x2 class 3
+    # after 51 with at most 12 (96 before: class 2 explored 117 domains first)
+    handoff_open: int = 20
     handoff_max_unstable: int = 200
+    # the last stage's MILP (``milp``) with phases solves its LPs by the interior point method
+    # (``MilpEncoding.solve``): 256x4 NAP-local class 2, whose disjuncts HiGHS decides at the
+    # root node, 0.25 instead of 0.46 CPU-s per disjunct (slower where the root needs many cut
+    # rounds, as class 3's disjuncts, which branch and bound proves first)
+    milp_ipm: bool = True
     bab_patterns_share: float = 1 / 3  # of branch and bound's budget: pattern LPs from its candidates
     bab_batch: int = 256
     # Adam steps per subdomain from its parent's parameters (the root from the optimised
@@ -136,12 +148,18 @@ class VerifyOptions:
     # the timeout: past it the cheap falsification has failed and the prover gets the cores
     # (on a loaded machine the rounds halved branch and bound's throughput)
     falsify_share: float = 0.2
+    # the falsifier process lowers its priority by this much (``os.nice``; 0: not): on an
+    # idle machine each process has a core and nothing changes; on a shared one the prover,
+    # the critical path of a true property, keeps the larger share
+    falsifier_nice: int = 5
 
     def __post_init__(self) -> None:
         if not float(self.timeout) >= 0:
             raise NapkitError(f"timeout must be a number >= 0, got {self.timeout}")
         if self.workers is not None and int(self.workers) < 1:
             raise NapkitError(f"workers must be at least 1, got {self.workers}")
+        if int(self.falsifier_nice) < 0:
+            raise NapkitError(f"falsifier_nice must be >= 0, got {self.falsifier_nice}")
         if self.bab_dtype not in _DTYPES:
             raise NapkitError(f"bab_dtype must be one of {sorted(_DTYPES)}, got {self.bab_dtype!r}")
 

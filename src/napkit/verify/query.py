@@ -135,13 +135,14 @@ class Query:
         return self.prop.box.contains(xs) & follows_phases(pre, self.prop.phases) & self.spec.violated(y)
 
     # ---- the complete method -------------------------------------------------------------
-    def milp_disjunct(self, k: int, time_limit: float | None = None
+    def milp_disjunct(self, k: int, time_limit: float | None = None, ipm: bool = False
                       ) -> tuple[str, Counterexample | None, str]:
         """Disjunct ``k`` by MILP: ('infeasible'|'found'|'unknown', counterexample, reason),
-        within ``time_limit`` seconds (default: the time left)."""
+        within ``time_limit`` seconds (default: the time left); ``ipm``: see ``MilpEncoding.solve``."""
         c, d = self.spec.disjuncts[k]
         end = self.until(self.left() if time_limit is None else time_limit)
-        res = self.encoding(slack=PROOF_SLACK).solve(c, d, time_limit=end - time.monotonic(), stop=self.stop)
+        res = self.encoding(slack=PROOF_SLACK).solve(c, d, time_limit=end - time.monotonic(), stop=self.stop,
+                                                     ipm=ipm)
         self.stats["milp_s"] = self.stats.get("milp_s", 0.0) + res.seconds
         if res.status == "infeasible":
             return "infeasible", None, ""

@@ -65,7 +65,7 @@ def optimised_bounds(q: Query) -> VerificationResult | None:
     torch_pinned()
     from napkit.verify.optimized import tighten_optimized
 
-    tighten_optimized(q.net, b, iters=o.root_tighten_iters,
+    tighten_optimized(q.net, b, iters=o.root_tighten_iters, lr=o.root_tighten_lr,
                       deadline=q.until(o.root_tighten_share * q.timeout), stop=q.stop)
     q.stats["unstable_final"] = b.n_unstable
     if b.vacuous:
@@ -90,7 +90,8 @@ def _optimise_open_rows(q: Query, seconds: float):
     rows = np.vstack([spec.disjuncts[k][0] for k in ids])
     consts = -np.concatenate([spec.disjuncts[k][1] for k in ids])
     v, info = optimize_rows(q.net, q.bounds, len(q.net.layer_sizes), rows, consts,
-                            iters=q.opts.root_rows_iters, stop_at=0.0, deadline=q.until(seconds),
+                            iters=q.opts.root_rows_iters, lr=q.opts.root_rows_lr, stop_at=0.0,
+                            deadline=q.until(seconds),
                             stop=q.stop)
     sizes = np.cumsum([0] + [spec.disjuncts[k][0].shape[0] for k in ids])
     for i, k in enumerate(ids):
@@ -251,7 +252,7 @@ def milp(q: Query) -> VerificationResult | None:
         if q.left() <= 0:
             reasons.append("timeout")
             break
-        status, ce, why = q.milp_disjunct(k)
+        status, ce, why = q.milp_disjunct(k, ipm=q.opts.milp_ipm and q.prop.phases is not None)
         if status == "found":
             return q.done("falsified", "counterexample found by MILP", ce)
         if status == "unknown":
