@@ -183,7 +183,8 @@ def _tail(q: Query, tighten: bool) -> None:
                     f"{key}_needs": {ids[i]: v for i, v in needs.items() if not refuted[i]}})
     q.add_time(f"{key}_s", t)
     if any(refuted) and not q.open_ids:
-        q.how = f"the exact tail behind hidden layer {k} ({units.size} units not fixed inactive)"
+        q.how = (f"the exact tail behind hidden layer {k} ({units.size} "
+                 f"unit{'s' if units.size != 1 else ''} not fixed inactive)")
     return None
 
 
