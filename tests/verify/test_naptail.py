@@ -8,17 +8,11 @@ import pytest
 from verify_helpers import random_net
 
 from napkit.network import ReluNetwork
-from napkit.verify import (
-    InputBox,
-    Property,
-    check_point,
-    domain_box,
-    follows_phases,
-    robustness_spec,
-    verify_property,
-)
+from napkit.verify import InputBox, Property, domain_box, robustness_spec, verify_property
+from napkit.verify.attack import check_point
 from napkit.verify.bounds import propagate, spec_lower
 from napkit.verify.naptail import Tail, narrowest_layer, refute_by_tail
+from napkit.verify.properties import follows_phases
 
 _ONLY_NAP_TAIL = dict(attack=False, patterns=False, optimize=False, bab=False, workers=1, nap_lp=False,
                       nap_milp=False, nap_tail_min_unstable=0)
