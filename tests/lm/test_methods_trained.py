@@ -91,7 +91,7 @@ def test_sae_on_the_tiny_model_reconstructs_and_recovers_the_loss(sae_fig):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="512 features at k = 32 on a 128-wide block: 0.109 of them never fire on the 4055 "
-                          "held-out tokens (0.043 on the training rows); see lm_methods.md", strict=False)
 def test_sae_on_the_tiny_model_leaves_few_dead_features(sae_fig):
+    """Held-out dead fraction 0.004 (seed 0; 0.021, 0.006 on seeds 1, 2) since ``train_sae``
+    resamples rare features, not only never-fired ones; see lm_methods.md."""
     assert sae_fig["sae_dead_frac"] <= 0.05

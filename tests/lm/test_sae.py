@@ -10,7 +10,7 @@ import torch
 from napkit.errors import NapkitError
 from napkit.lm._parts import model_fingerprint
 from napkit.lm.feature_steering import steering_grid
-from napkit.lm.sae import SparseAutoencoder, ce_recovered, sae_metrics, train_sae
+from napkit.lm.sae import SparseAutoencoder, _resample_dead, ce_recovered, sae_metrics, train_sae
 from napkit.lm.sae_files import load_sae, save_sae
 
 
@@ -37,6 +37,46 @@ def test_topk_recovers_planted_dictionary(seed):
     m = sae_metrics(sae, x)
     assert m.l0 <= 3 and m.fvu < 0.1
     assert log.steps == 1500 and log.losses[-1] < log.losses[0]
+
+
+def zipf_planted(seed: int, n_atoms=64, d=32, k=3, rows=22000, power=2.0):
+    """Like ``planted`` but atom j is drawn with weight 1/j**power: the tail atoms are rare."""
+    g = torch.Generator().manual_seed(seed)
+    atoms = torch.randn(n_atoms, d, generator=g)
+    atoms /= atoms.norm(dim=1, keepdim=True)
+    weights = 1.0 / torch.arange(1, n_atoms + 1).float() ** power
+    idx = torch.multinomial(weights.expand(rows, -1), k, replacement=False, generator=g)
+    codes = torch.zeros(rows, n_atoms).scatter(1, idx, torch.rand(rows, k, generator=g) + 0.5)
+    return codes @ atoms
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_resampling_rare_features_leaves_fewer_dead_on_held_out_rows(seed):
+    """Resampling features that fire on <= 1e-3 of rows (with fresh Adam moments), not only
+    never-fired ones, leaves fewer features silent on held-out rows of a Zipf dictionary."""
+    x, held = zipf_planted(seed).split([20000, 2000])
+    opts = dict(kind="topk", k=3, steps=800, lr=3e-3, seed=seed, resample_every=100)
+    never_fired, _ = train_sae(x, 64, resample_below=0.0, reset_adam=False, **opts)
+    rare, _ = train_sae(x, 64, **opts)
+    old, new = sae_metrics(never_fired, held), sae_metrics(rare, held)
+    assert old.dead_frac >= 0.06 and new.dead_frac <= old.dead_frac / 3
+    assert new.fvu <= 1.1 * old.fvu
+
+
+def test_resampling_zeroes_the_adam_moments_of_resampled_features_only():
+    _, x = planted(0, rows=512)
+    sae = SparseAutoencoder(32, 16, kind="topk", k=3)
+    opt = torch.optim.Adam(sae.parameters(), lr=1e-3)
+    (sae(x) - x).pow(2).sum().backward()
+    opt.step()
+    dead = torch.zeros(16, dtype=torch.bool)
+    dead[[2, 5]] = True
+    _resample_dead(sae, dead, x, (sae(x) - x).pow(2).sum(-1).detach(), opt)
+    for param, axis in ((sae.W_dec, 0), (sae.W_enc, 1), (sae.b_enc, 0)):
+        for moment in ("exp_avg", "exp_avg_sq"):
+            m = opt.state[param][moment].abs()
+            per_feature = m.sum(1 - axis) if m.ndim == 2 else m
+            assert (per_feature[dead] == 0).all() and (per_feature[~dead] > 0).all()
 
 
 def test_l1_penalty_trades_sparsity_for_reconstruction():
