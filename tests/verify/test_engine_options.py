@@ -234,3 +234,24 @@ def test_falsifier_process_runs_at_a_lower_priority(tiny_net, tmp_path):
     assert os.nice(0) == here
     with pytest.raises(NapkitError, match="falsifier_nice"):
         VerifyOptions(falsifier_nice=-1)
+
+
+def test_branch_and_bound_keeps_the_best_or_the_last_iterate_as_asked(monkeypatch):
+    """``bab_keep_best`` reaches every Adam run of the tree (default: the last iterate)."""
+    from napkit.verify import bab, stages
+
+    asked = []
+    real = bab.optimise
+
+    def spy(*a, **kw):
+        asked.append(kw.get("keep_best"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(bab, "optimise", spy)
+    assert VerifyOptions().bab_keep_best is False
+    for flag in (True, False):
+        asked.clear()
+        q = _nap_query(VerifyOptions(timeout=30.0, workers=1, bab_keep_best=flag))
+        assert symbolic_bounds(q) is None and q.open_ids
+        stages.bab(q)
+        assert asked and set(asked) == {flag}

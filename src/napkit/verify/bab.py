@@ -64,12 +64,12 @@ def _score(lay: CrownLayer, coef: torch.Tensor) -> torch.Tensor:
 class _Tree:
     """The open subdomains and the batched bounding of a batch of them."""
 
-    def __init__(self, net, bounds: Bounds, c, const, groups, iters, lr, dtype):
+    def __init__(self, net, bounds: Bounds, c, const, groups, iters, lr, dtype, keep_best: bool = True):
         self.net, self.bounds = net, bounds
         self.c, self.const, self.groups = c, const, groups
         self.n_groups = int(groups.max()) + 1
         self.n_h = len(bounds.lower)
-        self.iters, self.lr, self.dtype = iters, lr, dtype
+        self.iters, self.lr, self.dtype, self.keep_best = iters, lr, dtype, keep_best
         self.tn = torch_net(net)
         self.box_lo = torch.tensor(bounds.box.lower)
         self.box_hi = torch.tensor(bounds.box.upper)
@@ -117,11 +117,11 @@ class _Tree:
                 for src, dst in zip(d.warm, (alphas, betas), strict=True):
                     for j, v in src.items():
                         dst[j][sl] = v
-        # the best iterate per row: a child starts from its parent's parameters, whose bound on
-        # the child is at least the parent's, so a subdomain's bound never falls below its
-        # parent's (the last iterate fell from the root's -0.84 to -2.8 on 256x4 prop_5_0.05)
+        # keep_best: the best iterate per row (a child starts from its parent's parameters, whose
+        # bound on the child is at least the parent's, so a subdomain's bound never falls below
+        # its parent's); otherwise the last iterate (see VerifyOptions.bab_keep_best)
         val, coefs, ax, params = optimise(prob, alphas, betas, self.iters, self.lr, stop_at=0.0,
-                                          keep_best=True, dtype=self.dtype)
+                                          keep_best=self.keep_best, dtype=self.dtype)
         return dom, rows, starts, layers, val, coefs, ax, params
 
 
@@ -142,6 +142,7 @@ def branch_and_bound(
     stop: Callable[[], bool] | None = None,
     max_open: int | None = None,
     root_warm: tuple[dict, dict] | None = None,
+    keep_best: bool = True,
 ) -> BabResult:
     """Prove that on the region of ``bounds``, for every disjunct, some row of ``c @ y + const``
     is positive. ``groups[i]``: the disjunct of row i (default: all rows form one).
@@ -151,12 +152,13 @@ def branch_and_bound(
     ``stop()`` is True, or (``max_open``) once more subdomains than that are open: the tree
     grows instead of closing, and the caller hands the query to the MILP. ``root_warm``:
     (alphas, betas) per row of ``c`` (e.g. the root's optimised bounds) to start the root from.
+    ``keep_best``: each subdomain keeps its best Adam iterate (else the last one).
     """
     t0 = time.monotonic()
     c = np.atleast_2d(np.asarray(c, dtype=np.float64))
     const = np.asarray(const, dtype=np.float64).reshape(-1)
     groups = np.zeros(c.shape[0], dtype=np.int64) if groups is None else np.asarray(groups, np.int64)
-    tree = _Tree(net, bounds, c, const, groups, iters, lr, dtype)
+    tree = _Tree(net, bounds, c, const, groups, iters, lr, dtype, keep_best)
     root_ph = bounds.phases or [np.zeros(lo.size, np.int8) for lo in bounds.lower]
     if root_warm is not None:  # only the layers this tree optimises, one row per row of c
         n = c.shape[0]

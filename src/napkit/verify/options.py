@@ -97,6 +97,11 @@ class VerifyOptions:
     # 12 steps and lost with 6 at lr 0.1
     bab_iters: int = 12
     bab_lr: float = 0.02
+    # keep each subdomain's best iterate (True) or its last (False): with the best one, VNN-COMP
+    # 256x6 prop_7_0.03 stayed unknown at 300 s on an idle machine (at lr 0.02 or 0.1, root warm
+    # or not); with the last one it is proved by branch and bound in 2.8-10 s (as before the
+    # best iterate came in, 12.8 s); why the best iterate stalls that tree is not understood
+    bab_keep_best: bool = False
     bab_dtype: str = "float32"  # of the gradient ascent; every bound is re-evaluated in float64
     # MILP-refined intermediate bounds before branch and bound (share of the time left; off by
     # default: on VNN-COMP 256x4 prop_0_0.05 it fixed 1 of 41 neurons asked in 60 s)
