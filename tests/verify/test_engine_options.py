@@ -191,24 +191,30 @@ def test_root_learning_rates_reach_the_optimised_bounds_and_stay_sound():
     assert not np.allclose(*lows.values())
 
 
+def _stage_passes_option(monkeypatch, owner, attr: str, key: str, default, option: str, stage) -> None:
+    """Run ``stage`` with ``option`` True and False: every call of ``owner.attr`` it makes
+    gets keyword ``key`` equal to the option (``default`` when the keyword is left out)."""
+    asked = []
+    real = getattr(owner, attr)
+
+    def spy(*a, **kw):
+        asked.append(kw.get(key, default))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(owner, attr, spy)
+    for flag in (True, False):
+        asked.clear()
+        q = _nap_query(VerifyOptions(timeout=30.0, workers=1, **{option: flag}))
+        assert symbolic_bounds(q) is None and q.open_ids
+        stage(q)
+        assert asked and set(asked) == {flag}
+
+
 def test_milp_stage_uses_the_interior_point_method_only_when_asked(monkeypatch):
     from napkit.verify import stages
     from napkit.verify.milp import MilpEncoding
 
-    asked = []
-    real = MilpEncoding.solve
-
-    def spy(self, *a, **kw):
-        asked.append(kw.get("ipm", False))
-        return real(self, *a, **kw)
-
-    monkeypatch.setattr(MilpEncoding, "solve", spy)
-    for flag in (True, False):
-        asked.clear()
-        q = _nap_query(VerifyOptions(timeout=30.0, workers=1, milp_ipm=flag))
-        assert symbolic_bounds(q) is None and q.open_ids
-        stages.milp(q)
-        assert asked and set(asked) == {flag}
+    _stage_passes_option(monkeypatch, MilpEncoding, "solve", "ipm", False, "milp_ipm", stages.milp)
 
 
 def test_falsifier_process_runs_at_a_lower_priority(tiny_net, tmp_path):
@@ -240,18 +246,5 @@ def test_branch_and_bound_keeps_the_best_or_the_last_iterate_as_asked(monkeypatc
     """``bab_keep_best`` reaches every Adam run of the tree (default: the last iterate)."""
     from napkit.verify import bab, stages
 
-    asked = []
-    real = bab.optimise
-
-    def spy(*a, **kw):
-        asked.append(kw.get("keep_best"))
-        return real(*a, **kw)
-
-    monkeypatch.setattr(bab, "optimise", spy)
     assert VerifyOptions().bab_keep_best is False
-    for flag in (True, False):
-        asked.clear()
-        q = _nap_query(VerifyOptions(timeout=30.0, workers=1, bab_keep_best=flag))
-        assert symbolic_bounds(q) is None and q.open_ids
-        stages.bab(q)
-        assert asked and set(asked) == {flag}
+    _stage_passes_option(monkeypatch, bab, "optimise", "keep_best", None, "bab_keep_best", stages.bab)
