@@ -114,6 +114,13 @@ def test_iterator_training_and_nan_refused():
         sae_metrics(sae, bad)
 
 
+@pytest.mark.parametrize("below", [-0.1, 1.0, float("nan")])
+def test_resample_fraction_out_of_range_refused(below):
+    x = torch.randn(300, 8)
+    with pytest.raises(NapkitError, match="resample_below"):
+        train_sae(x, 16, kind="topk", k=2, steps=5, resample_below=below)
+
+
 @pytest.mark.parametrize("k", [16, 17, 0])
 def test_k_at_least_d_sae_refused(k):
     with pytest.raises(NapkitError, match="k"):

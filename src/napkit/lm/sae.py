@@ -149,6 +149,8 @@ def train_sae(
     ``resample_below`` = 1e-3 with ``reset_adam`` leaves 0.004 / 0.021 / 0.006 (FVU
     0.012 / 0.016 / 0.011), see benchmarks/results/lm_methods.md.
     """
+    if not 0.0 <= resample_below < 1.0:
+        raise NapkitError(f"resample_below is a fraction of rows in [0, 1), got {resample_below}")
     gen = torch.Generator().manual_seed(seed)
     stream = _batches(acts, batch_size, steps, gen)
     first = next(stream, None)
@@ -184,7 +186,7 @@ def train_sae(
         fires.add_((f.detach() > 0).sum(0))
         window_rows += len(x)
         if resample_every and log.steps % resample_every == 0 and log.steps < RESAMPLE_UNTIL * steps:
-            rare = fires <= resample_below * window_rows if resample_below > 0 else fires == 0
+            rare = fires <= resample_below * window_rows  # at 0: the features that never fired
             _resample_dead(sae, rare, x, err.detach(), opt if reset_adam else None)
             fires.zero_()
             window_rows = 0
