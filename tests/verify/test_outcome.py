@@ -75,3 +75,45 @@ def test_tail_refutes_or_leaves_unknown_never_found(box, want):
     assert status in OUTCOMES
     assert status == want
     assert (t is not None) == (want == UNKNOWN)
+
+
+def test_branch_and_bound_default_iterate_is_the_options_default(monkeypatch):
+    """``branch_and_bound`` without ``keep_best`` runs the tree as ``VerifyOptions`` does."""
+    from napkit.verify import bab
+
+    asked = []
+    real = bab.optimise
+
+    def spy(*a, **kw):
+        asked.append(kw["keep_best"])
+        return real(*a, **kw)
+
+    monkeypatch.setattr(bab, "optimise", spy)
+    net = _abs_net()
+    c, d = _SPEC.disjuncts[0]
+    branch_and_bound(net, propagate(net, _VIOLATED), c, -d, deadline=time.monotonic() + 20,
+                     check=lambda x: None)
+    assert asked and set(asked) == {VerifyOptions().bab_keep_best}
+
+
+@pytest.mark.parametrize("cap", [0.0, 2.0])
+def test_nonempty_attack_budget_is_the_named_option(monkeypatch, cap):
+    """``nonempty_attack_cap`` bounds the deadline of ``Query.nonempty``'s attack (reached
+    here by a centre on the boundary of the phases and no time for the first LPs)."""
+    from napkit.verify import query
+
+    seen = []
+
+    def spy(*a, **kw):
+        seen.append(kw["deadline"] - time.monotonic())
+        return None
+
+    monkeypatch.setattr(query, "pgd_attack", spy)
+    net = _abs_net()
+    phases = [np.array([1, 0], np.int8), np.zeros(1, np.int8)]  # x > 0; the centre 0 is not
+    prop = Property(_VIOLATED, _SPEC, phases).check(net.layer_sizes, 1, 2)
+    opts = VerifyOptions(timeout=30.0, nonempty_first_cap=0.0, nonempty_attack_cap=cap)
+    q = Query(net, prop, opts)
+    q.bounds = propagate(net, _VIOLATED, phases)
+    q.nonempty()
+    assert seen and cap - 1.0 < seen[0] <= cap
