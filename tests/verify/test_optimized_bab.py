@@ -20,6 +20,7 @@ from napkit.verify import (
 )
 from napkit.verify.bab import branch_and_bound
 from napkit.verify.optimized import optimize_rows, tighten_optimized
+from napkit.verify.verdict import FOUND, REFUTED, UNKNOWN
 
 
 @settings(max_examples=40, deadline=None)
@@ -107,9 +108,9 @@ def test_branch_and_bound_brute_force_2d(seed):
                                                                      phases, z),
                                batch=4)
         bad = follow & ((y @ c.T - d) <= 0).all(1)
-        if res.status == "proved":
+        if res.status == REFUTED:
             assert not bad.any(), "branch and bound proved a disjunct that a grid point violates"
-        elif res.status == "found":
+        elif res.status == FOUND:
             ce = res.counterexample
             yc, pc = net.forward(ce.x)
             assert follows_phases(pc, phases)[0] and ((yc @ c.T - d) <= 0).all()
@@ -120,8 +121,8 @@ def test_branch_and_bound_brute_force_2d(seed):
 @pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_one_tree_over_all_disjuncts_brute_force_2d(seed, dtype):
-    """One tree with a per-domain mask of open disjuncts: "proved" means no grid point
-    violates any disjunct; "found" is a real violation; open_groups are the undecided ones."""
+    """One tree with a per-domain mask of open disjuncts: ``refuted`` means no grid point
+    violates any disjunct; ``found`` is a real violation; open_groups are the undecided ones."""
     net, phases, box, b, y, follow = _tiny_2d_case(500 + seed, 4)
     spec = robustness_spec(seed % 4, 4)
     if b.vacuous:
@@ -133,10 +134,10 @@ def test_one_tree_over_all_disjuncts_brute_force_2d(seed, dtype):
                            check=lambda z: check_point(net, box, spec, phases, z),
                            batch=8, groups=np.arange(c.shape[0]), dtype=dtype)
     bad = follow & spec.violated(y)
-    if res.status == "proved":
+    if res.status == REFUTED:
         assert not bad.any(), "branch and bound proved a property that a grid point violates"
         assert res.open_groups == []
-    elif res.status == "found":
+    elif res.status == FOUND:
         yc, pc = net.forward(res.counterexample.x[None])
         assert follows_phases(pc, phases)[0] and spec.violated(yc)[0]
     else:
@@ -178,7 +179,7 @@ def test_unknown_leaf_keeps_its_disjuncts_open():
     d = np.concatenate([dd for _, dd in spec.disjuncts])
     res = branch_and_bound(net, b, c, -d, deadline=time.monotonic() + 10, check=lambda x: None,
                            groups=np.arange(c.shape[0]))
-    assert res.status == "unknown" and "leaf LP" in res.reason
+    assert res.status == UNKNOWN and "leaf LP" in res.reason
     assert res.open_groups, "an unknown tree reported every disjunct refuted"
 
 
@@ -219,7 +220,7 @@ def test_branch_and_bound_stops_at_max_open():
     d = np.concatenate([dd for _, dd in spec.disjuncts])
     res = branch_and_bound(net, b, c, -d, deadline=time.monotonic() + 10, check=lambda x: None,
                            groups=np.arange(c.shape[0]), batch=1, max_open=0)
-    assert res.status == "unknown" and "handed to the MILP" in res.reason
+    assert res.status == UNKNOWN and "handed to the MILP" in res.reason
     assert res.open_groups
 
 
@@ -239,9 +240,9 @@ def test_tree_started_from_the_root_parameters_brute_force_2d(seed):
                            check=lambda z: check_point(net, box, spec, phases, z), batch=8,
                            groups=np.arange(c.shape[0]), root_warm=(info["alphas"], info["betas"]))
     bad = follow & spec.violated(y)
-    if res.status == "proved":
+    if res.status == REFUTED:
         assert not bad.any(), "branch and bound proved a property that a grid point violates"
-    elif res.status == "found":
+    elif res.status == FOUND:
         yc, pc = net.forward(res.counterexample.x[None])
         assert follows_phases(pc, phases)[0] and spec.violated(yc)[0]
     else:

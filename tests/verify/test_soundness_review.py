@@ -37,6 +37,7 @@ from napkit.verify import (
 )
 from napkit.verify.bab import branch_and_bound
 from napkit.verify.optimized import optimize_rows, tighten_optimized
+from napkit.verify.verdict import UNKNOWN
 
 
 def _net(ws, bs) -> ReluNetwork:
@@ -199,7 +200,7 @@ def test_branch_and_bound_timeout_is_unknown():
     b = propagate(net, InputBox(np.array([-1.0, -1.0]), np.array([1.0, 1.0])))
     c, d = robustness_spec(0, 3).disjuncts[0]
     res = branch_and_bound(net, b, c, -d, deadline=time.monotonic() - 1.0, check=lambda x: None)
-    assert res.status == "unknown"
+    assert res.status == UNKNOWN
 
 
 def test_engine_timeout_is_unknown_not_verified():

@@ -29,7 +29,9 @@ from napkit.network import ReluNetwork
 from napkit.verify.bounds import Bounds
 from napkit.verify.crown import CrownLayer, CrownProblem, layer_from_bounds, optimise, torch_net
 from napkit.verify.optimized import with_phases
+from napkit.verify.options import VerifyOptions
 from napkit.verify.tolerances import PROOF_SLACK
+from napkit.verify.verdict import FOUND, REFUTED, UNKNOWN, Outcome
 
 _MAX_CHECKS = 4000  # candidate points handed to ``check`` (each an exact re-check)
 _KEEP_CANDIDATES = 16  # first candidates returned to the caller (starts for pattern-fixed LPs)
@@ -37,7 +39,7 @@ _KEEP_CANDIDATES = 16  # first candidates returned to the caller (starts for pat
 
 @dataclass
 class BabResult:
-    status: str  # "proved", "found", "unknown"
+    status: Outcome  # refuted (every disjunct, everywhere), found, unknown
     counterexample: object = None
     domains: int = 0
     reason: str = ""
@@ -64,7 +66,7 @@ def _score(lay: CrownLayer, coef: torch.Tensor) -> torch.Tensor:
 class _Tree:
     """The open subdomains and the batched bounding of a batch of them."""
 
-    def __init__(self, net, bounds: Bounds, c, const, groups, iters, lr, dtype, keep_best: bool = True):
+    def __init__(self, net, bounds: Bounds, c, const, groups, iters, lr, dtype, keep_best: bool):
         self.net, self.bounds = net, bounds
         self.c, self.const, self.groups = c, const, groups
         self.n_groups = int(groups.max()) + 1
@@ -142,7 +144,7 @@ def branch_and_bound(
     stop: Callable[[], bool] | None = None,
     max_open: int | None = None,
     root_warm: tuple[dict, dict] | None = None,
-    keep_best: bool = True,
+    keep_best: bool = VerifyOptions.bab_keep_best,
 ) -> BabResult:
     """Prove that on the region of ``bounds``, for every disjunct, some row of ``c @ y + const``
     is positive. ``groups[i]``: the disjunct of row i (default: all rows form one).
@@ -152,7 +154,10 @@ def branch_and_bound(
     ``stop()`` is True, or (``max_open``) once more subdomains than that are open: the tree
     grows instead of closing, and the caller hands the query to the MILP. ``root_warm``:
     (alphas, betas) per row of ``c`` (e.g. the root's optimised bounds) to start the root from.
-    ``keep_best``: each subdomain keeps its best Adam iterate (else the last one).
+    ``keep_best``: each subdomain keeps its best Adam iterate (else the last one; the default
+    is ``VerifyOptions.bab_keep_best``'s). ``status``: ``refuted`` when every disjunct is
+    refuted on every subdomain, ``found`` with a counterexample ``check`` confirmed, else
+    ``unknown``.
     """
     t0 = time.monotonic()
     c = np.atleast_2d(np.asarray(c, dtype=np.float64))
@@ -170,23 +175,23 @@ def branch_and_bound(
 
     in_batch = np.zeros(tree.n_groups, dtype=bool)  # groups of the batch being processed
 
-    def result(status, ce=None, reason=""):
+    def result(status: Outcome, ce=None, reason=""):
         # unknown: every disjunct open in a queued domain or in the batch not fully queued yet
-        still = [int(g) for g in np.flatnonzero(in_batch)] if status == "unknown" else []
-        opened = sorted(set(tree.open_groups()) | set(still)) if status == "unknown" else []
-        low = float(tree.heap[0][0]) if status == "unknown" and tree.heap else None
+        still = [int(g) for g in np.flatnonzero(in_batch)] if status == UNKNOWN else []
+        opened = sorted(set(tree.open_groups()) | set(still)) if status == UNKNOWN else []
+        low = float(tree.heap[0][0]) if status == UNKNOWN and tree.heap else None
         return BabResult(status, ce, seen, reason, opened, cands, time.monotonic() - t0, n_rows, low)
 
     while tree.heap:
         in_batch = np.zeros(tree.n_groups, dtype=bool)  # the last batch is fully queued
         if time.monotonic() > deadline:
-            return result("unknown", reason=f"branch and bound: time out ({len(tree.heap)} open)")
+            return result(UNKNOWN, reason=f"branch and bound: time out ({len(tree.heap)} open)")
         if stop is not None and stop():
-            return result("unknown", reason="branch and bound: stopped")
+            return result(UNKNOWN, reason="branch and bound: stopped")
         if seen > max_domains:
-            return result("unknown", reason="branch and bound: domain limit")
+            return result(UNKNOWN, reason="branch and bound: domain limit")
         if max_open is not None and len(tree.heap) > max_open:
-            return result("unknown", reason=f"branch and bound: {len(tree.heap)} open, handed to the MILP")
+            return result(UNKNOWN, reason=f"branch and bound: {len(tree.heap)} open, handed to the MILP")
         take = tree.pop(batch)
         in_batch = np.logical_or.reduce([d.groups for d in take])
         dom, rows, starts, layers, val, coefs, ax, params = tree.bound(take)
@@ -217,7 +222,7 @@ def branch_and_bound(
             checks += 1
             ce = check(x)
             if ce is not None:
-                return result("found", ce)
+                return result(FOUND, ce)
         # branching: per domain the neuron with the best score over its open rows
         open_row = torch.from_numpy(still[dom, groups[rows]])
         best_s = torch.full((len(take),), -1.0, dtype=torch.float64)
@@ -237,12 +242,12 @@ def branch_and_bound(
             d = take[i]
             key = float(gmax[i].min())
             if float(best_s[i]) < 0:
-                out = _leaf(net, bounds, d.phases, c, const, groups, still[i], deadline, check)
-                if out is None:
+                out, ce, why = _leaf(net, bounds, d.phases, c, const, groups, still[i], deadline, check)
+                if out == REFUTED:
                     continue
-                if out[0] == "found":
-                    return result("found", out[1])
-                return result("unknown", reason=f"branch and bound: leaf LP {out[1]}")
+                if out == FOUND:
+                    return result(FOUND, ce)
+                return result(UNKNOWN, reason=f"branch and bound: leaf LP {why}")
             k, j = (int(t) for t in best_at[i])
             keep = still[i][groups[rows[starts[i]:starts[i + 1]]]]
             sl = slice(starts[i], starts[i + 1])
@@ -251,17 +256,20 @@ def branch_and_bound(
                 child = [p.copy() for p in d.phases]
                 child[k][j] = sign
                 tree.push(key, _Domain(child, still[i].copy(), warm))
-    return result("proved")
+    return result(REFUTED)
 
 
-def _leaf(net, bounds, phases, c, const, groups, still, deadline, check):
+def _leaf(net, bounds, phases, c, const, groups, still, deadline, check
+          ) -> tuple[Outcome, object, str]:
     """No unstable neuron left: the region is a polytope; an LP per open disjunct decides it.
-    None when every disjunct is infeasible there; else ("found", ce) or ("unknown", status)."""
+    (outcome, counterexample, why): refuted when every disjunct's LP is infeasible there (or
+    the region is empty), found with a point ``check`` confirmed, else unknown with the LP's
+    HiGHS status."""
     from napkit.verify.milp import MilpEncoding
 
     sub = with_phases(bounds, phases)
     if sub.vacuous:
-        return None
+        return REFUTED, None, ""
     enc = MilpEncoding(net, sub, slack=PROOF_SLACK)
     for g in np.flatnonzero(still):
         r = groups == g
@@ -272,6 +280,6 @@ def _leaf(net, bounds, phases, c, const, groups, still, deadline, check):
         if res.status == "feasible":
             ce = check(res.x)
             if ce is not None:
-                return "found", ce
-        return "unknown", res.status
-    return None
+                return FOUND, ce, ""
+        return UNKNOWN, None, res.status
+    return REFUTED, None, ""

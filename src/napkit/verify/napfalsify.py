@@ -17,7 +17,7 @@ Two stages:
   violation become starts for the pattern-fixed LPs, and a strict follower is the
   witness of non-emptiness.
 * ``nap_milp``: the MILP of each open disjunct (``Query.milp_disjunct``: violation rows
-  relaxed by ``PROOF_SLACK``, so "infeasible" errs on the side of ``unknown``; a feasible
+  relaxed by ``PROOF_SLACK``, so ``refuted`` errs on the side of ``unknown``; a feasible
   point is re-checked by the exact pass and onnxruntime before it counts), the disjunct
   closest to violation at the data first, each with all of the stage's time left (a proof
   needs every disjunct refuted: the stage ends at the first one it cannot decide).
@@ -31,7 +31,7 @@ import numpy as np
 
 from napkit.verify.properties import follows_phases
 from napkit.verify.query import Query
-from napkit.verify.verdict import VerificationResult
+from napkit.verify.verdict import FOUND, REFUTED, VerificationResult
 
 _BATCH = 4096  # rows per forward pass over the given points
 
@@ -228,10 +228,10 @@ def nap_milp(q: Query) -> VerificationResult | None:
         if left <= 0 or (q.stop is not None and q.stop()):
             break
         status, ce, _ = q.milp_disjunct(k, time_limit=left)
-        if status == "found":
+        if status == FOUND:
             q.add_time("nap_milp_s", t)
             return q.done("falsified", "counterexample found by the NAP MILP", ce)
-        if status != "infeasible":
+        if status != REFUTED:
             break  # this disjunct stays open, so no proof from this stage: leave the rest
         refuted.add(k)
     q.open_ids = [k for k in q.open_ids if k not in refuted]

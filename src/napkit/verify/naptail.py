@@ -32,6 +32,7 @@ from napkit.verify.bounds import Bounds, propagate
 from napkit.verify.milp import MilpEncoding
 from napkit.verify.properties import InputBox, Phases
 from napkit.verify.tolerances import PROOF_SLACK
+from napkit.verify.verdict import REFUTED, UNKNOWN, Outcome
 
 
 def narrowest_layer(phases: Phases, n_hidden: int, max_width: int) -> tuple[int, np.ndarray] | None:
@@ -76,14 +77,19 @@ class Tail:
         return bool(self.bounds.vacuous)
 
     def disjunct(self, c: np.ndarray, d: np.ndarray, time_limit: float, stop=None
-                 ) -> tuple[str, np.ndarray | None]:
-        """('infeasible' | 'feasible' | 'unknown', a tail input that violates ``C y <= d``)."""
+                 ) -> tuple[Outcome, np.ndarray | None]:
+        """(outcome, a tail input that violates ``C y <= d`` when the MILP gave one).
+
+        ``refuted``: the tail's MILP (relaxed by ``PROOF_SLACK``) is infeasible, so no input of
+        the query violates the disjunct. Never ``found``: the tail's box over-approximates the
+        narrow layer, so a violating tail input is no counterexample of the query (``unknown``,
+        with that input: what a counterexample would need behind the narrow layer)."""
         if self._enc is None:
             self._enc = MilpEncoding(self.net, self.bounds, slack=PROOF_SLACK)
         res = self._enc.solve(c, d, time_limit=time_limit, stop=stop)
         if res.status == "infeasible":
-            return "infeasible", None
-        return ("feasible" if res.status == "feasible" else "unknown"), res.x
+            return REFUTED, None
+        return UNKNOWN, res.x
 
 
 def refute_by_tail(tail: Tail, disjuncts: list[tuple[np.ndarray, np.ndarray]], deadline: float,
@@ -99,7 +105,7 @@ def refute_by_tail(tail: Tail, disjuncts: list[tuple[np.ndarray, np.ndarray]], d
             refuted.append(False)
             continue
         status, t = tail.disjunct(c, d, left, stop)
-        refuted.append(status == "infeasible")
+        refuted.append(status == REFUTED)
         if t is not None:
             needs[i] = [round(float(v), 3) for v in t]
     return refuted, needs

@@ -62,6 +62,23 @@ class VerifyOptions:
     # pattern-fixed LPs from the attack's iterates (share of timeout / of left)
     patterns_share: float = 0.12
     patterns_left: float = 0.3
+    # a pattern walk that may repair (``stages._pattern_walk``): this share of its budget walks
+    # from the starts, the rest repairs a start into a point that follows the phases and walks
+    # from there (a walk without repair keeps all of it)
+    pattern_walk_search_share: float = 0.6
+    # a MILP solution of a disjunct that fails the exact re-check: the local attack that
+    # repairs it runs at most this many seconds (``Query.milp_disjunct``)
+    milp_repair_attack_cap: float = 5.0
+    # is the region non-empty (``Query.nonempty``, once every disjunct is refuted)? First
+    # pattern-fixed LPs from points that tend to follow the phases (share of left, cap), then
+    # the attack with the phases as a penalty (cap), the LP relaxation (cap), then pattern
+    # walks and elastic repairs from their points (share of left, cap, each), then the MILP
+    nonempty_first_left: float = 0.3
+    nonempty_first_cap: float = 3.0
+    nonempty_attack_cap: float = 5.0
+    nonempty_lp_cap: float = 5.0
+    nonempty_walk_left: float = 0.5
+    nonempty_walk_cap: float = 5.0
     # LP tightening before the MILP (share of left), only with ``tighten``
     tighten_left: float = 0.3
     # branch and bound: share of the time left (the MILP gets the rest); with at most

@@ -16,7 +16,7 @@ from napkit.verify.options import VerifyOptions
 from napkit.verify.patternlp import PatternSearch, agreement_starts
 from napkit.verify.properties import OutputSpec, Property, follows_phases
 from napkit.verify.tolerances import PROOF_SLACK, STRICT_MARGIN
-from napkit.verify.verdict import VerificationResult
+from napkit.verify.verdict import FOUND, REFUTED, UNKNOWN, Outcome, VerificationResult
 
 
 class Query:
@@ -136,22 +136,24 @@ class Query:
 
     # ---- the complete method -------------------------------------------------------------
     def milp_disjunct(self, k: int, time_limit: float | None = None, ipm: bool = False
-                      ) -> tuple[str, Counterexample | None, str]:
-        """Disjunct ``k`` by MILP: ('infeasible'|'found'|'unknown', counterexample, reason),
-        within ``time_limit`` seconds (default: the time left); ``ipm``: see ``MilpEncoding.solve``."""
+                      ) -> tuple[Outcome, Counterexample | None, str]:
+        """Disjunct ``k`` by MILP: (outcome, counterexample, reason) within ``time_limit``
+        seconds (default: the time left); ``ipm``: see ``MilpEncoding.solve``. ``refuted``:
+        the MILP relaxed by ``PROOF_SLACK`` is infeasible; ``found``: a re-checked point."""
         c, d = self.spec.disjuncts[k]
         end = self.until(self.left() if time_limit is None else time_limit)
         res = self.encoding(slack=PROOF_SLACK).solve(c, d, time_limit=end - time.monotonic(), stop=self.stop,
                                                      ipm=ipm)
         self.stats["milp_s"] = self.stats.get("milp_s", 0.0) + res.seconds
         if res.status == "infeasible":
-            return "infeasible", None, ""
+            return REFUTED, None, ""
         if res.status != "feasible":
-            return "unknown", None, res.message
+            return UNKNOWN, None, res.message
         ce = self.confirm_point(res.x, self.spec)
         if ce is None:  # a near-boundary solution: repair by a local attack, then a margin
             att = pgd_attack(self.net, self.prop.box, self.spec, self.prop.phases, restarts=4, steps=60,
-                             starts=res.x[None], deadline=min(self.until(5.0), end))
+                             starts=res.x[None],
+                             deadline=min(self.until(self.opts.milp_repair_attack_cap), end))
             ce = self.confirm(att, self.spec)
         if ce is None:
             res2 = self.encoding(strict=STRICT_MARGIN).solve(c, d, time_limit=end - time.monotonic(),
@@ -159,8 +161,8 @@ class Query:
             if res2.status == "feasible":
                 ce = self.confirm_point(res2.x, self.spec)
         if ce is None:
-            return "unknown", None, "MILP solution failed the exact float64 re-check"
-        return "found", ce, ""
+            return UNKNOWN, None, "MILP solution failed the exact float64 re-check"
+        return FOUND, ce, ""
 
     def nonempty(self) -> tuple[bool | None, str]:
         """Does some input of the box follow the phases? True/False/None (undecided)."""
@@ -173,32 +175,34 @@ class Query:
 
         if confirm(self.prop.box.center) is not None:  # e.g. the centre of a small ball
             return True, ""
-        b = self.bounds
+        b, o = self.bounds, self.opts
         # 1. pattern-fixed LPs from points that tend to follow the phases (cheap: one LP each)
         first = [*agreement_starts(self.net, b)] if b is not None else []
         first += [] if self.lp_x is None else [self.lp_x]
         if first and self.pattern_search().witness(
-                np.array(first), time.monotonic() + min(0.3 * self.left(), 3.0), confirm) is not None:
+                np.array(first), self._share_end(o.nonempty_first_left, o.nonempty_first_cap),
+                confirm) is not None:
             self.stats["witness"] = "pattern LP"
             return True, ""
         # 2. the attack with the phases as a penalty
         keep: list[np.ndarray] = []
         cand = pgd_attack(self.net, self.prop.box, None, self.prop.phases, restarts=8, steps=50,
-                          deadline=self.until(5.0), keep=keep)
+                          deadline=self.until(o.nonempty_attack_cap), keep=keep)
         self.confirm(cand, None)
         if self.witness is not None:
             return True, ""
         # 3. pattern-fixed LPs from its iterates and the LP relaxation, then elastic repairs
         if self.lp_x is None and self.left() > 0:
-            lp = self.encoding().solve(time_limit=min(5.0, max(self.left(), 0.01)), relax=True)
+            lp = self.encoding().solve(time_limit=min(o.nonempty_lp_cap, max(self.left(), 0.01)), relax=True)
             self.lp_x = lp.x
         starts = ([] if self.lp_x is None else [self.lp_x]) + keep[:4] + self.starts[:4]
         if starts and self.left() > 0:
             ps = self.pattern_search()
-            w = ps.witness(np.array(starts), time.monotonic() + min(0.5 * self.left(), 5.0), confirm)
+            w = ps.witness(np.array(starts), self._share_end(o.nonempty_walk_left, o.nonempty_walk_cap),
+                           confirm)
             if w is None and self.left() > 0:
-                w = ps.repair(np.array(first + starts), time.monotonic() + min(0.5 * self.left(), 5.0),
-                              confirm)
+                w = ps.repair(np.array(first + starts),
+                              self._share_end(o.nonempty_walk_left, o.nonempty_walk_cap), confirm)
             if w is not None:
                 self.stats["witness"] = "pattern LP"
                 return True, ""
@@ -208,3 +212,7 @@ class Query:
         if res.status == "feasible" and confirm(res.x) is not None:
             return True, ""
         return None, "could not decide whether any input follows the phases (strictly)"
+
+    def _share_end(self, share: float, cap: float) -> float:
+        """A deadline ``share`` of the time left from now, at most ``cap`` seconds away."""
+        return time.monotonic() + min(share * self.left(), cap)

@@ -21,7 +21,7 @@ from napkit.verify.napfalsify import data_points, nap_lp, nap_milp, nap_tail, na
 from napkit.verify.patternlp import agreement_starts
 from napkit.verify.query import Query
 from napkit.verify.threads import torch_pinned
-from napkit.verify.verdict import VerificationResult
+from napkit.verify.verdict import FOUND, REFUTED, UNKNOWN, VerificationResult
 
 Stage = Callable[[Query], VerificationResult | None]
 
@@ -224,9 +224,9 @@ def bab(q: Query) -> VerificationResult | None:
     )
     q.add_time("bab_s", t)
     q.stats["bab_domains"] = q.stats.get("bab_domains", 0) + res.domains
-    if res.status == "found":
+    if res.status == FOUND:
         return q.done("falsified", "counterexample found by branch and bound", res.counterexample)
-    if res.status == "proved":
+    if res.status == REFUTED:
         q.open_ids = []
         q.how = "branch and bound"
         return None
@@ -254,9 +254,9 @@ def milp(q: Query) -> VerificationResult | None:
             reasons.append("timeout")
             break
         status, ce, why = q.milp_disjunct(k, ipm=q.opts.milp_ipm and q.prop.phases is not None)
-        if status == "found":
+        if status == FOUND:
             return q.done("falsified", "counterexample found by MILP", ce)
-        if status == "unknown":
+        if status == UNKNOWN:
             reasons.append(why or "timeout")
         else:
             q.how = "MILP"
@@ -294,16 +294,17 @@ PROVE_STAGES: tuple[Stage, ...] = (nap_lp, nap_tail_lp, nap_milp, optimised_boun
 
 def _pattern_walk(q: Query, budget: float, starts: list[np.ndarray], repair: bool = True
                   ) -> Counterexample | None:
-    """Pattern-fixed LPs from ``starts`` (60% of the budget, all of it without ``repair``);
-    then, when no point is known to follow the phases, repair a start into one (elastic LPs)
-    and walk from there."""
+    """Pattern-fixed LPs from ``starts`` (``pattern_walk_search_share`` of the budget, all of
+    it without ``repair``); then, when no point is known to follow the phases, repair a start
+    into one (elastic LPs) and walk from there."""
     t_end = time.monotonic() + budget
     ps = q.pattern_search()
 
     def check(x):
         return q.confirm_point(x, q.spec)
 
-    ce = ps.search(np.array(starts), q.spec, time.monotonic() + (0.6 if repair else 1.0) * budget, check,
+    share = q.opts.pattern_walk_search_share if repair else 1.0
+    ce = ps.search(np.array(starts), q.spec, time.monotonic() + share * budget, check,
                    order=q.open_ids, rounds=4)
     if ce is not None or not repair or q.prop.phases is None or time.monotonic() > t_end:
         return ce
