@@ -134,13 +134,13 @@ def branch_and_bound(
     const: np.ndarray,
     deadline: float,
     check: Callable[[np.ndarray], object],
-    batch: int = 32,
-    iters: int = 12,
-    lr: float = 0.1,
+    batch: int = VerifyOptions.bab_batch,
+    iters: int = VerifyOptions.bab_iters,
+    lr: float = VerifyOptions.bab_lr,
     max_domains: int = 200000,
     groups: np.ndarray | None = None,
     screen: Callable[[np.ndarray], np.ndarray] | None = None,
-    dtype: torch.dtype = torch.float64,
+    dtype: torch.dtype | None = None,
     stop: Callable[[], bool] | None = None,
     max_open: int | None = None,
     root_warm: tuple[dict, dict] | None = None,
@@ -154,12 +154,15 @@ def branch_and_bound(
     ``stop()`` is True, or (``max_open``) once more subdomains than that are open: the tree
     grows instead of closing, and the caller hands the query to the MILP. ``root_warm``:
     (alphas, betas) per row of ``c`` (e.g. the root's optimised bounds) to start the root from.
-    ``keep_best``: each subdomain keeps its best Adam iterate (else the last one; the default
-    is ``VerifyOptions.bab_keep_best``'s). ``status``: ``refuted`` when every disjunct is
-    refuted on every subdomain, ``found`` with a counterexample ``check`` confirmed, else
-    ``unknown``.
+    ``keep_best``: each subdomain keeps its best Adam iterate (else the last one). ``batch``,
+    ``iters``, ``lr``, ``keep_best`` and ``dtype`` (None: ``bab_dtype``) default to the
+    engine's ``VerifyOptions``, so a direct call runs the tree the engine runs. ``status``:
+    ``refuted`` when every disjunct is refuted on every subdomain, ``found`` with a
+    counterexample ``check`` confirmed, else ``unknown``.
     """
     t0 = time.monotonic()
+    if dtype is None:
+        dtype = VerifyOptions().torch_dtype
     c = np.atleast_2d(np.asarray(c, dtype=np.float64))
     const = np.asarray(const, dtype=np.float64).reshape(-1)
     groups = np.zeros(c.shape[0], dtype=np.int64) if groups is None else np.asarray(groups, np.int64)
