@@ -2,7 +2,7 @@
 published alpha-beta-CROWN and Marabou times (truth.csv), then totals and wrong answers.
 
     .venv/bin/python benchmarks/vnncomp_mnist_fc.py --nets 256x2 [--timeout-scale 1] [--limit N]
-        [--only mnist-net_256x4-prop_5_0.05 ...] [--workers N]
+        [--only mnist-net_256x4-prop_5_0.05 ...] [--workers N] [--stats]
 
 Instance timeouts as in VNN-COMP 2022 mnist_fc: 120 s for 256x2, 300 s for 256x4 and 256x6,
 times --timeout-scale.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="*", default=None,
                     help="only these instances, e.g. mnist-net_256x4-prop_5_0.05")
     ap.add_argument("--workers", type=int, default=None, help="processes per query (default: cores)")
+    ap.add_argument("--stats", action="store_true",
+                    help="after each row, the engine's statistics (root bound, tree size, ...) as JSON")
     args = ap.parse_args(argv)
     if not (args.root / "truth.csv").exists():
         print(f"benchmark data not found under {args.root}", file=sys.stderr)
@@ -73,6 +76,8 @@ def main(argv=None) -> int:
             flag = " **WRONG**" if wrong else ""
             print(f"| {r['inst']} | {truth} | {res.verdict}{flag} | {secs:.2f} | {res.reason} "
                   f"| {r['alpha_beta_crown_s']} | {r['marabou_s']} |", flush=True)
+            if args.stats:
+                print(json.dumps({k: v for k, v in res.to_dict().items() if k != "counterexample"}), flush=True)
     print(f"\nsolved {tot['solved']}/{tot['n']} (alpha-beta-CROWN {tot['abc']}, Marabou "
           f"{tot['mar']}), wrong {tot['wrong']}, napkit total {tot['s']:.1f} s")
     return 1 if tot["wrong"] else 0
