@@ -24,6 +24,18 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert "not a local model folder" in capsys.readouterr().err
 
 
+def test_steer_refuses_bad_controls_and_an_existing_out_before_any_work(tmp_path, capsys):
+    assert main(["lm", "steer", "--random", "-1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--random must be at least 1" in err[0]
+    out = tmp_path / "steer.json"
+    out.write_text("keep")
+    assert main(["lm", "steer", "--random", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exists" in err[0] and "--force" in err[0]
+    assert out.read_text() == "keep"
+
+
 def test_bad_input_on_a_loaded_model_is_still_one_line(capsys):
     """Loading the model prints nothing (transformers' progress bars are off in the CLI)."""
     args = ["lm", "patch", "--clean", "alice lives in", "--corrupted", "bob lives in the",

@@ -107,6 +107,22 @@ def test_patch_and_its_bad_input(cli, model_dir):
     assert isinstance(r.exception, NapkitError) and "not one" in str(r.exception)
 
 
+def test_words_outside_the_vocabulary_are_refused_not_read_as_unk(cli, model_dir):
+    """The word-level tokenizer maps an unknown word to <unk>: patching or attributing it
+    would analyse a token that means nothing, so prompts and answers must be known words."""
+    pair = ["--answer", "paris", "--wrong", "rome"]
+    r = cli("patch", "--model", model_dir, "--clean", "qqq lives in", "--corrupted", "bob lives in", *pair)
+    assert isinstance(r.exception, NapkitError) and "'qqq lives in'" in str(r.exception)
+    r = cli("patch", "--model", model_dir, "--clean", "alice lives in", "--corrupted", "bob lives qqq", *pair)
+    assert isinstance(r.exception, NapkitError) and "'bob lives qqq'" in str(r.exception)
+    r = cli("attribute", "--model", model_dir, "--prompt", "alice lives in", "--answer", "zzzunknown",
+            "--wrong", "rome")
+    assert isinstance(r.exception, NapkitError) and "'zzzunknown' is not in the model's vocabulary" in str(
+        r.exception)
+    r = cli("attribute", "--model", model_dir, "--prompt", "alice qqq in", *pair)
+    assert isinstance(r.exception, NapkitError) and "vocabulary does not know" in str(r.exception)
+
+
 def test_attribute(cli, model_dir, tmp_path):
     out = last_json(
         cli(

@@ -102,3 +102,11 @@ def test_difference_of_means_beats_random_controls_at_equal_kl_and_reverses(tiny
     assert res["steer_effect"] > 0 > res["steer_reversed_effect"]  # towards "bad", and back
     assert res["steer_random_unreached"] == 0
     assert res["steer_effect_ratio"] >= 5, res
+
+
+def test_steering_effect_needs_at_least_one_random_control(tiny):
+    from napkit.lm.steering import steering_effect
+
+    v = torch.zeros(tiny.model.config.n_embd)
+    with pytest.raises(NapkitError, match="at least one random control"):
+        steering_effect(tiny, ["the cat"], "blocks.0.hook_resid_post", v, "good", "bad", 0.5, n_random=0)

@@ -112,6 +112,7 @@ def steer(
     kl: Annotated[float, typer.Option("--kl", help="KL target that sets α.")] = 0.5,
     n_random: Annotated[int, typer.Option("--random", help="Random control vectors.")] = 20,
     out: Annotated[Path | None, typer.Option("--out", help="Write the intervention (JSON + vector).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Steer regime-0 contrast prompts towards regime 1 at a KL target, against random controls."""
@@ -119,12 +120,16 @@ def steer(
 
     if not (math.isfinite(kl) and kl > 0):
         raise NapkitError(f"--kl must be a positive number, got {kl}")
+    if n_random < 1:
+        raise NapkitError(f"--random must be at least 1 (random control vectors), got {n_random}")
+    if out is not None:  # before the minutes of work, as every command that writes a file
+        from napkit.cli.common import check_output
+
+        check_output(out, force)
     lm = _model(model)
     n_layers = lm.model.config.num_hidden_layers
     if layer is not None and not 0 <= layer < n_layers:
         raise NapkitError(f"--layer must be in 0..{n_layers - 1}, got {layer}")
-    if out is not None and not out.parent.is_dir():
-        raise NapkitError(f"cannot write {out}: folder {out.parent} does not exist")
     res = steer_regime(lm, layer=layer, kl=kl, n_random=n_random)
     if out is not None:
         from napkit.lm.regime_steering import regime_vector

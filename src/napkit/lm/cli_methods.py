@@ -212,11 +212,13 @@ def attribute(
         plot_attention,
     )
     from napkit.lm.patching import answer_token
+    from napkit.lm.tokenizer import refuse_unknown_words
 
     lm = _load(model)
     if not (len(prompt) == len(answer) == len(wrong)):
         raise NapkitError("give as many --prompt, --answer and --wrong as each other")
     enc = lm.tokenizer(list(prompt), return_tensors="pt", padding=True)
+    refuse_unknown_words(lm.tokenizer, prompt, enc["input_ids"], enc["attention_mask"])
     good = torch.tensor([answer_token(lm.tokenizer, w) for w in answer])
     bad = torch.tensor([answer_token(lm.tokenizer, w) for w in wrong])
     dla = direct_logit_attribution(lm.model, enc["input_ids"], good, bad, enc["attention_mask"])

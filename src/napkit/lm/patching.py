@@ -23,6 +23,7 @@ from torch import nn
 
 from napkit.errors import NapkitError
 from napkit.lm._parts import ModelParts, check_ids, hooked, last_positions, model_parts
+from napkit.lm.tokenizer import known_token_id, refuse_unknown_words
 
 COMPONENTS = ("resid_pre", "resid_post", "attn", "head", "mlp", "neuron")
 MAX_ROWS = 4096  # rows (variants × prompts) per batched forward pass
@@ -382,11 +383,8 @@ def patch_sweep(
 
 
 def answer_token(tokenizer, word: str) -> int:
-    """The id of an answer word, refused unless it is exactly one token."""
-    ids = tokenizer(word, add_special_tokens=False)["input_ids"]
-    if len(ids) != 1:
-        raise NapkitError(f"answer word {word!r} is {len(ids)} tokens ({ids}), not one")
-    return int(ids[0])
+    """The id of an answer word, refused unless it is exactly one known token."""
+    return known_token_id(tokenizer, word, "answer word")
 
 
 def encode_pair(tokenizer, clean: Sequence[str], corrupted: Sequence[str]) -> tuple[torch.Tensor, ...]:
@@ -403,4 +401,6 @@ def encode_pair(tokenizer, clean: Sequence[str], corrupted: Sequence[str]) -> tu
             f"clean and corrupted prompts differ in length: {clean[i]!r} is {int(lc[i])} tokens, "
             f"{corrupted[i]!r} is {int(lx[i])}"
         )
+    refuse_unknown_words(tokenizer, clean, c["input_ids"], c["attention_mask"])
+    refuse_unknown_words(tokenizer, corrupted, x["input_ids"], x["attention_mask"])
     return c["input_ids"], x["input_ids"], c["attention_mask"]

@@ -34,6 +34,7 @@ from napkit.lm.feature_steering import steering_grid
 from napkit.lm.models import LanguageModel, load
 from napkit.lm.sae import SparseAutoencoder
 from napkit.lm.targets import resolve
+from napkit.lm.tokenizer import known_token_id
 
 ANIMALS = ("cat", "dog", "bird", "horse")
 SCALES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -105,14 +106,7 @@ def sibling_features(
 
 
 def word_ids(tokenizer, words: Sequence[str]) -> list[int]:
-    ids = []
-    unk = getattr(tokenizer, "unk_token_id", None)
-    for w in words:
-        got = tokenizer(w, add_special_tokens=False)["input_ids"]
-        if len(got) != 1 or got[0] == unk:
-            raise NapkitError(f"{w!r} is not one known token of this tokenizer ({got})")
-        ids.append(int(got[0]))
-    return ids
+    return [known_token_id(tokenizer, w) for w in words]
 
 
 def grammar_contexts(n_per_kind: int = 12, seed: int = 0, grammar: Grammar = GRAMMAR) -> dict[str, list[str]]:

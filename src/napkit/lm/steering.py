@@ -21,6 +21,7 @@ from napkit.errors import NapkitError
 from napkit.lm.capture import capture, encode
 from napkit.lm.interventions import Intervention, applied
 from napkit.lm.models import load
+from napkit.lm.tokenizer import known_token_id
 
 
 class UnreachableKL(NapkitError):
@@ -169,6 +170,8 @@ def steering_effect(
     positions: Sequence[int] | None = None,
 ) -> SteeringEffect:
     """How far α·v moves log p(token_b) − log p(token_a) at KL ``kl_target``, against controls."""
+    if n_random < 1:
+        raise NapkitError(f"give at least one random control, got {n_random}")
     lm = load(lm)
     ia, ib = (_one_token(lm, t) for t in (token_a, token_b))
     base = next_token_logprobs(lm, texts)
@@ -193,10 +196,7 @@ def steering_effect(
 
 
 def _one_token(lm, word: str) -> int:
-    ids = lm.tokenizer(word, add_special_tokens=False)["input_ids"]
-    if len(ids) != 1:
-        raise NapkitError(f"{word!r} is {len(ids)} tokens, not one")
-    return ids[0]
+    return known_token_id(lm.tokenizer, word)
 
 
 @torch.no_grad()

@@ -66,12 +66,14 @@ def _score(lay: CrownLayer, coef: torch.Tensor) -> torch.Tensor:
 class _Tree:
     """The open subdomains and the batched bounding of a batch of them."""
 
-    def __init__(self, net, bounds: Bounds, c, const, groups, iters, lr, dtype, keep_best: bool):
+    def __init__(self, net, bounds: Bounds, c, const, groups, iters, lr, dtype, keep_best: bool,
+                 best_bound: bool = False):
         self.net, self.bounds = net, bounds
         self.c, self.const, self.groups = c, const, groups
         self.n_groups = int(groups.max()) + 1
         self.n_h = len(bounds.lower)
         self.iters, self.lr, self.dtype, self.keep_best = iters, lr, dtype, keep_best
+        self.best_bound = best_bound
         self.tn = torch_net(net)
         self.box_lo = torch.tensor(bounds.box.lower)
         self.box_hi = torch.tensor(bounds.box.upper)
@@ -121,9 +123,11 @@ class _Tree:
                         dst[j][sl] = v
         # keep_best: the best iterate per row (a child starts from its parent's parameters, whose
         # bound on the child is at least the parent's, so a subdomain's bound never falls below
-        # its parent's); otherwise the last iterate (see VerifyOptions.bab_keep_best)
+        # its parent's); otherwise the last iterate (see VerifyOptions.bab_keep_best), whose
+        # bound may be raised to the best iterate's (``best_bound``)
         val, coefs, ax, params = optimise(prob, alphas, betas, self.iters, self.lr, stop_at=0.0,
-                                          keep_best=self.keep_best, dtype=self.dtype)
+                                          keep_best=self.keep_best, dtype=self.dtype,
+                                          best_bound=self.best_bound)
         return dom, rows, starts, layers, val, coefs, ax, params
 
 
@@ -145,6 +149,7 @@ def branch_and_bound(
     max_open: int | None = None,
     root_warm: tuple[dict, dict] | None = None,
     keep_best: bool = VerifyOptions.bab_keep_best,
+    best_bound: bool = VerifyOptions.bab_best_bound,
 ) -> BabResult:
     """Prove that on the region of ``bounds``, for every disjunct, some row of ``c @ y + const``
     is positive. ``groups[i]``: the disjunct of row i (default: all rows form one).
@@ -154,8 +159,10 @@ def branch_and_bound(
     ``stop()`` is True, or (``max_open``) once more subdomains than that are open: the tree
     grows instead of closing, and the caller hands the query to the MILP. ``root_warm``:
     (alphas, betas) per row of ``c`` (e.g. the root's optimised bounds) to start the root from.
-    ``keep_best``: each subdomain keeps its best Adam iterate (else the last one). ``batch``,
-    ``iters``, ``lr``, ``keep_best`` and ``dtype`` (None: ``bab_dtype``) default to the
+    ``keep_best``: each subdomain keeps its best Adam iterate (else the last one);
+    ``best_bound``: with the last iterate, a subdomain's bound is the best iterate's when that
+    is higher (its children still start from the last). ``batch``, ``iters``, ``lr``,
+    ``keep_best``, ``best_bound`` and ``dtype`` (None: ``bab_dtype``) default to the
     engine's ``VerifyOptions``, so a direct call runs the tree the engine runs. ``status``:
     ``refuted`` when every disjunct is refuted on every subdomain, ``found`` with a
     counterexample ``check`` confirmed, else ``unknown``.
@@ -166,7 +173,7 @@ def branch_and_bound(
     c = np.atleast_2d(np.asarray(c, dtype=np.float64))
     const = np.asarray(const, dtype=np.float64).reshape(-1)
     groups = np.zeros(c.shape[0], dtype=np.int64) if groups is None else np.asarray(groups, np.int64)
-    tree = _Tree(net, bounds, c, const, groups, iters, lr, dtype, keep_best)
+    tree = _Tree(net, bounds, c, const, groups, iters, lr, dtype, keep_best, best_bound)
     root_ph = bounds.phases or [np.zeros(lo.size, np.int8) for lo in bounds.lower]
     if root_warm is not None:  # only the layers this tree optimises, one row per row of c
         n = c.shape[0]

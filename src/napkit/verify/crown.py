@@ -187,16 +187,21 @@ def optimise(
     prob: CrownProblem, alphas: dict, betas: dict, iters: int, lr: float,
     deadline: float | None = None, stop_at: float | None = None, keep_best: bool = True,
     dtype: torch.dtype = torch.float64, stop=None, lr_beta: float | None = None,
+    best_bound: bool = False,
 ):
     """Adam on the bound's ``alphas``/``betas`` (``dtype``), then the sound float64 bound.
     ``lr_beta``: the step of the multipliers (default ``lr``).
 
     ``keep_best``: per row, the parameters of the best iterate (else the last). Stops when
     every row's bound exceeds ``stop_at``, at ``deadline`` or once ``stop()`` is True.
+    ``best_bound`` (with the last iterate): the bound is the larger of the last and the best
+    iterate's sound bounds (both valid), while the parameters, coefficients and input
+    coefficients returned stay the last iterate's (where branch and bound goes on from).
     Returns (bound, coefficients per layer, input coefficients, (alphas, betas)) with
     clamped float64 parameters.
     """
     params = {**{("a", j): v for j, v in alphas.items()}, **{("b", j): v for j, v in betas.items()}}
+    also = None  # the best iterate's sound bound (``best_bound``)
     if params and iters > 0:
         low = dtype != torch.float64
         tn = prob.tn.to(dtype) if low else prob.tn
@@ -208,11 +213,12 @@ def optimise(
         plist = [*al.values(), *be.values()]
         opt = Adam(plist, [lr] * len(al) + [lr if lr_beta is None else lr_beta] * len(be))
         best_val, best = None, None
+        track = keep_best or best_bound
         for _ in range(iters):
             if (deadline is not None and time.monotonic() > deadline) or (stop is not None and stop()):
                 break
             val, _ = backward(tn, layers, prob.k, a, const, al, be, box_lo, box_hi)
-            if keep_best:
+            if track:
                 v = val.detach()
                 if best_val is None:
                     best_val = v.clone()
@@ -225,19 +231,31 @@ def optimise(
                         for src, dst in ((al, best[0]), (be, best[1])):
                             for j, t in src.items():
                                 dst[j] = torch.where(better[:, None], t.detach(), dst[j])
-                done = best_val
-            else:
-                done = val.detach()
+            done = best_val if track else val.detach()
             if stop_at is not None and bool((done > stop_at).all()):
                 break
             ascend(opt, val, plist, al, be)
         if keep_best and best is not None:
             al, be = best
-        alphas = {j: v.detach().to(torch.float64) for j, v in al.items()}
-        betas = {j: v.detach().to(torch.float64) for j, v in be.items()}
+        alphas, betas = _float64(al), _float64(be)
+        if best_bound and not keep_best and best is not None:
+            with torch.no_grad():
+                also, _, _ = backward(prob.tn, prob.layers, prob.k, prob.a, prob.const, *_clamped(
+                    _float64(best[0]), _float64(best[1])), prob.box_lo, prob.box_hi, exact=True)
     with torch.no_grad():
-        alphas = {j: v.detach().clamp(0.0, 1.0) for j, v in alphas.items()}
-        betas = {j: v.detach().clamp(min=0.0) for j, v in betas.items()}
+        alphas, betas = _clamped(alphas, betas)
         val, coefs, ax = backward(prob.tn, prob.layers, prob.k, prob.a, prob.const, alphas, betas,
                                   prob.box_lo, prob.box_hi, exact=True)
+        if also is not None:
+            val = torch.maximum(val, also)
     return val, coefs, ax, (alphas, betas)
+
+
+def _float64(params: dict) -> dict:
+    return {j: v.detach().to(torch.float64) for j, v in params.items()}
+
+
+def _clamped(alphas: dict, betas: dict) -> tuple[dict, dict]:
+    """The parameters' valid ranges: slopes in [0, 1], multipliers >= 0."""
+    return ({j: v.detach().clamp(0.0, 1.0) for j, v in alphas.items()},
+            {j: v.detach().clamp(min=0.0) for j, v in betas.items()})

@@ -119,6 +119,9 @@ class VerifyOptions:
     # or not); with the last one it is proved by branch and bound in 2.8-10 s (as before the
     # best iterate came in, 12.8 s); why the best iterate stalls that tree is not understood
     bab_keep_best: bool = False
+    # with the last iterate: a subdomain's bound is raised to its best iterate's sound bound
+    # (one more exact pass per batch), its children still start from the last iterate
+    bab_best_bound: bool = True
     bab_dtype: str = "float32"  # of the gradient ascent; every bound is re-evaluated in float64
     # MILP-refined intermediate bounds before branch and bound (share of the time left; off by
     # default: on VNN-COMP 256x4 prop_0_0.05 it fixed 1 of 41 neurons asked in 60 s)
