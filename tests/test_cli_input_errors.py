@@ -159,9 +159,7 @@ def test_cli_nap_file_that_does_not_fit_the_model_is_refused(cli_files, capsys, 
     assert out == ""
 
 
-@pytest.mark.parametrize(
-    "layers, msg", [("", "names no layer"), ("relu1,relu1", "'relu1' more than once")]
-)
+@pytest.mark.parametrize("layers, msg", [("", "names no layer"), ("relu1,relu1", "'relu1' more than once")])
 @pytest.mark.parametrize("cmd", ["mine", "capture"])
 def test_cli_empty_or_repeated_layers_are_refused(cli_files, capsys, layers, msg, cmd):
     tmp, model, data, *_ = cli_files

@@ -87,9 +87,7 @@ def test_missing_last_partial_chunk_is_refused(store_path):
         ActivationStore.open(store_path)
 
 
-def test_interrupted_capture_opens_and_resumes_but_a_lost_committed_chunk_is_refused(
-    tmp_path, monkeypatch
-):
+def test_interrupted_capture_opens_and_resumes_but_a_lost_committed_chunk_is_refused(tmp_path, monkeypatch):
     net = random_net(2)
     x = np.random.default_rng(0).normal(size=(150, 4)).astype(np.float32)
     y = net.predict(x)

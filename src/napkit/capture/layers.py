@@ -51,12 +51,12 @@ def expose_functional_relus(model: nn.Module) -> nn.Module:
 
 
 def check_layer_names(layers: Sequence[str]) -> list[str]:
-    """``layers`` as a list, refused when it names no layer or one layer twice."""
-    if isinstance(layers, str):
-        layers = [layers]
-    names = list(layers)
-    if not names:
-        raise NapkitError("no layer chosen: name at least one, or pass None for every ReLU")
+    """``layers`` as a list, refused when it names one layer twice.
+
+    An empty list stays allowed here (a NAP of a network without hidden layers asks for
+    none); the CLI refuses an empty ``--layers``.
+    """
+    names = [layers] if isinstance(layers, str) else list(layers)
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise NapkitError(f"layer {twice[0]!r} is named more than once")
