@@ -100,3 +100,71 @@ def test_cli_verify_accepts_a_layer_subset_nap(cli_files, capsys):
         ["verify", model, "--naps", sub, "--label", "0", "--domain", "--timeout", "2", "--json"], capsys
     )
     assert code in (0, 1), err
+
+
+# ---- damaged stores, NAP files that do not fit the model, --layers lists ------------------------
+
+
+def _damage(store, how):
+    if how == "truncated chunk":
+        chunk = store / "relu0" / "c" / "1" / "0"
+        chunk.write_bytes(chunk.read_bytes()[:10])
+    elif how == "garbled chunk":
+        (store / "relu1" / "c" / "0" / "0").write_bytes(np.random.default_rng(0).bytes(200))
+    elif how == "truncated array zarr.json":
+        meta = store / "relu0" / "zarr.json"
+        meta.write_text(meta.read_text()[:5])
+    else:
+        (store / "relu1" / "c" / "2" / "0").unlink()
+
+
+@pytest.mark.parametrize(
+    "how, msg",
+    [
+        ("truncated chunk", "chunk relu0/c/1/0 cannot be decoded"),
+        ("garbled chunk", "chunk relu1/c/0/0 cannot be decoded"),
+        ("truncated array zarr.json", "relu0/zarr.json cannot be read"),
+        ("deleted chunk", "1 chunk(s) of relu1 are missing (e.g. c/2/0)"),
+    ],
+)
+def test_cli_mine_from_a_damaged_store_is_one_line_exit_2(cli_files, capsys, how, msg):
+    tmp, model, data, *_ = cli_files
+    store = tmp / "acts.zarr"
+    args = ["capture", model, data, "--out", store, "--batch-size", "100", "--no-progress"]
+    assert _cli(args, capsys)[0] == 0
+    _damage(store, how)
+    out = tmp / "fs.json"
+    code, _, err = _cli(["mine", model, store, "--delta", "0.99", "--out", out, "--json"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"store {store} is damaged: {msg}" in err
+    assert not out.exists() and not out.with_name(out.name + ".tmp").exists()
+
+
+@pytest.mark.parametrize("cmd", ["stats", "monitor"])
+@pytest.mark.parametrize(
+    "edit, msg",
+    [("label", "NAP for class 42"), ("layer", "names layer 'relu7'")],
+)
+def test_cli_nap_file_that_does_not_fit_the_model_is_refused(cli_files, capsys, cmd, edit, msg):
+    tmp, model, data, naps, *_ = cli_files
+    d = json.loads(naps.read_text())
+    if edit == "label":
+        d["naps"][0]["label"] = 42
+    else:
+        d["naps"][0]["active"]["relu7"] = [1]
+    bad = tmp / "bad.json"
+    bad.write_text(json.dumps(d))
+    code, out, err = _cli([cmd, model, bad, data, "--json"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and msg in err
+    assert out == ""
+
+
+@pytest.mark.parametrize("layers, msg", [("", "names no layer"), ("relu1,relu1", "'relu1' more than once")])
+@pytest.mark.parametrize("cmd", ["mine", "capture"])
+def test_cli_empty_or_repeated_layers_are_refused(cli_files, capsys, layers, msg, cmd):
+    tmp, model, data, *_ = cli_files
+    out = tmp / ("o.json" if cmd == "mine" else "o.zarr")
+    args = [cmd, model, data, "--layers", layers, "--out", out, "--no-progress"]
+    code, _, err = _cli(args + (["--delta", "0.9"] if cmd == "mine" else []), capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and msg in err
+    assert not out.exists()

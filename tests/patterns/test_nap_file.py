@@ -90,3 +90,43 @@ def test_unwritable_path(tmp_path, mined):
     with pytest.raises(NapkitError, match="cannot write"):
         naps.save(tmp_path / "missing" / "naps.json")
     assert not (tmp_path / "missing").exists()
+
+
+def test_class_the_model_does_not_have_is_refused(tmp_path, mined):
+    net, naps = mined
+    d = naps.to_dict()
+    d["naps"][0]["label"] = 42
+    p = tmp_path / "l42.json"
+    p.write_text(json.dumps(d))
+    NAPSet.load(p)  # without a model there is nothing to compare with
+    with pytest.raises(NapkitError, match="NAP for class 42, but the model has 3 output classes"):
+        NAPSet.load(p, net)
+
+
+@pytest.mark.parametrize("key", ["active", "inactive"])
+def test_unknown_layer_in_a_nap_is_refused_naming_the_nearest(mined, key):
+    _, naps = mined
+    d = naps.to_dict()
+    d["naps"][1][key]["relu7"] = [1]
+    with pytest.raises(NapkitError, match=rf"'{key}' set names layer 'relu7'.*nearest: relu\d, relu\d"):
+        NAPSet.from_dict(d)
+
+
+def test_layer_list_naming_a_layer_the_model_lacks_is_refused(tmp_path, mined):
+    net, naps = mined
+    d = naps.to_dict()
+    d["layers"].append({"name": "relu7", "size": 4})
+    p = tmp_path / "h7.json"
+    p.write_text(json.dumps(d))
+    with pytest.raises(NapkitError, match="layer 'relu7', which the model does not have; nearest: relu"):
+        NAPSet.load(p, net)
+
+
+def test_layer_subset_nap_still_loads(tmp_path):
+    net = random_net(3, sizes=(4, 10, 7, 3))
+    x = np.random.default_rng(0).normal(size=(200, 4))
+    pred = net.predict(x)
+    classes = sorted(set(pred.tolist()))
+    naps = mine(net, x, pred, 0.9, layers=["relu1"], classes=classes, progress=False)
+    back = NAPSet.load(naps.save(tmp_path / "sub.json"), net)
+    assert back.layer_names == ("relu1",)

@@ -50,6 +50,19 @@ def expose_functional_relus(model: nn.Module) -> nn.Module:
     return gm
 
 
+def check_layer_names(layers: Sequence[str]) -> list[str]:
+    """``layers`` as a list, refused when it names one layer twice.
+
+    An empty list stays allowed here (a NAP of a network without hidden layers asks for
+    none); the CLI refuses an empty ``--layers``.
+    """
+    names = [layers] if isinstance(layers, str) else list(layers)
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise NapkitError(f"layer {twice[0]!r} is named more than once")
+    return names
+
+
 def select_layers(model: nn.Module, layers: LayerSpec = None) -> dict[str, nn.Module]:
     """Modules to record, by exact names, a ``(name, module) -> bool`` filter, or all ReLUs."""
     named = dict(model.named_modules())
@@ -62,6 +75,7 @@ def select_layers(model: nn.Module, layers: LayerSpec = None) -> dict[str, nn.Mo
         if not chosen:
             raise NapkitError("the layer filter matched no module")
     else:
+        layers = check_layer_names(layers)
         missing = [n for n in layers if n not in named]
         if missing:
             known = ", ".join(n for n in named if n)

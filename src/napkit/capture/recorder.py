@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from napkit.capture.layers import LayerSpec, expose_functional_relus, select_layers
+from napkit.capture.layers import LayerSpec, check_layer_names, expose_functional_relus, select_layers
 from napkit.errors import NapkitError
 from napkit.network import ReluNetwork, to_torch
 from napkit.progress import progress_bar
@@ -76,6 +76,7 @@ def as_torch(
             if not rename:
                 raise NapkitError("the layer filter matched no layer")
         elif layers is not None:
+            layers = check_layer_names(layers)
             back = {v: k for k, v in rename.items()}
             missing = [n for n in layers if n not in back]
             if missing:

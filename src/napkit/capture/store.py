@@ -5,6 +5,10 @@ One array per layer (samples × units, float32 values or bit-packed signs), plus
 counted: the number of committed rows lives in a small JSON file replaced atomically, so
 a crash never leaves a half-written chunk counted and a new capture resumes after the
 last committed row. Arrays open as dask arrays for out-of-core work.
+
+Opening checks that every chunk the committed rows wrote is still there, and every read
+turns a chunk or metadata file that no longer decodes into one NapkitError naming it
+(see :mod:`napkit.capture.integrity`).
 """
 
 from __future__ import annotations
@@ -18,11 +22,15 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from napkit.capture.integrity import GuardedArray, damaged, missing_chunks, read, reading_metadata
 from napkit.errors import NapkitError
 
 STORE_FORMAT = "napkit.store/1"
 PROGRESS_FILE = "napkit-progress.json"
 MODES = ("float32", "bits")
+# set on stores whose every chunk is written, even one equal to the fill value (zarr skips
+# those by default), so that a missing chunk file always means damage
+ALL_CHUNKS_WRITTEN = "all_chunks_written"
 
 
 class ActivationStore:
@@ -31,16 +39,21 @@ class ActivationStore:
     def __init__(self, path: str | Path, group: zarr.Group) -> None:
         self.path = Path(path)
         self.group = group
+        self._arrays: dict[str, zarr.Array] = {}
         attrs = dict(group.attrs)
         if attrs.get("format") != STORE_FORMAT:
             raise NapkitError(f"{path} is not a napkit activation store")
-        self.fingerprint: str = attrs["fingerprint"]
-        self.data_fingerprint: str = attrs.get("data_fingerprint", "")
-        self.layer_names: list[str] = list(attrs["layers"])
-        self.layer_sizes: list[int] = [int(s) for s in attrs["sizes"]]
-        self.mode: str = attrs["mode"]
-        self.n_total: int = int(attrs["n_total"])
-        self.chunk_rows: int = int(attrs["chunk_rows"])
+        try:
+            self.fingerprint: str = attrs["fingerprint"]
+            self.data_fingerprint: str = attrs.get("data_fingerprint", "")
+            self.layer_names: list[str] = list(attrs["layers"])
+            self.layer_sizes: list[int] = [int(s) for s in attrs["sizes"]]
+            self.mode: str = attrs["mode"]
+            self.n_total: int = int(attrs["n_total"])
+            self.chunk_rows: int = int(attrs["chunk_rows"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise damaged(self.path, "zarr.json lacks a valid store field", exc) from None
+        self.all_chunks_written = bool(attrs.get(ALL_CHUNKS_WRITTEN, False))
 
     # ---- creation and opening ------------------------------------------------------------
     @classmethod
@@ -84,6 +97,7 @@ class ActivationStore:
                 "mode": mode,
                 "n_total": int(n_total),
                 "chunk_rows": rows,
+                ALL_CHUNKS_WRITTEN: True,
             }
         )
         cls(tmp, g)._write_committed(0)
@@ -108,7 +122,37 @@ class ActivationStore:
         store = cls(p, g)
         if fingerprint is not None and fingerprint != store.fingerprint:
             raise NapkitError(f"the store at {p} was recorded from another model (fingerprint differs)")
+        store.check_chunks()
         return store
+
+    def check_chunks(self) -> None:
+        """Refuse the store if a chunk of its committed rows is missing (zarr would fill it in).
+
+        Only rows counted as committed are checked, so a capture that was interrupted (and
+        may have left later chunks unwritten or half-written) still opens and resumes. A
+        store made before every chunk was written keeps the check on arrays where a missing
+        chunk cannot be a skipped all-fill one (labels, predictions, float32 layers).
+        """
+        n = self.n_committed
+        names = ["labels", "predictions"]
+        if self.all_chunks_written or self.mode == "float32":
+            names = [*self.layer_names, *names]
+        for name in names:
+            gone = missing_chunks(self.path / name, self._array(name), n)
+            if gone:
+                raise damaged(self.path, f"{len(gone)} chunk(s) of {name} are missing (e.g. {gone[0]})")
+
+    def _array(self, name: str) -> zarr.Array:
+        """Array ``name``, opened once; it writes every chunk, even one equal to the fill value."""
+        if name not in self._arrays:
+            with reading_metadata(self.path, name):
+                self._arrays[name] = self.group[name].with_config({"write_empty_chunks": True})
+        return self._arrays[name]
+
+    def _rows(self, name: str, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """Rows ``[lo, hi)`` (default: all committed) of array ``name``, read through the damage check."""
+        hi = self.n_committed if hi is None else hi
+        return read(self.path, name, self._array(name), slice(lo, hi))
 
     # ---- commit count ----------------------------------------------------------------------
     @property
@@ -140,26 +184,26 @@ class ActivationStore:
             a = acts[name]
             if a.shape != (b, units):
                 raise NapkitError(f"layer {name!r}: expected shape {(b, units)}, got {a.shape}")
-            self.group[name][lo : lo + b] = (
+            self._array(name)[lo : lo + b] = (
                 a.astype(np.float32) if self.mode == "float32" else np.packbits(a > 0, axis=1)
             )
-        self.group["labels"][lo : lo + b] = labels
-        self.group["predictions"][lo : lo + b] = predictions
+        self._array("labels")[lo : lo + b] = labels
+        self._array("predictions")[lo : lo + b] = predictions
         self._write_committed(lo + b)
         return lo + b
 
     # ---- reading -----------------------------------------------------------------------------
     def labels(self) -> np.ndarray:
-        return self.group["labels"][: self.n_committed]
+        return self._rows("labels")
 
     def predictions(self) -> np.ndarray:
-        return self.group["predictions"][: self.n_committed]
+        return self._rows("predictions")
 
     def layer(self, name: str) -> np.ndarray:
         """Committed rows of one layer as stored (float32 values or packed bits)."""
         if name not in self.layer_names:
             raise NapkitError(f"no layer {name!r} in the store; it has {self.layer_names}")
-        return self.group[name][: self.n_committed]
+        return self._rows(name)
 
     def signs(self, name: str) -> np.ndarray:
         """Committed on/off pattern of one layer as booleans, whichever way it is stored.
@@ -179,7 +223,15 @@ class ActivationStore:
 
         if name not in self.layer_names and name not in ("labels", "predictions"):
             raise NapkitError(f"no layer {name!r} in the store; it has {self.layer_names}")
-        return da.from_zarr(self.group[name])[: self.n_committed]
+        array = self._array(name)
+        lazy = da.from_array(
+            GuardedArray(self.path, name, array),
+            chunks=array.chunks,
+            name=f"napkit-store-{self.path.resolve()}-{name}-{self.n_committed}",
+            asarray=False,
+            lock=False,
+        )
+        return lazy[: self.n_committed]
 
     def iter_signs(
         self, batch_rows: int | None = None, start: int = 0, stop: int | None = None
@@ -194,13 +246,13 @@ class ActivationStore:
             hi = min(n, lo + step)
             parts = []
             for name, units in zip(self.layer_names, self.layer_sizes, strict=True):
-                block = self.group[name][lo:hi]
+                block = self._rows(name, lo, hi)
                 if self.mode == "bits":
                     parts.append(np.unpackbits(block, axis=1, count=units).astype(bool))
                 else:
                     parts.append(block > 0)
             yield (
                 np.concatenate(parts, axis=1),
-                self.group["labels"][lo:hi],
-                self.group["predictions"][lo:hi],
+                self._rows("labels", lo, hi),
+                self._rows("predictions", lo, hi),
             )

@@ -135,9 +135,19 @@ def stats_table(title: str, stats_by_delta: list[tuple[str, object]]) -> Table:
 
 
 def layer_list(values: list[str] | None) -> list[str] | None:
+    """Layer names from ``--layers`` (repeatable, comma-separated); None when not given.
+
+    Given but naming no layer (``--layers ""``), or naming one twice, is refused.
+    """
     if not values:
         return None
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+    names = [v.strip() for item in values for v in item.split(",") if v.strip()]
+    if not names:
+        raise NapkitError("--layers names no layer: give layer names, or leave --layers out for all")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise NapkitError(f"--layers names {', '.join(repr(n) for n in twice)} more than once")
+    return names
 
 
 # ---- verification ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ validates it against a model so that a NAP of another model is refused.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from dataclasses import dataclass, field
@@ -18,6 +19,15 @@ import numpy as np
 from napkit.errors import NapkitError
 
 NAP_FORMAT = "napkit.naps/1"
+NEAREST_LAYERS = 3  # valid layer names suggested when a NAP file names an unknown one
+
+
+def unknown_layer(name: str, where: str, owner: str, valid) -> NapkitError:
+    """The error for a layer ``name`` that ``owner`` lacks, naming the closest of its ``valid`` layers."""
+    near = difflib.get_close_matches(name, [str(v) for v in valid], n=NEAREST_LAYERS, cutoff=0.0)
+    return NapkitError(
+        f"{where} names layer {name!r}, which {owner} does not have; nearest: {', '.join(near)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -147,10 +157,29 @@ class NAPSet:
         return self._packed[0], self._packed[1]
 
     # ---- validation --------------------------------------------------------------------------
-    def check_model(self, fingerprint: str, layer_names=None, layer_sizes=None) -> None:
-        """Refuse to pair these NAPs with another model."""
+    def check_layers_of(self, layer_names, layer_sizes) -> None:
+        """Refuse NAP layers the model lacks or sizes it, by name (a NAP may cover a subset)."""
+        size_of = dict(zip(layer_names, layer_sizes, strict=True))
+        for name, size in zip(self.layer_names, self.layer_sizes, strict=True):
+            if name not in size_of:
+                raise unknown_layer(name, "the NAP file", "the model", layer_names)
+            if size_of[name] != size:
+                raise NapkitError(
+                    f"layer {name!r} has {size_of[name]} units in the model, {size} in the NAP file"
+                )
+
+    def check_model(
+        self, fingerprint: str, layer_names=None, layer_sizes=None, n_classes: int | None = None
+    ) -> None:
+        """Refuse to pair these NAPs with another model (or one without their classes)."""
         if fingerprint != self.fingerprint:
             raise NapkitError("these NAPs were mined from another model (fingerprint differs)")
+        if n_classes is not None and (self.labels >= n_classes).any():
+            bad = int(self.labels[self.labels >= n_classes][0])
+            raise NapkitError(
+                f"the NAP file has a NAP for class {bad}, but the model has {n_classes} output classes "
+                f"(0-{n_classes - 1})"
+            )
         if layer_names is not None and tuple(layer_names) != self.layer_names:
             raise NapkitError(
                 f"NAP layers {list(self.layer_names)} differ from the model's {list(layer_names)}"
@@ -216,6 +245,12 @@ class NAPSet:
                             raise NapkitError(f"class {label}: unit indices must be integers")
             names = tuple(str(layer["name"]) for layer in d["layers"])
             sizes = tuple(int(layer["size"]) for layer in d["layers"])
+            for nap in d["naps"]:
+                for key in ("active", "inactive"):
+                    for name in nap[key]:
+                        if name not in names:
+                            where = f"class {nap['label']}'s {key!r} set"
+                            raise unknown_layer(str(name), where, "the NAP file", names)
             off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
             c = len(d["naps"])
             active, inactive = np.zeros((c, off[-1]), bool), np.zeros((c, off[-1]), bool)
@@ -261,7 +296,8 @@ class NAPSet:
             from napkit.network import ReluNetwork
 
             if isinstance(model, ReluNetwork):  # no torch needed
-                naps.check_model(model.fingerprint())
+                naps.check_model(model.fingerprint(), n_classes=model.n_outputs)
+                naps.check_layers_of(model.layer_names, model.layer_sizes)
             else:
                 from napkit.capture import model_fingerprint
 
