@@ -214,3 +214,44 @@ def test_capture_then_mine_from_the_store(files, capsys):
     to_onnx(random_net(22, sizes=(8, 32, 24, 3)), tmp / "other.onnx")
     code, _, err = run(["mine", tmp / "other.onnx", store, "--delta", "0.9", "--out", tmp / "o.json"], capsys)
     assert code == 2 and "another model" in err
+
+
+def test_demo_refuses_a_folder_with_other_content_before_any_work(tmp_path, capsys, monkeypatch):
+    import napkit.demo
+
+    def no_work(*a, **k):
+        raise AssertionError("the demo trained before checking --out")
+
+    monkeypatch.setattr(napkit.demo, "load_digits_split", no_work)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep")
+    code, stdout, err = run(["demo", "--out", out, "--json"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "other content" in err and stdout == ""
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_interrupted_demo_leaves_no_half_written_folder(tmp_path, capsys, monkeypatch, existing):
+    """Ctrl-C after the model and the store were written: exit 130, ``--out`` as it was
+    (absent, or an earlier report untouched), and no temporary folder beside it."""
+    import napkit.demo
+
+    monkeypatch.setattr(napkit.demo, "train_mlp", lambda x, y, **k: random_net(0, (x.shape[1], 8, 10)))
+
+    def ctrl_c(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(napkit.demo, "mine_store", ctrl_c)
+    out = tmp_path / "demo"
+    if existing:
+        out.mkdir()
+        (out / ".napkit-report").write_text("written by napkit report\n")
+        (out / "index.html").write_text("earlier")
+    code, _, err = run(["demo", "--out", out, "--no-progress"], capsys)
+    assert code == 130 and "interrupted" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["demo"] if existing else [])
+    if existing:
+        assert sorted(p.name for p in out.iterdir()) == [".napkit-report", "index.html"]
+        assert (out / "index.html").read_text() == "earlier"

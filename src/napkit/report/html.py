@@ -10,6 +10,8 @@ import html
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from napkit.errors import NapkitError
@@ -134,3 +136,18 @@ def publish(staged: Path, out: Path, merge: bool = False) -> None:
     os.replace(staged, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def staged_output(out: Path) -> Iterator[Path]:
+    """A folder to build ``out`` in: ``out`` is checked as a report target first, the block
+    writes into a temporary sibling, and only a block that finishes replaces ``out`` (an
+    interrupted or failed one leaves ``out`` as it was and no temporary folder behind)."""
+    check_report_target(out)
+    staged = staging_folder(out)
+    try:
+        yield staged
+        publish(staged, out)
+    finally:
+        if staged.exists():
+            shutil.rmtree(staged, ignore_errors=True)
