@@ -255,3 +255,26 @@ def test_interrupted_demo_leaves_no_half_written_folder(tmp_path, capsys, monkey
     if existing:
         assert sorted(p.name for p in out.iterdir()) == [".napkit-report", "index.html"]
         assert (out / "index.html").read_text() == "earlier"
+
+
+def test_result_lines_never_wrap_when_stdout_is_not_a_terminal(tmp_path, capsys):
+    """README shows each result on one line; rich would wrap a pipe's output at 80 columns."""
+    from napkit.verify import domain_box, robustness_spec, write_vnnlib
+
+    model, _, net, _, _ = cli_files(tmp_path)
+    prop = tmp_path / f"{'a_property_with_a_long_descriptive_name_' * 3}.vnnlib"
+    write_vnnlib(prop, domain_box(8), robustness_spec(0, 3))
+    code, out, err = run(["vnnlib", model, prop, "--timeout", "10", "--workers", "1"], capsys)
+    assert code in (0, 1), err
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(prop.name) and lines[0].endswith(")")
+    assert len(lines[0]) > 100
+
+
+@pytest.mark.parametrize("args", [[], ["lm"]])
+def test_bare_command_is_bad_input_one_line_on_stderr(args, capsys):
+    """DESIGN.md: bad input exits 2 with a one-line message on stderr (stdout stays empty)."""
+    code, out, err = run(args, capsys)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("napkit: error: missing command")
+    assert " ".join(["napkit", *args, "--help"]) in err
