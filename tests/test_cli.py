@@ -278,3 +278,18 @@ def test_bare_command_is_bad_input_one_line_on_stderr(args, capsys):
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("napkit: error: missing command")
     assert " ".join(["napkit", *args, "--help"]) in err
+
+
+def test_json_mode_keeps_the_status_line_on_a_terminal_stderr(tmp_path, capsys, monkeypatch):
+    """README: every command shows its progress on stderr when that is a terminal; --json
+    only changes stdout (its last line is the JSON object)."""
+    from napkit.verify import domain_box, robustness_spec, write_vnnlib
+
+    model, _, _, _, _ = cli_files(tmp_path)
+    prop = tmp_path / "p.vnnlib"
+    write_vnnlib(prop, domain_box(8), robustness_spec(0, 3))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, err = run(["vnnlib", model, prop, "--timeout", "10", "--workers", "1", "--json"], capsys)
+    assert code in (0, 1)
+    assert last_json(out)["result"] in ("sat", "unsat")
+    assert "deciding p.vnnlib" in err
