@@ -282,14 +282,26 @@ def test_bare_command_is_bad_input_one_line_on_stderr(args, capsys):
 
 def test_json_mode_keeps_the_status_line_on_a_terminal_stderr(tmp_path, capsys, monkeypatch):
     """README: every command shows its progress on stderr when that is a terminal; --json
-    only changes stdout (its last line is the JSON object)."""
+    only changes stdout (its last line is the JSON object). ``status_line`` itself stays
+    silent when stderr is not a terminal, so --json asks it for the line."""
+    from contextlib import contextmanager
+
+    import napkit.progress
     from napkit.verify import domain_box, robustness_spec, write_vnnlib
 
+    asked = []
+
+    @contextmanager
+    def status_line(description, enabled=True):
+        asked.append((description, enabled))
+        yield lambda text: None
+
+    monkeypatch.setattr(napkit.progress, "status_line", status_line)
     model, _, _, _, _ = cli_files(tmp_path)
     prop = tmp_path / "p.vnnlib"
     write_vnnlib(prop, domain_box(8), robustness_spec(0, 3))
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    code, out, err = run(["vnnlib", model, prop, "--timeout", "10", "--workers", "1", "--json"], capsys)
-    assert code in (0, 1)
-    assert last_json(out)["result"] in ("sat", "unsat")
-    assert "deciding p.vnnlib" in err
+    for extra in (["--json"], ["--json", "--no-progress"]):
+        code, out, err = run(["vnnlib", model, prop, "--timeout", "10", "--workers", "1", *extra], capsys)
+        assert code in (0, 1) and last_json(out)["result"] in ("sat", "unsat")
+    assert [enabled for _, enabled in asked] == [True, False]
+    assert asked[0][0].startswith("deciding p.vnnlib")
