@@ -214,3 +214,94 @@ def test_capture_then_mine_from_the_store(files, capsys):
     to_onnx(random_net(22, sizes=(8, 32, 24, 3)), tmp / "other.onnx")
     code, _, err = run(["mine", tmp / "other.onnx", store, "--delta", "0.9", "--out", tmp / "o.json"], capsys)
     assert code == 2 and "another model" in err
+
+
+def test_demo_refuses_a_folder_with_other_content_before_any_work(tmp_path, capsys, monkeypatch):
+    import napkit.demo
+
+    def no_work(*a, **k):
+        raise AssertionError("the demo trained before checking --out")
+
+    monkeypatch.setattr(napkit.demo, "load_digits_split", no_work)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep")
+    code, stdout, err = run(["demo", "--out", out, "--json"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "other content" in err and stdout == ""
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_interrupted_demo_leaves_no_half_written_folder(tmp_path, capsys, monkeypatch, existing):
+    """Ctrl-C after the model and the store were written: exit 130, ``--out`` as it was
+    (absent, or an earlier report untouched), and no temporary folder beside it."""
+    import napkit.demo
+
+    monkeypatch.setattr(napkit.demo, "train_mlp", lambda x, y, **k: random_net(0, (x.shape[1], 8, 10)))
+
+    def ctrl_c(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(napkit.demo, "mine_store", ctrl_c)
+    out = tmp_path / "demo"
+    if existing:
+        out.mkdir()
+        (out / ".napkit-report").write_text("written by napkit report\n")
+        (out / "index.html").write_text("earlier")
+    code, _, err = run(["demo", "--out", out, "--no-progress"], capsys)
+    assert code == 130 and "interrupted" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["demo"] if existing else [])
+    if existing:
+        assert sorted(p.name for p in out.iterdir()) == [".napkit-report", "index.html"]
+        assert (out / "index.html").read_text() == "earlier"
+
+
+def test_result_lines_never_wrap_when_stdout_is_not_a_terminal(tmp_path, capsys):
+    """README shows each result on one line; rich would wrap a pipe's output at 80 columns."""
+    from napkit.verify import domain_box, robustness_spec, write_vnnlib
+
+    model, _, net, _, _ = cli_files(tmp_path)
+    prop = tmp_path / f"{'a_property_with_a_long_descriptive_name_' * 3}.vnnlib"
+    write_vnnlib(prop, domain_box(8), robustness_spec(0, 3))
+    code, out, err = run(["vnnlib", model, prop, "--timeout", "10", "--workers", "1"], capsys)
+    assert code in (0, 1), err
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(prop.name) and lines[0].endswith(")")
+    assert len(lines[0]) > 100
+
+
+@pytest.mark.parametrize("args", [[], ["lm"]])
+def test_bare_command_is_bad_input_one_line_on_stderr(args, capsys):
+    """DESIGN.md: bad input exits 2 with a one-line message on stderr (stdout stays empty)."""
+    code, out, err = run(args, capsys)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("napkit: error: missing command")
+    assert " ".join(["napkit", *args, "--help"]) in err
+
+
+def test_json_mode_keeps_the_status_line_on_a_terminal_stderr(tmp_path, capsys, monkeypatch):
+    """README: every command shows its progress on stderr when that is a terminal; --json
+    only changes stdout (its last line is the JSON object). ``status_line`` itself stays
+    silent when stderr is not a terminal, so --json asks it for the line."""
+    from contextlib import contextmanager
+
+    import napkit.progress
+    from napkit.verify import domain_box, robustness_spec, write_vnnlib
+
+    asked = []
+
+    @contextmanager
+    def status_line(description, enabled=True):
+        asked.append((description, enabled))
+        yield lambda text: None
+
+    monkeypatch.setattr(napkit.progress, "status_line", status_line)
+    model, _, _, _, _ = cli_files(tmp_path)
+    prop = tmp_path / "p.vnnlib"
+    write_vnnlib(prop, domain_box(8), robustness_spec(0, 3))
+    for extra in (["--json"], ["--json", "--no-progress"]):
+        code, out, err = run(["vnnlib", model, prop, "--timeout", "10", "--workers", "1", *extra], capsys)
+        assert code in (0, 1) and last_json(out)["result"] in ("sat", "unsat")
+    assert [enabled for _, enabled in asked] == [True, False]
+    assert asked[0][0].startswith("deciding p.vnnlib")

@@ -16,7 +16,7 @@ from napkit.datasets import load_digits_split
 from napkit.errors import NapkitError
 from napkit.network import save_model
 from napkit.patterns import NAPMonitor, NAPStats, evaluate_many, mine_store, syntactic_disjoint
-from napkit.report import build_report
+from napkit.report import build_report, staged_output
 from napkit.zoo import train_mlp
 
 DEMO_DELTAS = (1.0, 0.99, 0.95, 0.9)
@@ -26,32 +26,31 @@ DEMO_DELTA = 0.95  # the δ whose NAPs are written to naps.json and monitored
 DEMO_TIMEOUT = 5.0  # seconds per verification query: a demo, not a study
 
 
-def _writable_dir(out: Path) -> Path:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".napkit-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise NapkitError(f"cannot write to {out}: {exc.strerror or exc}") from None
-    return out
-
-
 def run_demo(out: str | Path = "napkit-demo", progress: bool = True, seed: int = 0) -> dict:
-    """Run the demo into folder ``out``; returns the figures it printed and wrote."""
+    """Run the demo into folder ``out``; returns the figures it printed and wrote.
+
+    ``out`` is checked as ``napkit report --out`` checks it (new, empty, or an earlier report)
+    before any work, and the demo is built in a temporary sibling folder renamed to ``out`` at
+    the end: an interrupted or failed demo leaves no half-written folder.
+    """
     t0 = time.perf_counter()
-    out = _writable_dir(Path(out))
+    out = Path(out)
+    try:
+        with staged_output(out) as work:
+            res = _build(work, out, progress, seed)
+    except OSError as exc:
+        raise NapkitError(f"cannot write the demo to {out}: {exc.strerror or exc}") from None
+    return {**res, "seconds": time.perf_counter() - t0}
+
+
+def _build(work: Path, out: Path, progress: bool, seed: int) -> dict:
+    """The demo's files written into ``work``; the paths it reports are those under ``out``."""
     x_tr, x_te, y_tr, y_te = load_digits_split(seed=seed)
     net = train_mlp(x_tr, y_tr, hidden=DEMO_HIDDEN, epochs=60, seed=seed)
-    save_model(net, out / "model.safetensors")
+    save_model(net, work / "model.safetensors")
     acc = float((net.predict(x_te) == y_te).mean())
 
-    store_path = out / "activations.zarr"
-    if store_path.exists():
-        import shutil
-
-        shutil.rmtree(store_path)
-    store = record(net, x_tr, y_tr, store_path, mode="bits", batch_size=512, progress=progress)
+    store = record(net, x_tr, y_tr, work / "activations.zarr", mode="bits", batch_size=512, progress=progress)
     napsets = [mine_store(store, d, n_classes=net.n_outputs) for d in DEMO_DELTAS]
     fit = evaluate_many(net, napsets, x_tr, y_tr, only_correct=True, progress=progress)
     test = evaluate_many(net, napsets, x_te, y_te, progress=progress)
@@ -60,7 +59,7 @@ def run_demo(out: str | Path = "napkit-demo", progress: bool = True, seed: int =
         for d, n, f, e in zip(DEMO_DELTAS, napsets, fit, test, strict=True)
     ]
     main = napsets[DEMO_DELTAS.index(DEMO_DELTA)]
-    main.save(out / "naps.json")
+    main.save(work / "naps.json")
 
     monitor = NAPMonitor(net, delta=DEMO_DELTA).set_naps(main)
     report0 = monitor.evaluate(x_te, y_te)
@@ -79,13 +78,14 @@ def run_demo(out: str | Path = "napkit-demo", progress: bool = True, seed: int =
     disjoint = syntactic_disjoint(main)
     n_pairs = len(main.labels) * (len(main.labels) - 1) // 2
     figures = build_report(
-        net, main, x_te, y_te, out, mine_data=(x_tr, y_tr), sweep=rows, sweep_names=("train", "test"),
+        net, main, x_te, y_te, work, mine_data=(x_tr, y_tr), sweep=rows, sweep_names=("train", "test"),
         verify_timeout=DEMO_TIMEOUT, eps=DEMO_EPS, title="napkit demo: an MLP on scikit-learn's digits",
         source="model.safetensors", data_name="digits, test split",
         novelty={"what": "a network trained without class 9, monitored with the NAPs of classes 0-8",
                  **novelty.to_dict()},
         merge=True, progress=progress,
     )
+    figures["report"] = str(out / "index.html")
     verification = _verdicts(figures["verification"])
     metrics = {
         "model": {
@@ -109,7 +109,7 @@ def run_demo(out: str | Path = "napkit-demo", progress: bool = True, seed: int =
         "verification": verification,
         "report": figures,
     }
-    (out / "metrics.json").write_text(json_text(metrics, indent=2))
+    (work / "metrics.json").write_text(json_text(metrics, indent=2))
     return {
         "report": str(out / "index.html"),
         "naps": str(out / "naps.json"),
@@ -124,7 +124,6 @@ def run_demo(out: str | Path = "napkit-demo", progress: bool = True, seed: int =
         "novelty": novelty,
         "verified": verification["verified"],
         "verification": verification,
-        "seconds": time.perf_counter() - t0,
         **{k: metrics[k] for k in ("syntactically_disjoint_pairs", "pairs")},
     }
 

@@ -128,3 +128,28 @@ def test_model_with_exposed_preactivations_loads_as_the_same_network(tmp_path):
     assert back.layer_sizes == net.layer_sizes and back.n_outputs == net.n_outputs
     x = np.random.default_rng(2).normal(size=(20, 4))
     np.testing.assert_allclose(back.logits(x), net.logits(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("label", [0, 1, 2])
+def test_export_with_trailing_singleton_input_reads_back_and_verifies(tmp_path, label):
+    """An input shaped (n, 1), as VNN-COMP's MNIST models declare it, survives the
+    export-vnnlib round trip: the library reads the pair back, onnxruntime agrees, and
+    the VNN-LIB pair gets the same verdict as the original network."""
+    from napkit.network import ReluNetwork
+    from napkit.verify import domain_box, robustness_spec, verify_vnnlib, write_vnnlib
+
+    base = random_net(7)
+    net = ReluNetwork(base.weights, base.biases, input_shape=(4, 1))
+    onnx_path, spec_path = tmp_path / "m-preacts.onnx", tmp_path / "nap.vnnlib"
+    model = to_onnx(net, onnx_path, expose_preactivations=True)
+    back = load_model(onnx_path)
+    assert back.input_shape == (4, 1) and back.layer_sizes == net.layer_sizes
+    x = np.random.default_rng(3).uniform(size=(50, 4))
+    np.testing.assert_allclose(back.logits(x), net.logits(x), atol=1e-5)
+    np.testing.assert_allclose(onnx_logits(model, x, back.input_shape), net.logits(x), atol=1e-5)
+    _, pre = net.forward(x[:1])
+    phases = [np.sign(z[0]).astype(np.int8) for z in pre]  # the pattern of one point: not vacuous
+    write_vnnlib(spec_path, domain_box(4), robustness_spec(label, net.n_outputs), phases)
+    got = verify_vnnlib(back, spec_path, timeout=30, onnx_model=model, workers=1)
+    want = verify_vnnlib(net, spec_path, timeout=30, workers=1)
+    assert got.verdict == want.verdict and got.verdict in ("sat", "unsat")

@@ -164,3 +164,22 @@ def test_bad_inputs(tiny, tmp_path):
         other.fingerprint = fp
     assert list(tmp_path.iterdir()) == []
     assert np.isfinite(tiny.x_test).all()
+
+
+def test_staged_output_publishes_a_folder_with_the_permissions_mkdir_gives(tmp_path):
+    """The demo's folder is a staging folder renamed into place: not left private (``mkdtemp``
+    makes 0700), and nothing else left beside it."""
+    import os
+
+    from napkit.report import staged_output
+
+    mask = os.umask(0o022)
+    try:
+        with staged_output(tmp_path / "out") as work:
+            (work / "f.txt").write_text("x")
+        (tmp_path / "plain").mkdir()
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "out").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777 == 0o755
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "plain"]
+    assert (tmp_path / "out" / "f.txt").read_text() == "x"

@@ -123,3 +123,67 @@ def test_nap_milp_agrees_with_a_dense_grid(seed):
         _, pc = net.forward(r.counterexample[None])
         assert follows_phases(pc, phases)[0]
     assert r.verdict != "unknown", r.reason
+
+
+class _Clock:
+    """A stand-in for ``time.monotonic`` that moves only when told (no wall-clock asserts)."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("seconds_per_batch", [0.0, 1.0])
+def test_data_scan_stops_at_its_share_of_the_timeout(monkeypatch, seconds_per_batch):
+    """The scan of the given points counts against the query's time: with every batch
+    costing a second of a 10 s query, it stops after ``data_share`` of it (5 batches) and
+    claims nothing about the rows it did not see; with time to spare it scans them all."""
+    from napkit.verify import napfalsify, query
+    from napkit.verify.engine import make_options
+    from napkit.verify.stages import symbolic_bounds
+
+    clock = _Clock()
+    monkeypatch.setattr(napfalsify, "time", clock)
+    monkeypatch.setattr(query, "time", clock)
+    monkeypatch.setattr(napfalsify, "_BATCH", 4)
+
+    class SlowNet(ReluNetwork):
+        def forward(self, x):
+            clock.now += seconds_per_batch
+            return super().forward(x)
+
+    net = _step_net()
+    net = SlowNet(net.weights, net.biases)
+    prop = Property(domain_box(1), robustness_spec(0, 2), [np.array([0, 0, -1], np.int8)])  # x >= 0.2
+    data = np.vstack([np.full((40, 1), 0.9), [[0.3]]])  # only the last row violates
+    q = query.Query(net, prop.check(net.layer_sizes, 1, 2), make_options(timeout=10, data_share=0.5))
+    assert symbolic_bounds(q) is None and q.open_ids
+    q.data = data
+    res = napfalsify.data_points(q)
+    if seconds_per_batch:
+        assert res is None and q.stats["data_stopped"] == "time budget"
+        assert q.stats["data_rows"] == 20 and q.stats["data_followers"] == 20
+    else:
+        assert res.verdict == "falsified" and q.stats["data_index"] == 40
+        assert q.stats["data_rows"] == 41 and "data_stopped" not in q.stats
+
+
+def test_data_scan_with_no_time_left_reads_no_rows(monkeypatch):
+    from napkit.verify import napfalsify, query
+    from napkit.verify.engine import make_options
+    from napkit.verify.stages import symbolic_bounds
+
+    clock = _Clock()
+    monkeypatch.setattr(napfalsify, "time", clock)
+    monkeypatch.setattr(query, "time", clock)
+    net = _step_net()
+    prop = Property(domain_box(1), robustness_spec(0, 2), [np.array([0, 0, -1], np.int8)])
+    q = query.Query(net, prop.check(net.layer_sizes, 1, 2), make_options(timeout=3))
+    symbolic_bounds(q)
+    q.data = np.full((10_000, 1), 0.3)
+    clock.now = 3.0  # the bounds took the whole timeout
+    assert napfalsify.data_points(q) is None
+    assert q.stats["data_stopped"] == "time budget" and "data_rows" not in q.stats
+    assert q.stats["data_followers"] == 0

@@ -18,6 +18,6 @@ from napkit.lm.cli import app as _lm_app
 # Importing a command module registers its commands; `napkit --help` lists them in this order.
 for _module in ("naps", "verification", "vnnlib_cmds", "analysis"):
     importlib.import_module(f"napkit.cli.{_module}")
-app.add_typer(_lm_app, name="lm")  # the LM pillar: napkit lm ...
+app.add_typer(_lm_app, name="lm", no_args_is_help=False)  # the LM pillar: napkit lm ...; bare: as napkit
 
 __all__ = ["app", "main", "run"]

@@ -102,7 +102,7 @@ def report(
         source=str(model),
         data_name=data.name + (f" ({split})" if split else ""),
         onnx_model=onnx_proto(model),
-        progress=progress and not as_json,
+        progress=progress,
     )
     figs["seconds"] = round(time.perf_counter() - t0, 3)
     if not as_json:
@@ -180,7 +180,7 @@ def codes(
     x, y, xt, yt = _train_test(data, split, test_split)
     if samples is not None:
         x, y, xt, yt = x[:samples], y[:samples], xt[:samples], yt[:samples]
-    with status_line(f"activation codes of {len(x)} + {len(xt)} inputs", progress and not as_json):
+    with status_line(f"activation codes of {len(x)} + {len(xt)} inputs", progress):
         rep = codes_report(net, x, y, xt, yt, layers=layer_list(layers), kmeans=kmeans)
     if not as_json:
         table = Table(

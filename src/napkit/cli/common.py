@@ -16,11 +16,23 @@ from napkit.errors import NapkitError
 
 app = typer.Typer(
     add_completion=False,
-    no_args_is_help=True,
+    no_args_is_help=False,  # a bare `napkit` is bad input: one line on stderr, exit 2 (entry.py)
     pretty_exceptions_enable=False,
     help="Neural activation patterns: capture, mine, monitor and verify them.",
 )
-out_console = Console()
+
+
+class _LineConsole(Console):
+    """A console whose text lines are never wrapped (a result line is one line in a terminal,
+    a file or a pipe, whose width rich takes as 80); tables still fit the width."""
+
+    def print(self, *objects, soft_wrap: bool | None = None, **kw) -> None:
+        if soft_wrap is None and objects and all(isinstance(o, str) for o in objects):
+            soft_wrap = True
+        super().print(*objects, soft_wrap=soft_wrap, **kw)
+
+
+out_console = _LineConsole()
 
 
 def _version(value: bool) -> None:

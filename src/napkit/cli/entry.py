@@ -36,8 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         return INTERRUPTED
     except typer.TyperException as exc:
         msg = " ".join(str(exc.format_message() if hasattr(exc, "format_message") else exc).split())
-        if msg:  # a bare `napkit` shows the help and has nothing more to say
-            print(f"napkit: error: {msg}", file=sys.stderr)
+        ctx = getattr(exc, "ctx", None)
+        if msg == "Missing command." and ctx is not None:  # a bare `napkit` (or `napkit lm`)
+            msg = f"missing command: `{ctx.command_path} --help` lists the commands"
+        print(f"napkit: error: {msg or 'bad command line'}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("napkit: interrupted", file=sys.stderr)

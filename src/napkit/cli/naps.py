@@ -40,7 +40,7 @@ def demo(
     """The whole pipeline on scikit-learn's bundled digits: train, capture, mine, monitor, report."""
     from napkit.demo import run_demo
 
-    res = run_demo(out, progress=progress and not as_json)
+    res = run_demo(out, progress=progress)
     if not as_json:
         out_console.print(f"[bold]MLP 64-64-64-10 on digits[/]: test accuracy {res['test_accuracy']:.3f}")
         out_console.print(
@@ -144,7 +144,7 @@ def mine(
             all_samples,
             layer_list(layers),
             batch_size=batch_size,
-            progress="mining" if progress and not as_json else False,
+            progress="mining" if progress else False,
         )
     seconds = time.perf_counter() - t0
     naps.save(out)
@@ -204,7 +204,7 @@ def capture(
     t0 = time.perf_counter()
     try:
         mode = "bits" if bits else "float32"
-        store = record(net, x, y, out, layer_list(layers), mode, batch_size, progress and not as_json)
+        store = record(net, x, y, out, layer_list(layers), mode, batch_size, progress)
     except KeyboardInterrupt:
         done = ActivationStore.open(out).n_committed if (out / "zarr.json").exists() else 0
         raise Interrupted(
@@ -251,7 +251,7 @@ def stats(
 
     net, napset = load_pair(model, naps)
     x, y = load_npz(data, split)
-    label = "evaluating" if progress and not as_json else False
+    label = "evaluating" if progress else False
     s = nap_stats(net, napset, x, y, tolerance, only_correct, progress=label)
     if not as_json:
         title = f"NAPs at δ = {napset.delta:g}, γ = {tolerance}"
@@ -277,7 +277,7 @@ def monitor(
 
     net, napset = load_pair(model, naps)
     x, y = load_npz(data, split)
-    label = "monitoring" if progress and not as_json else False
+    label = "monitoring" if progress else False
     mon = NAPMonitor(net, tolerance=tolerance, batch_size=batch_size, progress=label, scheduler=scheduler)
     mon.set_naps(napset)
     rep = mon.evaluate(x, y)

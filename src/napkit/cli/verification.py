@@ -102,7 +102,7 @@ def verify(
 
         wx, _ = load_npz(witnesses, split)
         witness = net.reshape_inputs(wx)  # every row: the engine checks which follow (napfalsify.py)
-    with status_line(f"verifying class {chosen} (at most {timeout:g} s)", progress and not as_json):
+    with status_line(f"verifying class {chosen} (at most {timeout:g} s)", progress):
         res = verify_robustness(
             net,
             box,
@@ -183,7 +183,7 @@ def _verify_all(model, naps, region, timeout, workers, results, scheduler, progr
         meta[job.id] = c
     if not jobs:
         raise NapkitError("no class has a centre to verify around")
-    recs = run_batch_cli(jobs, results, workers, scheduler, progress and not as_json)
+    recs = run_batch_cli(jobs, results, workers, scheduler, progress)
     rows = []
     for job in jobs:
         rec = recs.get(job.id, {"result": "error", "reason": "no result", "seconds": None})
@@ -271,10 +271,10 @@ def ambiguity(
                 prop = Property(box, spec, phases[i])
                 jid = query_id(f"pair{i}-{j}", net, prop, timeout, disjoint_with=phases[j])
                 jobs[(a, b)] = BatchJob(jid, net, prop, timeout, disjoint_with=phases[j])
-        recs = run_batch_cli(list(jobs.values()), None, None, scheduler, progress and not as_json)
+        recs = run_batch_cli(list(jobs.values()), None, None, scheduler, progress)
         solved = {ab: recs[job.id] for ab, job in jobs.items()}
     pairs = []
-    with progress_bar(len(todo), "pairs", progress and not as_json and scheduler is None) as advance:
+    with progress_bar(len(todo), "pairs", progress and scheduler is None) as advance:
         for a, b in todo:
             i, j = labels[a], labels[b]
             if syntactic[a, b]:
@@ -357,7 +357,7 @@ def minimize(
         if miner.totals[label]:
             p = miner.counts[label] / miner.totals[label]
             priority = 1.0 - np.abs(2 * p - 1)  # the least certain constraints go first
-    with status_line(f"minimising the NAP of class {label} (at most {budget:g} s)", progress and not as_json):
+    with status_line(f"minimising the NAP of class {label} (at most {budget:g} s)", progress):
         res = minimize_nap(net, box, label, phases, method, priority, timeout, budget)
     smaller = napset.with_phases(label, res.phases, net.layer_names)
     smaller.save(out)

@@ -85,7 +85,7 @@ def vnnlib(
     if label is not None:
         check_label(net, label)
     _, phases = phases_for(net, naps, label)
-    with status_line(f"deciding {prop.name} (at most {timeout:g} s)", progress and not as_json):
+    with status_line(f"deciding {prop.name} (at most {timeout:g} s)", progress):
         res = verify_vnnlib(net, prop, phases, timeout=timeout, onnx_model=onnx_proto(model), workers=workers)
     if not as_json:
         out_console.print(result_line(res, prop.name))
@@ -99,7 +99,7 @@ def _vnnlib_instances(instances: Path, out: Path, workers, results, scheduler, f
     check_output(out, force)
     todo = read_instances(instances)
     jobs = instance_jobs(todo)
-    recs = run_batch_cli(jobs, results, workers, scheduler, progress and not as_json)
+    recs = run_batch_cli(jobs, results, workers, scheduler, progress)
     ordered = [recs.get(j.id, {"result": "error", "reason": "no result"}) for j in jobs]
     benchmark = instances.resolve().parent.name
     write_vnncomp_csv(out, benchmark, todo, ordered)

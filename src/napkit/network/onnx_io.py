@@ -48,10 +48,11 @@ def _graph_input(model: onnx.ModelProto) -> tuple[str, tuple[int, ...]]:
     if len(real) != 1:
         raise NapkitError(f"the ONNX graph must have exactly one input, it has {len(real)}")
     dims = [d.dim_value for d in real[0].type.tensor_type.shape.dim]
-    shape = tuple(d for d in dims if d > 0)
-    if len(dims) > 1 and dims[0] in (0, 1) and len(shape) > 1:
-        shape = shape[1:]  # leading batch dimension
-    return real[0].name, shape
+    if len(dims) > 1 and dims[0] in (0, 1):
+        dims = dims[1:]  # a leading batch dimension: symbolic (0) or fixed at 1
+    # Decided on the declared dims, not the known ones: [N, 784, 1] (VNN-COMP's input, kept by
+    # to_onnx) is one input of shape (784, 1), whose trailing 1 is not a batch axis.
+    return real[0].name, tuple(d for d in dims if d > 0)
 
 
 def from_onnx(source: str | Path | onnx.ModelProto) -> ReluNetwork:

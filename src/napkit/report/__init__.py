@@ -2,7 +2,7 @@
 
 from napkit.report.build import build_report
 from napkit.report.fmt import fmt, rounded
-from napkit.report.html import table_html
+from napkit.report.html import staged_output, table_html
 from napkit.report.plots import plot_delta_sweep, plot_naps
 from napkit.report.verification import verify_for_report
 
@@ -12,6 +12,7 @@ __all__ = [
     "plot_delta_sweep",
     "plot_naps",
     "rounded",
+    "staged_output",
     "table_html",
     "verify_for_report",
 ]

@@ -10,6 +10,8 @@ import html
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from napkit.errors import NapkitError
@@ -102,10 +104,15 @@ def check_report_target(out: Path, merge: bool = False) -> None:
 
 
 def staging_folder(out: Path) -> Path:
-    """A fresh temporary folder beside ``out`` (same file system, so a rename moves it)."""
+    """A fresh temporary folder beside ``out`` (same file system, so a rename moves it), with
+    the permissions ``mkdir`` would give ``out`` (``mkdtemp`` makes it private)."""
     parent = out.parent if str(out.parent) else Path(".")
     try:
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+        staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+        mask = os.umask(0)
+        os.umask(mask)
+        staged.chmod(0o777 & ~mask)
+        return staged
     except OSError as exc:
         raise NapkitError(f"cannot write {out}: {exc.strerror or exc}") from None
 
@@ -134,3 +141,18 @@ def publish(staged: Path, out: Path, merge: bool = False) -> None:
     os.replace(staged, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def staged_output(out: Path) -> Iterator[Path]:
+    """A folder to build ``out`` in: ``out`` is checked as a report target first, the block
+    writes into a temporary sibling, and only a block that finishes replaces ``out`` (an
+    interrupted or failed one leaves ``out`` as it was and no temporary folder behind)."""
+    check_report_target(out)
+    staged = staging_folder(out)
+    try:
+        yield staged
+        publish(staged, out)
+    finally:
+        if staged.exists():
+            shutil.rmtree(staged, ignore_errors=True)

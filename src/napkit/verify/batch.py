@@ -187,6 +187,14 @@ def _stop_workers(ex: ProcessPoolExecutor) -> None:
         proc.terminate()
 
 
+def _close_pool(ex: ProcessPoolExecutor) -> None:
+    """Shut the pool down and wait for its thread and processes (they are idle, done or
+    terminated by now, so this is quick). A pool left shutting down in the background races
+    ``concurrent.futures``' exit hook, which then writes to a closed wake-up pipe and prints
+    a traceback after the command's output."""
+    ex.shutdown(wait=True, cancel_futures=True)
+
+
 def _run_local(pending: list[BatchJob], workers: int | None, record) -> None:
     n = max(1, min(int(workers or os.cpu_count() or 1), len(pending)))
     ctx = multiprocessing.get_context("spawn")  # torch in the parent: no fork
@@ -218,7 +226,7 @@ def _run_local(pending: list[BatchJob], workers: int | None, record) -> None:
             if broken:  # every job of the dead pool is lost: run each alone to find the culprit
                 lost = list(running.values())
                 running.clear()
-                ex.shutdown(wait=False, cancel_futures=True)
+                _close_pool(ex)
                 for job in lost:
                     record(_run_alone(job, ctx))
                 ex = _pool(n, ctx)
@@ -228,7 +236,7 @@ def _run_local(pending: list[BatchJob], workers: int | None, record) -> None:
         _stop_workers(ex)
         raise
     finally:
-        ex.shutdown(wait=False, cancel_futures=True)
+        _close_pool(ex)
 
 
 def _run_alone(job: BatchJob, ctx) -> dict:

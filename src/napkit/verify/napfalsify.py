@@ -42,9 +42,14 @@ def data_points(q: Query) -> VerificationResult | None:
     if q.data is None:
         return None
     t = time.monotonic()
-    follow, strict, slack = [], [], []
+    end = q.until(q.opts.data_share * q.timeout)
+    follow, strict, slack = [np.zeros(0, np.int64)], [np.zeros(0, bool)], []
     open_ids = list(q.open_ids)
     for s in range(0, len(q.data), _BATCH):
+        if time.monotonic() >= end:  # the scan counts against the query's time: stop at its budget
+            q.stats["data_stopped"] = "time budget"
+            break
+        q.stats["data_rows"] = min(s + _BATCH, len(q.data))
         part = q.data[s:s + _BATCH]
         y, pre = q.net.forward(part)
         ok = q.prop.box.contains(part) & follows_phases(pre, q.prop.phases)
@@ -68,6 +73,8 @@ def data_points(q: Query) -> VerificationResult | None:
     cand = np.flatnonzero(best <= 0)
     cand = cand[np.lexsort((best[cand], ~strict_ok[cand]))]
     for i in cand[: q.opts.data_checks]:
+        if q.left() <= 0:
+            break
         ce = q.confirm_point(q.data[idx[i]], q.spec)
         if ce is not None:
             q.stats["data_index"] = int(idx[i])

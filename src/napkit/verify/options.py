@@ -137,6 +137,9 @@ class VerifyOptions:
     # most ~200 and are decided by the bounds in about a second, which the MILP would delay:
     # 256x6 δ 0.99 ε 0.05 class 3, 203 unstable, went unknown at 10 s with a threshold of 100)
     data_checks: int = 64
+    # the scan of the given points stops when this share of the timeout has passed (a
+    # forward pass over 60000 MNIST rows through 256x6 takes 5-9 s on a loaded machine)
+    data_share: float = 0.5
     data_starts: int = 8
     # the LP relaxation of the NAP region per open disjunct, refuted by its sound dual bound
     # (``naplp.py``), before the MILP: 256x4 whole-domain classes 0, 1, 4, 5, 6 in about
