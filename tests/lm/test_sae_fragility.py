@@ -62,8 +62,10 @@ def test_output_selection_takes_the_feature_that_writes_the_word(tiny):
 
 
 def test_a_word_that_is_not_a_token_is_refused(tiny):
-    with pytest.raises(NapkitError, match="not one known token"):
+    with pytest.raises(NapkitError, match="'zebra' is not in the model's vocabulary"):
         word_ids(tiny.tokenizer, ["cat", "zebra"])
+    with pytest.raises(NapkitError, match="is 2 tokens"):
+        word_ids(tiny.tokenizer, ["cat dog"])
 
 
 def test_contexts_stop_where_the_grammar_expects_each_class(tiny):

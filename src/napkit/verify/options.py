@@ -120,8 +120,10 @@ class VerifyOptions:
     # best iterate came in, 12.8 s); why the best iterate stalls that tree is not understood
     bab_keep_best: bool = False
     # with the last iterate: a subdomain's bound is raised to its best iterate's sound bound
-    # (one more exact pass per batch), its children still start from the last iterate
-    bab_best_bound: bool = True
+    # (one more exact pass per batch), its children still start from the last iterate. Off:
+    # on 256x4 prop_5_0.05 at 300 s (load ~5) the tree's global bound ended at -0.968 with it
+    # against -0.953 without (load ~3); 256x6 prop_7_0.03 stays proved (14 s under load)
+    bab_best_bound: bool = False
     bab_dtype: str = "float32"  # of the gradient ascent; every bound is re-evaluated in float64
     # MILP-refined intermediate bounds before branch and bound (share of the time left; off by
     # default: on VNN-COMP 256x4 prop_0_0.05 it fixed 1 of 41 neurons asked in 60 s)
