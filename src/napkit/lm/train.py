@@ -29,6 +29,7 @@ from napkit.progress import progress_bar
 
 INFO_FILE = "napkit.json"
 INFO_FORMAT = "napkit.lm.tiny/1"
+MIX_OPTIONS = ("first_mix", "mix", "polish_mix")  # TinyConfig fields that override corpus shares
 POLISH_MIX = {"plain": 0.10, "fact": 0.15, "binding": 0.25, "choice": 0.40, "contrast": 0.10}
 
 
@@ -62,6 +63,8 @@ class TinyConfig:
     weight_decay: float = 0.01
     answer_weight: float = 1.0  # the loss weight of a task's answer token (1: plain LM loss)
     eval_every: int = 500  # steps between progress evaluations (0: none)
+    # corpus shares per phase as (kind, share) pairs, for trials (None: the reference's shares;
+    # see benchmarks/results/lm_patching.md for the subject-position trials that used them)
     first_mix: tuple[tuple[str, float], ...] | None = None  # phase 1 shares (None: bindings only)
     mix: tuple[tuple[str, float], ...] | None = None  # phase 2 corpus shares (None: DEFAULT_MIX)
     polish_mix: tuple[tuple[str, float], ...] | None = None  # phase 3 shares (None: POLISH_MIX)
@@ -226,7 +229,8 @@ def train_tiny(
     info = {
         "format": INFO_FORMAT,
         "seed": seed,
-        "config": asdict(cfg),
+        # corpus-mix overrides are recorded only when set, so default configs keep one form
+        "config": {k: v for k, v in asdict(cfg).items() if not (k in MIX_OPTIONS and v is None)},
         "accuracies": acc,
         "gate": GATE,
         "train_seconds": round(seconds, 1),
