@@ -11,6 +11,18 @@ It is the ground truth the LM methods are checked against: every word has one cl
   the fact table);
 - ``contrast``: two regimes that differ only in a cue adjective, positive (regime 0, ends
   ``so it was good``) or negative (regime 1, ends ``so it was bad``).
+- ``appositive``: a clause whose NAME is followed by its city (``alice paris sees a dog .``):
+  a name's attribute predicted right after the name, as real text does;
+- ``relfact``: a fact after a clause with another name (``peggy sees ben and lives in
+  lima .``, ``peggy sees a dog and ben lives in paris .``): which name the city belongs to
+  follows from the clause, so the answer position cannot find the subject by its token or
+  a fixed offset.
+
+The last two are not in :data:`DEFAULT_MIX`; they were tried as ways to make the tiny model
+read the fact from the subject's position after its first layer (issue 11 §5, results in
+``benchmarks/results/lm_patching.md``): appositives alone did not (the name → city lookup
+they teach works at any position, so copying the name in layer 0 sufficed), relfacts did
+once but cost the bindings the gate needs.
 
 The lexicon and the fact table are fixed (``WORLD_SEED``), so every model trained on this
 grammar shares one tokenizer and one set of facts; the sampling seed varies only the
