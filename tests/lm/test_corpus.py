@@ -36,6 +36,23 @@ def test_facts_are_fixed_and_balanced():
     assert s.words == ("alice", "lives", "in", GRAMMAR.facts["alice"], ".") and s.answer == s.words[3]
 
 
+def test_relfact_answer_is_the_city_of_the_subject_not_of_the_other_name():
+    for s in GRAMMAR.sample("relfact", 200, seed=7):
+        name = s.meta["name"]
+        assert s.answer == GRAMMAR.facts[name]
+        assert s.words[s.answer_index - 2 :] == ("lives", "in", s.answer, ".")
+        subject_first = s.words[0] == name and s.words[s.answer_index - 3] == "and"
+        assert subject_first or s.words[s.answer_index - 3] == name
+        others = [w for w in s.words if GRAMMAR.word_class[w] == "NAME" and w != name]
+        assert all(GRAMMAR.facts[o] != s.answer for o in others) and len(others) <= 1
+
+
+def test_appositive_puts_the_city_right_after_its_name():
+    for s in GRAMMAR.sample("appositive", 100, seed=8):
+        i = s.words.index(s.meta["name"])
+        assert s.answer_index == i + 1 and s.answer == GRAMMAR.facts[s.meta["name"]]
+
+
 def test_binding_answer_is_the_color_bound_to_the_queried_name():
     for s in GRAMMAR.sample("binding", 200, seed=5):
         names, colors = s.meta["names"], s.meta["colors"]

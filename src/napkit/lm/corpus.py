@@ -11,6 +11,18 @@ It is the ground truth the LM methods are checked against: every word has one cl
   the fact table);
 - ``contrast``: two regimes that differ only in a cue adjective, positive (regime 0, ends
   ``so it was good``) or negative (regime 1, ends ``so it was bad``).
+- ``appositive``: a clause whose NAME is followed by its city (``alice paris sees a dog .``):
+  a name's attribute predicted right after the name, as real text does;
+- ``relfact``: a fact after a clause with another name (``peggy sees ben and lives in
+  lima .``, ``peggy sees a dog and ben lives in paris .``): which name the city belongs to
+  follows from the clause, so the answer position cannot find the subject by its token or
+  a fixed offset.
+
+The last two are not in :data:`DEFAULT_MIX`; they were tried as ways to make the tiny model
+read the fact from the subject's position after its first layer (issue 11 §5, results in
+``benchmarks/results/lm_patching.md``): appositives alone did not (the name → city lookup
+they teach works at any position, so copying the name in layer 0 sufficed), relfacts did
+once but cost the bindings the gate needs.
 
 The lexicon and the fact table are fixed (``WORLD_SEED``), so every model trained on this
 grammar shares one tokenizer and one set of facts; the sampling seed varies only the
@@ -26,7 +38,7 @@ import numpy as np
 from napkit.errors import NapkitError
 
 WORLD_SEED = 0
-KINDS = ("plain", "fact", "binding", "choice", "contrast")
+KINDS = ("plain", "fact", "binding", "choice", "contrast", "appositive", "relfact")
 # The corpus share of each kind used to train the tiny model: bindings need their own
 # large share (a trial with few of them stayed at chance while facts reached 1.0), and
 # training starts with bindings alone (see napkit.lm.train).
@@ -147,6 +159,35 @@ class Grammar:
     def fact(self, rng: np.random.Generator, name: str | None = None) -> Sentence:
         name = name or self._pick(rng, LEXICON["NAME"])
         return self._make([name, "lives", "in", self.facts[name], "."], "fact", 3, name=name)
+
+    def appositive(self, rng: np.random.Generator, name: str | None = None) -> Sentence:
+        """A clause whose NAME is followed by its city (``the dog sees alice paris .``)."""
+        name = name or self._pick(rng, LEXICON["NAME"])
+        city, verb = self.facts[name], self._pick(rng, LEXICON["VERB"])
+        if rng.integers(2):  # subject
+            words = [name, city, verb] + self._noun_phrase(rng) + ["."]
+        else:  # object
+            words = self._noun_phrase(rng) + [verb, name, city, "."]
+        return self._make(words, "appositive", words.index(city), name=name)
+
+    def relfact(self, rng: np.random.Generator, name: str | None = None) -> Sentence:
+        """A fact after a clause with another name: ``bob sees alice and lives in rome .``.
+
+        The subject is either the first name (``NAME VERB NAME2 and lives in``) or the name
+        right before ``lives`` (``NAME2 VERB NP and NAME lives in``); the other name lives
+        elsewhere. Which name the city belongs to depends on the clause structure, not on
+        the names' tokens or fixed positions.
+        """
+        name = name or self._pick(rng, LEXICON["NAME"])
+        city, verb = self.facts[name], self._pick(rng, LEXICON["VERB"])
+        other = self._pick(rng, tuple(n for n in LEXICON["NAME"] if self.facts[n] != city))
+        obj = [other] if rng.integers(2) else self._noun_phrase(rng)
+        if rng.integers(2):  # the subject first, another name or a noun phrase nearer
+            words = [name, verb] + obj + ["and", "lives", "in", city, "."]
+        else:  # another name (or noun phrase) first, the subject right before "lives"
+            first = [other] if len(obj) > 1 else self._noun_phrase(rng)
+            words = first + [verb] + self._noun_phrase(rng) + ["and", name, "lives", "in", city, "."]
+        return self._make(words, "relfact", len(words) - 2, name=name)
 
     def binding(self, rng: np.random.Generator) -> Sentence:
         n1, n2 = self._pick(rng, VARIABLES, 2)

@@ -29,6 +29,7 @@ from napkit.progress import progress_bar
 
 INFO_FILE = "napkit.json"
 INFO_FORMAT = "napkit.lm.tiny/1"
+MIX_OPTIONS = ("first_mix", "mix", "polish_mix")  # TinyConfig fields that override corpus shares
 POLISH_MIX = {"plain": 0.10, "fact": 0.15, "binding": 0.25, "choice": 0.40, "contrast": 0.10}
 
 
@@ -62,6 +63,11 @@ class TinyConfig:
     weight_decay: float = 0.01
     answer_weight: float = 1.0  # the loss weight of a task's answer token (1: plain LM loss)
     eval_every: int = 500  # steps between progress evaluations (0: none)
+    # corpus shares per phase as (kind, share) pairs, for trials (None: the reference's shares;
+    # see benchmarks/results/lm_patching.md for the subject-position trials that used them)
+    first_mix: tuple[tuple[str, float], ...] | None = None  # phase 1 shares (None: bindings only)
+    mix: tuple[tuple[str, float], ...] | None = None  # phase 2 corpus shares (None: DEFAULT_MIX)
+    polish_mix: tuple[tuple[str, float], ...] | None = None  # phase 3 shares (None: POLISH_MIX)
     threads: int = 1  # torch threads collapse on a loaded shared machine; one is steadier
 
 
@@ -156,9 +162,12 @@ def train_model(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     model.train()
     bs = cfg.batch_size
+    first_mix = {"binding": 1.0} if cfg.first_mix is None else dict(cfg.first_mix)
+    mix = None if cfg.mix is None else dict(cfg.mix)
+    polish_mix = POLISH_MIX if cfg.polish_mix is None else dict(cfg.polish_mix)
     phases = [
-        (grammar.corpus(cfg.bindings_steps * bs, seed, mix={"binding": 1.0}), cfg.lr),
-        (grammar.corpus(cfg.steps * bs, seed + 1), cfg.mix_lr),
+        (grammar.corpus(cfg.bindings_steps * bs, seed, mix=first_mix), cfg.lr),
+        (grammar.corpus(cfg.steps * bs, seed + 1, mix=mix), cfg.mix_lr),
     ]
     done = 0
     with progress_bar(cfg.bindings_steps + cfg.steps, "training the tiny LM", enabled=progress) as advance:
@@ -180,7 +189,7 @@ def train_model(
             model.train()
             if not gate_failures(acc):
                 break
-            sents = grammar.corpus(cfg.polish_chunk * bs, seed + 2 + chunk, mix=POLISH_MIX)
+            sents = grammar.corpus(cfg.polish_chunk * bs, seed + 2 + chunk, mix=polish_mix)
             data, weights = encode_corpus(sents, tokenizer, cfg.context, cfg.answer_weight)
             for step in range(cfg.polish_chunk):
                 rows = slice(step * bs, (step + 1) * bs)
@@ -220,7 +229,8 @@ def train_tiny(
     info = {
         "format": INFO_FORMAT,
         "seed": seed,
-        "config": asdict(cfg),
+        # corpus-mix overrides are recorded only when set, so default configs keep one form
+        "config": {k: v for k, v in asdict(cfg).items() if not (k in MIX_OPTIONS and v is None)},
         "accuracies": acc,
         "gate": GATE,
         "train_seconds": round(seconds, 1),
