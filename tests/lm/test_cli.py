@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from napkit.cli import main
 
 
@@ -53,6 +55,7 @@ def test_steer_out_writes_the_measured_intervention(tiny, tmp_path, capsys):
     assert main(["lm", "steer", "--layer", "3", "--random", "2", "--out", str(out), "--json"]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     iv = Intervention.load(out, tiny)
-    assert iv.module == res["steer_site"] == "blocks.3.hook_resid_post" and iv.alpha == res["steer_alpha"]
+    assert iv.module == res["steer_site"] == "blocks.3.hook_resid_post"
+    assert iv.alpha == pytest.approx(res["steer_alpha"], rel=1e-5)  # the JSON rounds to 6 digits
     assert iv.positions is None and res["steer_add"] == "all"
     assert iv.vector.equal(regime_vector(tiny, iv.module, res["steer_take"]))
