@@ -130,3 +130,24 @@ def forbid_network():
         mp.setattr(socket, "socket", _NoNetwork)
         mp.setattr(socket, "create_connection", _no_connection)
         yield
+
+
+def record_interrupted(monkeypatch, net: ReluNetwork, x: np.ndarray, y: np.ndarray, path: Path,
+                       batch_size: int = 16, after_batches: int = 4) -> None:
+    """``record`` interrupted (KeyboardInterrupt) after ``after_batches`` batches, as Ctrl-C
+    mid-capture; the recorder is restored afterwards."""
+    import napkit.capture.to_store as record_mod
+    from napkit.capture import record
+
+    real = record_mod.iter_activations
+
+    def crashing(*args, **kwargs):
+        for i, batch in enumerate(real(*args, **kwargs)):
+            if i == after_batches:
+                raise KeyboardInterrupt
+            yield batch
+
+    monkeypatch.setattr(record_mod, "iter_activations", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        record(net, x, y, path, batch_size=batch_size, progress=False)
+    monkeypatch.setattr(record_mod, "iter_activations", real)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import napkit.capture.to_store as record_mod
-from helpers import random_net
+from helpers import random_net, record_interrupted
 from napkit.capture import ActivationStore, record
 from napkit.errors import NapkitError
 
@@ -44,22 +44,12 @@ def test_interrupted_capture_resumes_and_matches(tmp_path, monkeypatch):
     x, y = _data(150)
     full = record(net, x, y, tmp_path / "full.zarr", batch_size=16, progress=False)
 
-    real = record_mod.iter_activations
-
-    def crashing(*args, **kwargs):
-        for i, batch in enumerate(real(*args, **kwargs)):
-            if i == 4:
-                raise KeyboardInterrupt
-            yield batch
-
-    monkeypatch.setattr(record_mod, "iter_activations", crashing)
-    with pytest.raises(KeyboardInterrupt):
-        record(net, x, y, tmp_path / "r.zarr", batch_size=16, progress=False)
+    record_interrupted(monkeypatch, net, x, y, tmp_path / "r.zarr")
     partial = ActivationStore.open(tmp_path / "r.zarr", mode="r+")
     assert partial.n_committed == 64 and not partial.complete
     # rows past the commit may hold anything (a half-written chunk): they are not counted
     partial.group[net.layer_names[0]][64:80] = 1e6
-    monkeypatch.setattr(record_mod, "iter_activations", real)
+    real = record_mod.iter_activations
     starts = []
 
     def spying(*args, **kwargs):

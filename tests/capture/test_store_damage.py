@@ -8,8 +8,7 @@ import json
 import numpy as np
 import pytest
 
-import napkit.capture.to_store as record_mod
-from helpers import random_net
+from helpers import random_net, record_interrupted
 from napkit.capture import ActivationStore, record
 from napkit.errors import NapkitError
 
@@ -91,18 +90,7 @@ def test_interrupted_capture_opens_and_resumes_but_a_lost_committed_chunk_is_ref
     net = random_net(2)
     x = np.random.default_rng(0).normal(size=(150, 4)).astype(np.float32)
     y = net.predict(x)
-    real = record_mod.iter_activations
-
-    def crashing(*args, **kwargs):
-        for i, batch in enumerate(real(*args, **kwargs)):
-            if i == 4:
-                raise KeyboardInterrupt
-            yield batch
-
-    monkeypatch.setattr(record_mod, "iter_activations", crashing)
-    with pytest.raises(KeyboardInterrupt):
-        record(net, x, y, tmp_path / "r.zarr", batch_size=16, progress=False)
-    monkeypatch.setattr(record_mod, "iter_activations", real)
+    record_interrupted(monkeypatch, net, x, y, tmp_path / "r.zarr")
     assert not (tmp_path / "r.zarr" / "relu0" / "c" / "4").exists()  # past the commit: not checked
     assert ActivationStore.open(tmp_path / "r.zarr").n_committed == 64
     resumed = record(net, x, y, tmp_path / "r.zarr", batch_size=16, progress=False)
