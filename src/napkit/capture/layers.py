@@ -7,6 +7,7 @@ with torch.fx and their ReLU calls become modules, so the same hooks apply.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from torch import fx, nn
@@ -50,16 +51,17 @@ def expose_functional_relus(model: nn.Module) -> nn.Module:
     return gm
 
 
-def check_layer_names(layers: Sequence[str]) -> list[str]:
-    """``layers`` as a list, refused when it names one layer twice.
+def check_layer_names(layers: Sequence[str], what: str = "the layer list") -> list[str]:
+    """``layers`` as a list, refused when it names one layer twice (``what``: how the error
+    calls the list, e.g. ``--layers``).
 
     An empty list stays allowed here (a NAP of a network without hidden layers asks for
     none); the CLI refuses an empty ``--layers``.
     """
     names = [layers] if isinstance(layers, str) else list(layers)
-    twice = sorted({n for n in names if names.count(n) > 1})
+    twice = sorted(n for n, count in Counter(names).items() if count > 1)
     if twice:
-        raise NapkitError(f"layer {twice[0]!r} is named more than once")
+        raise NapkitError(f"{what} names {', '.join(repr(n) for n in twice)} more than once")
     return names
 
 

@@ -153,13 +153,12 @@ def layer_list(values: list[str] | None) -> list[str] | None:
     """
     if not values:
         return None
+    from napkit.capture.layers import check_layer_names
+
     names = [v.strip() for item in values for v in item.split(",") if v.strip()]
     if not names:
         raise NapkitError("--layers names no layer: give layer names, or leave --layers out for all")
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise NapkitError(f"--layers names {', '.join(repr(n) for n in twice)} more than once")
-    return names
+    return check_layer_names(names, "--layers")
 
 
 # ---- verification ----------------------------------------------------------------------------
