@@ -7,6 +7,7 @@ import torch
 
 from napkit.errors import NapkitError
 from napkit.lm.corpus import GRAMMAR, LEXICON, Grammar, Sentence
+from napkit.lm.tokenizer import known_token_id
 
 # What the training gate demands of the tiny model, per task kind.
 GATE = {"fact": 0.98, "binding": 0.95, "choice": 0.90}
@@ -20,10 +21,7 @@ def answer_ids(tokenizer, sentences: list[Sentence]) -> torch.Tensor:
     for s in sentences:
         if s.answer is None:
             raise NapkitError(f"a {s.kind} sentence has no answer word")
-        tok = tokenizer(s.answer, add_special_tokens=False)["input_ids"]
-        if len(tok) != 1:
-            raise NapkitError(f"answer word {s.answer!r} is {len(tok)} tokens, not one")
-        ids.append(tok[0])
+        ids.append(known_token_id(tokenizer, s.answer, "answer word"))
     return torch.tensor(ids)
 
 
