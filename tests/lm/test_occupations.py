@@ -62,7 +62,7 @@ def test_stereotype_gap_signs_the_log_odds_by_label():
 
 
 def test_a_tokenizer_without_the_pronouns_is_refused(tiny):
-    with pytest.raises(NapkitError, match="not one token"):
+    with pytest.raises(NapkitError, match="pronoun ' he' is (not in the model's vocabulary|.* tokens)"):
         pronoun_ids(tiny.tokenizer)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from napkit.errors import NapkitError
+from napkit.lm.tokenizer import known_token_id
 
 MALE = (
     "engineer", "mechanic", "carpenter", "plumber", "electrician", "firefighter", "pilot", "surgeon",
@@ -86,14 +87,7 @@ def gendered_contexts(templates: Sequence[str] = TEMPLATES, pairs=GENDERED) -> t
 
 def pronoun_ids(tokenizer, pronouns: Sequence[str] = PRONOUNS) -> list[int]:
     """The token id of each pronoun; refuses a pronoun that is not exactly one known token."""
-    ids = []
-    unk = getattr(tokenizer, "unk_token_id", None)
-    for p in pronouns:
-        got = tokenizer(p, add_special_tokens=False)["input_ids"]
-        if len(got) != 1 or (unk is not None and got[0] == unk):
-            raise NapkitError(f"pronoun {p!r} is not one token of this tokenizer ({got}); use another model")
-        ids.append(int(got[0]))
-    return ids
+    return [known_token_id(tokenizer, p, "pronoun") for p in pronouns]
 
 
 def log_odds(logprobs: torch.Tensor, ids: Sequence[int]) -> np.ndarray:
