@@ -55,6 +55,17 @@ def test_evaluate_many_refuses_naps_of_another_model():
         evaluate_many(other, [naps], x, other.predict(x), progress=False)
 
 
+def test_evaluate_many_refuses_nap_sets_over_different_layers():
+    x = gaussian_inputs(300)
+    net = random_net(1)
+    y = net.predict(x)
+    both = mine(net, x, y, 0.9, progress=False)
+    first_only = mine(net, x, y, 0.9, layers=[net.layer_names[0]], progress=False)
+    assert len(evaluate_many(net, [both, both], x, y, progress=False)) == 2
+    with pytest.raises(NapkitError, match="same layers"):
+        evaluate_many(net, [both, first_only], x, y, progress=False)
+
+
 def test_monitor_on_empty_data_reports_undefined_rates():
     net = random_net(1)
     x = gaussian_inputs(300)

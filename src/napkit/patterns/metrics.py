@@ -100,14 +100,17 @@ def evaluate_many(
     fingerprint = model_fingerprint(model)
     for n in napsets:
         n.check_model(fingerprint)
+        if (n.layer_names, n.layer_sizes) != (first.layer_names, first.layer_sizes):
+            raise NapkitError(
+                f"NAP sets to compare must cover the same layers: {list(first.layer_names)} "
+                f"and {list(n.layer_names)}"
+            )
     accs = [StatsAccumulator(n, tolerance) for n in napsets]
     layers = list(first.layer_names)
     checked = False
     for batch in iter_activations(model, x, layers=layers, batch_size=batch_size, progress=progress):
         if not checked:
-            sizes = tuple(a.shape[1] for a in batch.acts.values())
-            for n in napsets:
-                n.check_model(fingerprint, tuple(batch.acts), sizes)
+            first.check_layers_of(tuple(batch.acts), tuple(a.shape[1] for a in batch.acts.values()))
             y = check_labels(y, batch.logits.shape[1])
             checked = True
         labels = y[batch.start : batch.start + len(batch.logits)]

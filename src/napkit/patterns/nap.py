@@ -168,9 +168,7 @@ class NAPSet:
                     f"layer {name!r} has {size_of[name]} units in the model, {size} in the NAP file"
                 )
 
-    def check_model(
-        self, fingerprint: str, layer_names=None, layer_sizes=None, n_classes: int | None = None
-    ) -> None:
+    def check_model(self, fingerprint: str, n_classes: int | None = None) -> None:
         """Refuse to pair these NAPs with another model (or one without their classes)."""
         if fingerprint != self.fingerprint:
             raise NapkitError("these NAPs were mined from another model (fingerprint differs)")
@@ -180,12 +178,6 @@ class NAPSet:
                 f"the NAP file has a NAP for class {bad}, but the model has {n_classes} output classes "
                 f"(0-{n_classes - 1})"
             )
-        if layer_names is not None and tuple(layer_names) != self.layer_names:
-            raise NapkitError(
-                f"NAP layers {list(self.layer_names)} differ from the model's {list(layer_names)}"
-            )
-        if layer_sizes is not None and tuple(layer_sizes) != self.layer_sizes:
-            raise NapkitError(f"NAP layer sizes {list(self.layer_sizes)} differ from the model's")
 
     # ---- file format ----------------------------------------------------------------------------
     def to_dict(self) -> dict:
