@@ -49,7 +49,8 @@ def run_napkit(lm, n: int):
     from napkit.lm.probes import probe
 
     prompts, regimes, cues, sites, positions = task(lm, n)
-    res = probe(lm, prompts, regimes, sites, positions, control_keys=cues)
+    # one control draw, as the baseline side fits: the same probes on both sides
+    res = probe(lm, prompts, regimes, sites, positions, control_keys=cues, control_draws=1)
     return res.accuracy, res.control
 
 
