@@ -11,7 +11,14 @@ import torch
 from napkit.lm.corpus import GRAMMAR
 from napkit.lm.evaluate import GATE
 from napkit.lm.tokenizer import build_tokenizer
-from napkit.lm.train import TinyConfig, TrainingGateError, encode_corpus, train_tiny, weighted_lm_loss
+from napkit.lm.train import (
+    TinyConfig,
+    TrainingGateError,
+    encode_corpus,
+    train_model,
+    train_tiny,
+    weighted_lm_loss,
+)
 
 
 def test_encoding_weights_answers_and_ignores_padding():
@@ -37,6 +44,13 @@ def test_a_model_below_the_gate_fails_with_its_figures_and_writes_nothing(tmp_pa
     with pytest.raises(TrainingGateError, match=r"gate after 5 mixed steps .*binding 0\.\d+ < 0\.95"):
         train_tiny(out, seed=0, cfg=cfg, progress=False)
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_fresh_polish_optimizer_changes_the_polished_weights():
+    cfg = replace(TinyConfig(), steps=3, bindings_steps=0, polish_chunk=2, polish_max_steps=2, eval_every=0)
+    kept = train_model(0, cfg, progress=False)[0].state_dict()
+    fresh = train_model(0, replace(cfg, polish_fresh_optimizer=True), progress=False)[0].state_dict()
+    assert any(not torch.equal(kept[k], fresh[k]) for k in kept)
 
 
 @pytest.mark.slow

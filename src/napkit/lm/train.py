@@ -30,6 +30,8 @@ from napkit.progress import progress_bar
 INFO_FILE = "napkit.json"
 INFO_FORMAT = "napkit.lm.tiny/1"
 MIX_OPTIONS = ("first_mix", "mix", "polish_mix")  # TinyConfig fields that override corpus shares
+# trial options left out of napkit.json at these values, so that default configs keep one form
+UNRECORDED_DEFAULTS = {**dict.fromkeys(MIX_OPTIONS), "polish_fresh_optimizer": False}
 POLISH_MIX = {"plain": 0.10, "fact": 0.15, "binding": 0.25, "choice": 0.40, "contrast": 0.10}
 
 
@@ -57,6 +59,7 @@ class TinyConfig:
     polish_lr: float = 1e-3
     polish_chunk: int = 250
     polish_max_steps: int = 3000
+    polish_fresh_optimizer: bool = False  # the polish starts a new AdamW (no phase-2 moments)
     batch_size: int = 64
     lr: float = 3e-3
     warmup: int = 100
@@ -183,6 +186,10 @@ def train_model(
                     model.eval()
                     log(done, float(loss), task_accuracies(model, tokenizer, grammar, n=200))
                     model.train()
+        if cfg.polish_fresh_optimizer:
+            opt = torch.optim.AdamW(
+                model.parameters(), lr=cfg.polish_lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98)
+            )
         for chunk in range(cfg.polish_max_steps // max(1, cfg.polish_chunk)):
             model.eval()
             acc = task_accuracies(model, tokenizer, grammar)
@@ -229,8 +236,11 @@ def train_tiny(
     info = {
         "format": INFO_FORMAT,
         "seed": seed,
-        # corpus-mix overrides are recorded only when set, so default configs keep one form
-        "config": {k: v for k, v in asdict(cfg).items() if not (k in MIX_OPTIONS and v is None)},
+        "config": {
+            k: v
+            for k, v in asdict(cfg).items()
+            if not (k in UNRECORDED_DEFAULTS and v == UNRECORDED_DEFAULTS[k])
+        },
         "accuracies": acc,
         "gate": GATE,
         "train_seconds": round(seconds, 1),
