@@ -4,7 +4,9 @@ Reading: ``declare-const X_i/Y_i Real``; asserts that bound single inputs (``(<=
 also inside ``(and ...)``); asserts over the outputs, each a single constraint, an
 ``(and ...)`` or an ``(or (and ...) ...)``; several output asserts are a conjunction.
 Terms are linear: numbers, variables, ``(+ ...)``, ``(- ...)``, ``(* c t)``. The result
-is a :class:`VnnlibSpec`: an input box and the violation disjunction ``C y <= d``.
+is a :class:`VnnlibSpec`: an input box and the violation disjunction ``C y <= d``. Strict
+``<`` and ``>`` are read as ``<=`` and ``>=``, as VNN-COMP reads them: a point on the boundary
+of a violation region is a counterexample (its result says whether it is strict).
 
 A spec may declare more outputs than the network has logits: the extra ``Y_{m+i}`` are
 then the hidden pre-activations (the writer's NAP form) and their sign constraints become
