@@ -82,6 +82,13 @@ def test_falsifier_points_are_rechecked_by_the_prover(tiny_net):
     prop = Property(linf_ball([0.1, 0.1], 0.05), robustness_spec(1, 2))
     q = Query(tiny_net, prop.check(tiny_net.layer_sizes, 2, 2), VerifyOptions(timeout=5.0))
     f = Falsifier(q, (_bogus_counterexample,))
+    confirm, seen = q.confirm_point, []
+
+    def spy(x, *args):
+        seen.append((np.array(x), confirm(x, *args)))
+        return seen[-1][1]
+
+    q.confirm_point = spy
     try:
         f.proc.join(timeout=10.0)
         assert not f.poll()
@@ -89,6 +96,8 @@ def test_falsifier_points_are_rechecked_by_the_prover(tiny_net):
     finally:
         f.close()
     assert not f.proc.is_alive()
+    # the falsifier's point reached the prover, which re-checked it and refused it
+    assert len(seen) == 1 and np.array_equal(seen[0][0], prop.box.center) and seen[0][1] is None
 
 
 def test_falsifier_counterexample_reaches_the_prover(tiny_net):
