@@ -35,6 +35,13 @@ def _read_everything(path):
 
 def test_intact_store_reads(store_path):
     _read_everything(store_path)
+    x = np.random.default_rng(0).normal(size=(ROWS, 4)).astype(np.float32)
+    y = np.random.default_rng(1).integers(0, 3, ROWS)
+    store = ActivationStore.open(store_path)
+    _, pre = random_net(0).forward(x.astype(np.float64))
+    np.testing.assert_array_equal(store.labels(), y)
+    for name, z in zip(store.layer_names, pre, strict=True):
+        np.testing.assert_allclose(store.layer(name), z, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbled"])

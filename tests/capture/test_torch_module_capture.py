@@ -47,8 +47,14 @@ def test_naps_of_a_functional_relu_model_can_be_evaluated():
     x = gaussian_inputs()
     y = model(torch.from_numpy(x)).argmax(1).numpy()
     naps = mine(model, x, y, 0.6, classes=sorted(set(y.tolist())), progress=False)
-    nap_stats(model, naps, x, y, progress=False)
-    NAPMonitor(model).set_naps(naps).evaluate(x, y)
+    stats = nap_stats(model, naps, x, y, progress=False)
+    with torch.no_grad():
+        on = model.l(torch.from_numpy(x)).numpy() > 0  # the functional ReLU's pre-activations
+    for r, c in enumerate(naps.labels):
+        follows = on[:, naps.active[r]].all(1) & ~on[:, naps.inactive[r]].any(1)
+        assert stats.n_hit[r] == (follows & (y == c)).sum() and stats.n_follow[r] == follows.sum()
+    report = NAPMonitor(model).set_naps(naps).evaluate(x, y)
+    assert report.accuracy == 1.0  # the labels are the model's own predictions
 
 
 def test_capture_interrupted_while_creating_the_store_can_be_rerun(tmp_path, monkeypatch):

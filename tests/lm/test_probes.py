@@ -46,7 +46,8 @@ def test_a_probe_with_one_class_is_refused(tiny):
     with pytest.raises(NapkitError, match="labels"):
         probe(tiny, ["alice lives in paris ."] * 4, [1, 0], ["blocks.0.hook_resid_post"], [1])
     with pytest.raises(NapkitError, match="control_draws"):
-        probe(tiny, ["alice lives in paris ."] * 4, [1, 0, 1, 0], ["blocks.0.hook_resid_post"], [1], control_draws=0)
+        texts = ["alice lives in paris ."] * 4
+        probe(tiny, texts, [1, 0, 1, 0], ["blocks.0.hook_resid_post"], [1], control_draws=0)
 
 
 def test_regime_probe_is_accurate_selective_and_beats_random_init(tiny):

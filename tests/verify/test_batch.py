@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -65,14 +66,10 @@ def test_bad_jobs(tmp_path):
     assert res[jobs[1].id]["result"] in ("verified", "falsified", "vacuous", "unknown")
 
 
-def test_scheduler_address_without_distributed(tmp_path):
-    try:
-        import dask.distributed  # noqa: F401
-
-        pytest.skip("dask.distributed is installed here")
-    except ImportError:
-        pass
-    with pytest.raises(NapkitError, match="pip install distributed"):
+def test_scheduler_address_without_distributed(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if the extra were not installed
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)
+    with pytest.raises(NapkitError, match=r"needs dask.distributed: pip install 'napkit\[cluster\]'"):
         run_batch(_jobs(1), tmp_path / "z.jsonl", scheduler="tcp://127.0.0.1:1", progress=False)
 
 

@@ -249,11 +249,11 @@ def _run_alone(job: BatchJob, ctx) -> dict:
 
 
 def _run_distributed(pending: list[BatchJob], scheduler: str, record) -> None:
-    from dask.distributed import as_completed
-
     from napkit.cluster import connect
 
-    with connect(scheduler) as client:
+    with connect(scheduler) as client:  # refuses clearly when dask.distributed is missing
+        from dask.distributed import as_completed
+
         futures = {client.submit(run_job, job, pure=False): job for job in pending}
         try:
             for fut in as_completed(futures):
