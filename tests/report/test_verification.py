@@ -72,8 +72,6 @@ def test_syntactic_pairs_need_no_solver(tiny, ver):
             assert q.verdict == "verified" and q.seconds == 0.0
     solver_pairs = int((~syn[np.triu_indices(n, 1)]).sum())
     assert ver["queries"] == 2 * n + solver_pairs
-    for q in [r["domain"] for r in ver["classes"]] + [r["local"] for r in ver["classes"]]:
-        assert q.seconds <= TIMEOUT + 2.0  # the timeout is honoured (with slack for the re-checks)
 
 
 def test_query_limit_leaves_the_rest_skipped(tiny):

@@ -100,12 +100,16 @@ def test_branch_and_bound_default_iterate_is_the_options_default(monkeypatch):
 def test_nonempty_attack_budget_is_the_named_option(monkeypatch, cap):
     """``nonempty_attack_cap`` bounds the deadline of ``Query.nonempty``'s attack (reached
     here by a centre on the boundary of the phases and no time for the first LPs)."""
+    from types import SimpleNamespace
+
     from napkit.verify import query
 
-    seen = []
+    seen, now = [], 1000.0
+    # the query's clock stands still, so the deadline it passes is exactly now + its budget
+    monkeypatch.setattr(query, "time", SimpleNamespace(monotonic=lambda: now))
 
     def spy(*a, **kw):
-        seen.append(kw["deadline"] - time.monotonic())
+        seen.append(kw["deadline"] - now)
         return None
 
     monkeypatch.setattr(query, "pgd_attack", spy)
@@ -116,4 +120,4 @@ def test_nonempty_attack_budget_is_the_named_option(monkeypatch, cap):
     q = Query(net, prop, opts)
     q.bounds = propagate(net, _VIOLATED, phases)
     q.nonempty()
-    assert seen and cap - 1.0 < seen[0] <= cap
+    assert seen and seen[0] == pytest.approx(cap)
