@@ -53,15 +53,23 @@ def test_tightening_stays_sound():
 
 
 def test_check_point_rejects_outside_and_non_violating():
-    rng = np.random.default_rng(1)
-    net = random_net(rng, 2, [4], 2)
+    """y = relu(x) on [0, 1]^2, class 0 must win: (0.2, 0.8) violates, (0.8, 0.2) does not,
+    (1.5, 0.5) lies outside the box."""
+    from napkit.network import ReluNetwork
+
+    eye = np.eye(2)
+    net = ReluNetwork((eye, eye), (np.zeros(2), np.zeros(2)))
     box = InputBox(np.zeros(2), np.ones(2))
     spec = robustness_spec(0, 2)
     assert check_point(net, box, spec, None, np.array([1.5, 0.5])) is None
-    ce = pgd_attack(net, box, spec, None, restarts=8, steps=30)
-    if ce is not None:
-        assert check_point(net, box, spec, None, ce.x) is not None
-        assert spec.violated(net.forward(ce.x)[0])[0]
+    assert check_point(net, box, spec, None, np.array([0.8, 0.2])) is None
+    assert check_point(net, box, spec, None, np.array([0.2, 0.8])) is not None
+    rng = np.random.default_rng(1)
+    rand = random_net(rng, 2, [4], 2)
+    ce = pgd_attack(rand, box, spec, None, restarts=8, steps=30)
+    if ce is not None:  # whatever the attack returns has been checked
+        assert check_point(rand, box, spec, None, ce.x) is not None
+        assert spec.violated(rand.forward(ce.x)[0])[0]
 
 
 def _identity_net():
