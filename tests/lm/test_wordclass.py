@@ -49,6 +49,12 @@ def test_scores_per_layer_on_a_random_model(make_gpt2):
     scores = wordclass_scores(model, ids, labels)
     assert scores.purity.shape == (3,) and scores.nmi.shape == (3,)
     assert np.all(scores.purity >= scores.majority - 1e-12)
+    # each layer's figures are k-means on that layer's last-position states (by hand here)
+    with torch.no_grad():
+        hidden = model(input_ids=ids, output_hidden_states=True).hidden_states
+    for layer, h in enumerate(hidden):
+        want = cluster_scores(h[:, -1].float().numpy(), np.asarray(labels))
+        np.testing.assert_allclose([scores.purity[layer], scores.nmi[layer]], want[:2], atol=1e-9)
     fresh = random_init_like(model, seed=5)
     assert type(fresh) is type(model)
     assert not torch.equal(fresh.transformer.h[0].mlp.c_fc.weight, model.transformer.h[0].mlp.c_fc.weight)
