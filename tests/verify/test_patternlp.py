@@ -139,18 +139,21 @@ def test_engine_pattern_path_never_contradicts_brute_force():
     rng = np.random.default_rng(9)
     g = np.linspace(0, 1, 121)
     grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    walked = 0
     for _ in range(12):
         net = random_net(rng, 2, [8, 8], 3)
         phases = random_phases(rng, net.layer_sizes, 0.2)
         label = int(rng.integers(3))
         spec = robustness_spec(label, 3)
         res = verify_property(net, Property(BOX2, spec, phases), timeout=10, bab=False)
+        walked += res.stats.get("pattern_lps", 0) > 0
         y, pre = net.forward(grid)
         bad = follows_phases(pre, phases) & spec.violated(y)
         if res.verdict == "falsified":
             assert _is_ce(net, BOX2, spec, phases, res.counterexample)
         if res.verdict in ("verified", "vacuous"):
             assert not bad.any()
+    assert walked, "no query reached the pattern LPs: the test checked the other stages only"
 
 
 def test_repair_and_agreement_starts_give_points_that_follow():
