@@ -30,20 +30,29 @@ def last_json(out):
 
 
 def test_mine_stats_monitor_round(files, capsys):
+    """The CLI prints what the library computes on the same files."""
+    from napkit.network import load_model
+    from napkit.patterns import NAPMonitor, NAPSet, nap_stats
+
     tmp, model, data, _ = files
     naps = tmp / "naps.json"
     code, out, err = run(["mine", model, data, "--delta", "0.9", "--out", naps, "--json"], capsys)
     assert code == 0, err
     res = last_json(out)
     assert res["classes"] == [0, 1, 2] and len(res["neurons"]) == 3 and res["seconds"] >= 0
+    net, d = load_model(model), np.load(data)
+    loaded = NAPSet.load(naps, net)
+    assert res["neurons"] == loaded.sizes().tolist()
     code, out, _ = run(["stats", model, naps, data, "--json"], capsys)
     res = last_json(out)
-    assert code == 0 and len(res["recall"]) == 3 and len(res["precision"]) == 3
-    assert all(0 <= r <= 1 for r in res["recall"])
+    want = nap_stats(net, loaded, d["x"], d["y"], progress=False).to_dict()
+    assert code == 0 and res["recall"] == want["recall"] and res["precision"] == want["precision"]
     code, out, _ = run(["monitor", model, naps, data, "--tolerance", "1", "--json"], capsys)
     res = last_json(out)
-    assert code == 0 and 0 <= res["flagged_rate"] <= 1
-    assert {"misclassified_caught", "auroc"} <= set(res)
+    rep = NAPMonitor(net, tolerance=1).set_naps(loaded).evaluate(d["x"], d["y"])
+    assert code == 0 and res["flagged_rate"] == pytest.approx(rep.flagged_rate)
+    assert res["misclassified_caught"] == pytest.approx(rep.misclassified_caught)
+    assert res["auroc"] == pytest.approx(rep.auroc)
 
 
 def test_human_output_has_a_table(files, capsys):
