@@ -40,6 +40,15 @@ def test_control_accuracy_is_the_mean_over_label_draws():
     assert len(set(np.round(each, 6))) > 1  # the draws differ, so averaging them changes the figure
 
 
+def test_no_control_draws_fit_no_control_and_keep_the_accuracies(tiny):
+    prompts, regimes, cues = contrast_prompts(40)
+    args = (tiny, prompts, regimes, ["blocks.1.hook_resid_post"], [7, 9])
+    full = probe(*args, control_keys=cues)
+    bare = probe(*args, control_keys=cues, control_draws=0)
+    assert np.isfinite(full.control).all() and np.isnan(bare.control).all()
+    np.testing.assert_array_equal(full.accuracy, bare.accuracy)
+
+
 def test_a_probe_with_one_class_is_refused(tiny):
     with pytest.raises(NapkitError, match="two classes"):
         probe(tiny, ["alice lives in paris ."] * 4, [1, 1, 1, 1], ["blocks.0.hook_resid_post"], [1])
@@ -47,7 +56,7 @@ def test_a_probe_with_one_class_is_refused(tiny):
         probe(tiny, ["alice lives in paris ."] * 4, [1, 0], ["blocks.0.hook_resid_post"], [1])
     with pytest.raises(NapkitError, match="control_draws"):
         texts = ["alice lives in paris ."] * 4
-        probe(tiny, texts, [1, 0, 1, 0], ["blocks.0.hook_resid_post"], [1], control_draws=0)
+        probe(tiny, texts, [1, 0, 1, 0], ["blocks.0.hook_resid_post"], [1], control_draws=-1)
 
 
 def test_regime_probe_is_accurate_selective_and_beats_random_init(tiny):

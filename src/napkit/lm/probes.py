@@ -118,7 +118,8 @@ def probe(
     """Probe ``labels`` from each module at each position (one capture for all of them).
 
     The control accuracy at a site is the mean over ``control_draws`` control-label draws
-    (seeds ``seed`` onwards; a draw with one class is skipped).
+    (seeds ``seed`` onwards; a draw with one class is skipped); ``control_draws=0`` fits no
+    control (NaN), for baselines whose accuracy alone is reported.
     """
     lm = load(lm)
     y = np.asarray(labels)
@@ -126,8 +127,8 @@ def probe(
         raise NapkitError(f"{len(texts)} texts but {len(y)} labels")
     if len(np.unique(y)) < 2:
         raise NapkitError("a probe needs at least two classes in its labels")
-    if control_draws < 1:
-        raise NapkitError(f"control_draws must be at least 1, got {control_draws}")
+    if control_draws < 0:
+        raise NapkitError(f"control_draws must be 0 or more, got {control_draws}")
     positions = [int(p) for p in positions]
     got = capture(lm, list(texts), list(modules), positions=positions)
     n, p = len(texts), len(positions)
@@ -140,6 +141,7 @@ def probe(
             raise NapkitError(f"activations at {name} hold NaN or infinity")
         for j in range(p):
             acc[i, j] = cv_accuracy(x[:, j], y, folds, seed)
-            keys = tokens[:, j] if control_keys is None else np.asarray(control_keys)
-            ctl[i, j] = _control_accuracy(x[:, j], keys, y, folds, seed, control_draws)
+            if control_draws:
+                keys = tokens[:, j] if control_keys is None else np.asarray(control_keys)
+                ctl[i, j] = _control_accuracy(x[:, j], keys, y, folds, seed, control_draws)
     return ProbeResult(list(modules), positions, acc, ctl)
