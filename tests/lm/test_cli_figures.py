@@ -16,9 +16,9 @@ def one_error_line(capsys) -> str:
 
 def test_occupation_commands_refuse_a_model_without_the_pronouns(capsys):
     assert main(["lm", "occupation-probe", "--model", str(tiny_path()), "--no-random-init"]) == 2
-    assert "not one token" in one_error_line(capsys)
+    assert "pronoun ' he' is not in the model's vocabulary" in one_error_line(capsys)
     assert main(["lm", "pronoun-steer", "--layer", "1", "--model", str(tiny_path())]) == 2
-    assert "not one token" in one_error_line(capsys)
+    assert "pronoun ' he' is not in the model's vocabulary" in one_error_line(capsys)
 
 
 def test_bad_options_exit_2_with_one_line(tmp_path, capsys):
