@@ -173,7 +173,7 @@ def steering_effect(
     if n_random < 1:
         raise NapkitError(f"give at least one random control, got {n_random}")
     lm = load(lm)
-    ia, ib = (_one_token(lm, t) for t in (token_a, token_b))
+    ia, ib = (known_token_id(lm.tokenizer, t) for t in (token_a, token_b))
     base = next_token_logprobs(lm, texts)
     odds0 = base[:, ib] - base[:, ia]
 
@@ -193,10 +193,6 @@ def steering_effect(
             continue
         randoms.append(abs(change(r, a)))
     return SteeringEffect(found.alpha, found.kl, effect, reverse, randoms, unreached)
-
-
-def _one_token(lm, word: str) -> int:
-    return known_token_id(lm.tokenizer, word)
 
 
 @torch.no_grad()

@@ -131,6 +131,11 @@ def _lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
+def _adamw(model, lr: float, cfg: TinyConfig) -> torch.optim.AdamW:
+    """The trainer's optimiser (one for all phases, or a new one for the polish)."""
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+
+
 def _step(model, opt, data: torch.Tensor, weights: torch.Tensor, lr: float) -> torch.Tensor:
     """One AdamW step on a batch (cut to its longest sentence); returns the loss."""
     width = int((weights > 0).sum(1).max())
@@ -162,7 +167,7 @@ def train_model(
     torch.manual_seed(seed)
     tokenizer = build_tokenizer(grammar)
     model = GPT2LMHeadModel(gpt2_config(len(tokenizer), cfg, tokenizer))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    opt = _adamw(model, cfg.lr, cfg)
     model.train()
     bs = cfg.batch_size
     first_mix = {"binding": 1.0} if cfg.first_mix is None else dict(cfg.first_mix)
@@ -187,9 +192,7 @@ def train_model(
                     log(done, float(loss), task_accuracies(model, tokenizer, grammar, n=200))
                     model.train()
         if cfg.polish_fresh_optimizer:
-            opt = torch.optim.AdamW(
-                model.parameters(), lr=cfg.polish_lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98)
-            )
+            opt = _adamw(model, cfg.polish_lr, cfg)
         for chunk in range(cfg.polish_max_steps // max(1, cfg.polish_chunk)):
             model.eval()
             acc = task_accuracies(model, tokenizer, grammar)
