@@ -1,7 +1,7 @@
 """One tiny-model training candidate and its subject-position patching (issue 11 §5: facts
 recalled at the subject), with the subject-position curve logged at every evaluation.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/lm_subject_trials.py NAME '{"mix": {...}, ...}' [--root /tmp/lmsub]
+    PYTHONPATH=src .venv/bin/python benchmarks/lm_subject_trials.py NAME '{"mix": {...}, ...}' [--root /tmp/lmsub] [--seed 0]
 
 The JSON holds ``TinyConfig`` changes (corpus mixes as {kind: share}). The model goes to
 ROOT/NAME, the log (one line per evaluation) to ROOT/NAME.log, the figures to ROOT/NAME.json.
@@ -70,6 +70,7 @@ def main(argv=None) -> int:
     ap.add_argument("name")
     ap.add_argument("changes", nargs="?", default="{}", help="TinyConfig changes as JSON")
     ap.add_argument("--root", type=Path, default=Path("/tmp/lmsub"))
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     kw = json.loads(args.changes)
@@ -82,14 +83,14 @@ def main(argv=None) -> int:
     with open(args.root / f"{args.name}.log", "w") as log:
         T.task_accuracies = logging_accuracies(log, args.root, args.name)
         try:
-            info = T.train_tiny(out, seed=0, cfg=cfg, progress=False,
+            info = T.train_tiny(out, seed=args.seed, cfg=cfg, progress=False,
                                 log=lambda s, loss, a: print("step", s, "loss", round(loss, 3), file=log, flush=True))
         except T.TrainingGateError as exc:
             print("GATE FAIL", exc, file=log, flush=True)
             return 1
         lm = load(out)
         fig = mf.patch_figures(lm.model, lm.tokenizer)
-        res = {"name": args.name, "cfg": json.loads(args.changes), "acc": info["accuracies"],
+        res = {"name": args.name, "seed": args.seed, "cfg": json.loads(args.changes), "acc": info["accuracies"],
                "train_seconds": info["train_seconds"], "recovery": fig["patch_recall_recovery"],
                "subject_by_layer": fig["patch_recall_subject_by_layer"],
                "last_by_layer": fig["patch_recall_last_by_layer"], "recall_cut": fig["patch_recall_cut"],

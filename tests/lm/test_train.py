@@ -14,7 +14,11 @@ from napkit.lm.tokenizer import build_tokenizer
 from napkit.lm.train import (
     TinyConfig,
     TrainingGateError,
+    _adamw,
+    _train_until,
     encode_corpus,
+    gpt2_config,
+    recorded_config,
     train_model,
     train_tiny,
     weighted_lm_loss,
@@ -60,3 +64,63 @@ def test_the_reference_model_retrains_from_its_seed_and_passes_the_gate(tmp_path
         assert info["accuracies"][kind] >= need
     saved = json.loads((tmp_path / "tiny" / "napkit.json").read_text())
     assert saved["seed"] == 0 and saved["config"] == tiny.info["config"]
+
+
+def _small_model(cfg):
+    tok = build_tokenizer()
+    torch.manual_seed(0)
+    from transformers import GPT2LMHeadModel
+
+    return GPT2LMHeadModel(gpt2_config(len(tok), cfg, tok)), tok
+
+
+@pytest.mark.parametrize(("passes_at", "expected_chunks"), [(0, 0), (2, 2), (None, 3)])
+def test_chunked_training_stops_at_the_first_passing_check_or_the_cap(passes_at, expected_chunks):
+    cfg = replace(TinyConfig(), n_layer=1, d_model=32, n_head=2, d_mlp=64, polish_chunk=2)
+    model, tok = _small_model(cfg)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    checks, chunks, rates = [], [], []
+
+    def passed():
+        checks.append(model.training)
+        return passes_at is not None and len(checks) > passes_at
+
+    def rate(step):
+        rates.append(step)
+        return 1e-3
+
+    steps = _train_until(
+        model,
+        _adamw(model, 1e-3, cfg),
+        tok,
+        GRAMMAR,
+        cfg,
+        {"binding": 1.0},
+        lambda c: (0, c),
+        rate,
+        max_steps=7,
+        passed=passed,
+        after_chunk=lambda n, loss: chunks.append(n),
+    )
+    assert steps == 2 * expected_chunks and chunks == [2] * expected_chunks
+    assert rates == list(range(steps)) and not any(checks) and model.training
+    changed = any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert changed == (expected_chunks > 0)
+
+
+def test_an_adaptive_bindings_phase_replaces_the_fixed_one():
+    cfg = replace(
+        TinyConfig(), steps=2, bindings_max_steps=4, polish_chunk=2, polish_max_steps=0, eval_every=1
+    )
+    logged = []
+    train_model(0, cfg, progress=False, log=lambda step, loss, acc: logged.append(step))
+    # two chunks of bindings (below their gate after 4 steps), then the 2 mixed steps; the fixed
+    # 1500-step phase does not run
+    assert logged == [2, 4, 5, 6]
+
+
+def test_trial_options_are_recorded_only_when_set():
+    assert "bindings_max_steps" not in recorded_config(TinyConfig())
+    assert "polish_fresh_optimizer" not in recorded_config(TinyConfig())
+    assert recorded_config(replace(TinyConfig(), bindings_max_steps=4000))["bindings_max_steps"] == 4000
+    assert recorded_config(TinyConfig())["bindings_steps"] == 1500

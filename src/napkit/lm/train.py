@@ -23,7 +23,7 @@ import torch
 
 from napkit.errors import NapkitError
 from napkit.lm.corpus import GRAMMAR, Grammar
-from napkit.lm.evaluate import GATE, gate_failures, task_accuracies
+from napkit.lm.evaluate import GATE, answer_accuracy, gate_failures, task_accuracies, task_sentences
 from napkit.lm.tokenizer import build_tokenizer
 from napkit.progress import progress_bar
 
@@ -31,7 +31,11 @@ INFO_FILE = "napkit.json"
 INFO_FORMAT = "napkit.lm.tiny/1"
 MIX_OPTIONS = ("first_mix", "mix", "polish_mix")  # TinyConfig fields that override corpus shares
 # trial options left out of napkit.json at these values, so that default configs keep one form
-UNRECORDED_DEFAULTS = {**dict.fromkeys(MIX_OPTIONS), "polish_fresh_optimizer": False}
+UNRECORDED_DEFAULTS = {
+    **dict.fromkeys(MIX_OPTIONS),
+    "polish_fresh_optimizer": False,
+    "bindings_max_steps": 0,
+}
 POLISH_MIX = {"plain": 0.10, "fact": 0.15, "binding": 0.25, "choice": 0.40, "contrast": 0.10}
 
 
@@ -52,6 +56,11 @@ class TinyConfig:
     # bound to it) forms within it, but stayed at chance (0.5) for 3000 steps when bindings
     # were mixed with the other kinds from the start
     bindings_steps: int = 1500
+    # > 0: phase 1 instead trains bindings at the constant rate ``lr`` (after the warm-up), in
+    # chunks of ``polish_chunk`` steps, until they pass their gate (at most this many steps):
+    # the circuit forms in one sudden transition whose step varies widely with the seed and
+    # with rounding (benchmarks/results/lm_train.md), so a fixed phase misses it on some machines
+    bindings_max_steps: int = 0
     steps: int = 3000  # phase 2: the mixed corpus (bindings kept in it)
     mix_lr: float = 3e-3
     # phase 3 polishes on a mix with more multiple choice, at a constant low rate, in chunks
@@ -150,6 +159,26 @@ def _step(model, opt, data: torch.Tensor, weights: torch.Tensor, lr: float) -> t
     return loss.detach()
 
 
+def _train_until(model, opt, tokenizer, grammar, cfg, mix, seed_of_chunk, lr, max_steps, passed, after_chunk):
+    """Train on ``mix`` in chunks of ``cfg.polish_chunk`` steps until ``passed()`` (checked
+    before each chunk, in eval mode) or ``max_steps``; returns the steps taken."""
+    bs, steps = cfg.batch_size, 0
+    for chunk in range(max_steps // max(1, cfg.polish_chunk)):
+        model.eval()
+        ok = passed()
+        model.train()
+        if ok:
+            break
+        sents = grammar.corpus(cfg.polish_chunk * bs, seed_of_chunk(chunk), mix=mix)
+        data, weights = encode_corpus(sents, tokenizer, cfg.context, cfg.answer_weight)
+        for step in range(cfg.polish_chunk):
+            rows = slice(step * bs, (step + 1) * bs)
+            loss = _step(model, opt, data[rows], weights[rows], lr(steps))
+            steps += 1
+        after_chunk(cfg.polish_chunk, loss)
+    return steps
+
+
 def train_model(
     seed: int = 0, cfg: TinyConfig = TinyConfig(), grammar: Grammar = GRAMMAR, progress=True, log=None
 ):
@@ -173,12 +202,36 @@ def train_model(
     first_mix = {"binding": 1.0} if cfg.first_mix is None else dict(cfg.first_mix)
     mix = None if cfg.mix is None else dict(cfg.mix)
     polish_mix = POLISH_MIX if cfg.polish_mix is None else dict(cfg.polish_mix)
-    phases = [
-        (grammar.corpus(cfg.bindings_steps * bs, seed, mix=first_mix), cfg.lr),
-        (grammar.corpus(cfg.steps * bs, seed + 1, mix=mix), cfg.mix_lr),
-    ]
+    phases = [(grammar.corpus(cfg.steps * bs, seed + 1, mix=mix), cfg.mix_lr)]
+    if not cfg.bindings_max_steps:
+        phases.insert(0, (grammar.corpus(cfg.bindings_steps * bs, seed, mix=first_mix), cfg.lr))
     done = 0
-    with progress_bar(cfg.bindings_steps + cfg.steps, "training the tiny LM", enabled=progress) as advance:
+
+    def logged(n: int, loss: torch.Tensor) -> None:
+        nonlocal done
+        done += n
+        if log is not None:
+            model.eval()
+            log(done, float(loss), task_accuracies(model, tokenizer, grammar, n=200))
+            model.train()
+
+    if cfg.bindings_max_steps:
+        bindings = task_sentences("binding", grammar)
+        done = _train_until(
+            model,
+            opt,
+            tokenizer,
+            grammar,
+            cfg,
+            first_mix,
+            seed_of_chunk=lambda c: (seed, 1, c),
+            lr=lambda step: cfg.lr * min(1.0, (step + 1) / cfg.warmup),
+            max_steps=cfg.bindings_max_steps,
+            passed=lambda: answer_accuracy(model, tokenizer, bindings) >= GATE["binding"],
+            after_chunk=logged,
+        )
+    total = sum(len(sentences) // bs for sentences, _ in phases)
+    with progress_bar(total, "training the tiny LM", enabled=progress) as advance:
         for sentences, peak in phases:
             data, weights = encode_corpus(sentences, tokenizer, cfg.context, cfg.answer_weight)
             n = len(sentences) // bs
@@ -188,29 +241,31 @@ def train_model(
                 done += 1
                 advance(1)
                 if log is not None and cfg.eval_every and done % cfg.eval_every == 0:
-                    model.eval()
-                    log(done, float(loss), task_accuracies(model, tokenizer, grammar, n=200))
-                    model.train()
-        if cfg.polish_fresh_optimizer:
-            opt = _adamw(model, cfg.polish_lr, cfg)
-        for chunk in range(cfg.polish_max_steps // max(1, cfg.polish_chunk)):
-            model.eval()
-            acc = task_accuracies(model, tokenizer, grammar)
-            model.train()
-            if not gate_failures(acc):
-                break
-            sents = grammar.corpus(cfg.polish_chunk * bs, seed + 2 + chunk, mix=polish_mix)
-            data, weights = encode_corpus(sents, tokenizer, cfg.context, cfg.answer_weight)
-            for step in range(cfg.polish_chunk):
-                rows = slice(step * bs, (step + 1) * bs)
-                loss = _step(model, opt, data[rows], weights[rows], cfg.polish_lr)
-                done += 1
-            if log is not None:
-                model.eval()
-                log(done, float(loss), task_accuracies(model, tokenizer, grammar, n=200))
-                model.train()
+                    logged(0, loss)
+    if cfg.polish_fresh_optimizer:
+        opt = _adamw(model, cfg.polish_lr, cfg)
+    _train_until(
+        model,
+        opt,
+        tokenizer,
+        grammar,
+        cfg,
+        polish_mix,
+        seed_of_chunk=lambda c: seed + 2 + c,
+        lr=lambda step: cfg.polish_lr,
+        max_steps=cfg.polish_max_steps,
+        passed=lambda: not gate_failures(task_accuracies(model, tokenizer, grammar)),
+        after_chunk=logged,
+    )
     model.eval()
     return model, tokenizer, task_accuracies(model, tokenizer, grammar)
+
+
+def recorded_config(cfg: TinyConfig) -> dict:
+    """``cfg`` as napkit.json records it: trial options at their defaults are left out."""
+    return {
+        k: v for k, v in asdict(cfg).items() if not (k in UNRECORDED_DEFAULTS and v == UNRECORDED_DEFAULTS[k])
+    }
 
 
 def train_tiny(
@@ -239,11 +294,7 @@ def train_tiny(
     info = {
         "format": INFO_FORMAT,
         "seed": seed,
-        "config": {
-            k: v
-            for k, v in asdict(cfg).items()
-            if not (k in UNRECORDED_DEFAULTS and v == UNRECORDED_DEFAULTS[k])
-        },
+        "config": recorded_config(cfg),
         "accuracies": acc,
         "gate": GATE,
         "train_seconds": round(seconds, 1),
