@@ -44,14 +44,24 @@ def test_encoding_weights_answers_and_ignores_padding():
 
 def test_a_model_below_the_gate_fails_with_its_figures_and_writes_nothing(tmp_path):
     out = tmp_path / "tiny"
-    cfg = replace(TinyConfig(), steps=5, bindings_steps=0, polish_max_steps=0, eval_every=0)
+    cfg = replace(
+        TinyConfig(), steps=5, bindings_max_steps=0, bindings_steps=0, polish_max_steps=0, eval_every=0
+    )
     with pytest.raises(TrainingGateError, match=r"gate after 5 mixed steps .*binding 0\.\d+ < 0\.95"):
         train_tiny(out, seed=0, cfg=cfg, progress=False)
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
 def test_a_fresh_polish_optimizer_changes_the_polished_weights():
-    cfg = replace(TinyConfig(), steps=3, bindings_steps=0, polish_chunk=2, polish_max_steps=2, eval_every=0)
+    cfg = replace(
+        TinyConfig(),
+        steps=3,
+        bindings_max_steps=0,
+        bindings_steps=0,
+        polish_chunk=2,
+        polish_max_steps=2,
+        eval_every=0,
+    )
     kept = train_model(0, cfg, progress=False)[0].state_dict()
     fresh = train_model(0, replace(cfg, polish_fresh_optimizer=True), progress=False)[0].state_dict()
     assert any(not torch.equal(kept[k], fresh[k]) for k in kept)
@@ -120,7 +130,10 @@ def test_an_adaptive_bindings_phase_replaces_the_fixed_one():
 
 
 def test_trial_options_are_recorded_only_when_set():
-    assert "bindings_max_steps" not in recorded_config(TinyConfig())
+    assert "first_mix" not in recorded_config(TinyConfig())
     assert "polish_fresh_optimizer" not in recorded_config(TinyConfig())
-    assert recorded_config(replace(TinyConfig(), bindings_max_steps=4000))["bindings_max_steps"] == 4000
-    assert recorded_config(TinyConfig())["bindings_steps"] == 1500
+    assert (
+        recorded_config(replace(TinyConfig(), polish_fresh_optimizer=True))["polish_fresh_optimizer"] is True
+    )
+    reference = recorded_config(TinyConfig())
+    assert reference["bindings_max_steps"] == 8000 and dict(reference["mix"])["relfact"] == 0.14

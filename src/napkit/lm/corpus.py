@@ -18,12 +18,12 @@ It is the ground truth the LM methods are checked against: every word has one cl
   follows from the clause, so the answer position cannot find the subject by its token or
   a fixed offset.
 
-The last two are not in :data:`DEFAULT_MIX`; they were tried as ways to make the tiny model
-read the fact from the subject's position after its first layer (issue 11 §5, results in
-``benchmarks/results/lm_patching.md``): appositives alone did not (the name → city lookup
-they teach works at any position, so copying the name in layer 0 sufficed); relfacts did
-(recovery 0.97-0.99), and with a long bindings-heavy polish the gate passes too, but those
-models lose the regime probe's selectivity (0.11-0.225 against the reference's 0.36).
+The last two are not in :data:`DEFAULT_MIX`. Relfacts are in the reference model's later
+training phases (``napkit.lm.train.REFERENCE_MIX``): with them the model reads the fact from
+the subject's position after its first layer, as issue 11 §5 asks (subject-position patching
+recovers 1.0; the earlier reference, trained on :data:`DEFAULT_MIX`, copied the name to the
+last position in layer 0 and recovered 0.039). Appositives alone did not do it (the name →
+city lookup they teach works at any position); results in ``benchmarks/results/lm_patching.md``.
 
 The lexicon and the fact table are fixed (``WORLD_SEED``), so every model trained on this
 grammar shares one tokenizer and one set of facts; the sampling seed varies only the
@@ -40,9 +40,9 @@ from napkit.errors import NapkitError
 
 WORLD_SEED = 0
 KINDS = ("plain", "fact", "binding", "choice", "contrast", "appositive", "relfact")
-# The corpus share of each kind used to train the tiny model: bindings need their own
-# large share (a trial with few of them stayed at chance while facts reached 1.0), and
-# training starts with bindings alone (see napkit.lm.train).
+# The corpus share of each kind in a default corpus (and in the earlier reference's training):
+# bindings need their own large share (a trial with few of them stayed at chance while facts
+# reached 1.0); the reference's shares are napkit.lm.train.REFERENCE_MIX.
 DEFAULT_MIX = {"plain": 0.20, "fact": 0.12, "binding": 0.35, "choice": 0.23, "contrast": 0.10}
 
 LEXICON: dict[str, tuple[str, ...]] = {
