@@ -61,7 +61,8 @@ def train_tiny_cmd(
     out: Annotated[Path, typer.Option("--out", help="New folder for the model (HF layout + napkit.json).")],
     seed: Annotated[int, typer.Option("--seed", help="Training seed.")] = 0,
     steps: Annotated[
-        int | None, typer.Option("--steps", help="Optimiser steps (default: the reference).")
+        int | None,
+        typer.Option("--steps", help="Steps on the mixed corpus, phase 2 (default: the reference's 3000)."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
