@@ -68,7 +68,7 @@ class TinyConfig:
     # start). It trains at the constant rate ``lr`` (after the warm-up) in chunks of
     # ``polish_chunk`` steps until bindings pass their gate, at most ``bindings_max_steps``:
     # the circuit forms in one sudden transition whose step varies with the seed and with
-    # rounding (2000-4500 steps; benchmarks/results/lm_train.md), so a fixed phase misses it on
+    # rounding (2000-5000 steps; benchmarks/results/lm_train.md), so a fixed phase misses it on
     # some machines. ``bindings_max_steps`` 0: the earlier recipe's fixed ``bindings_steps``
     # on a warm-up and cosine
     bindings_steps: int = 1500
