@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from napkit.errors import NapkitError
 from napkit.lm.corpus import GRAMMAR
 from napkit.lm.evaluate import GATE
 from napkit.lm.tokenizer import build_tokenizer
@@ -137,3 +138,18 @@ def test_trial_options_are_recorded_only_when_set():
     )
     reference = recorded_config(TinyConfig())
     assert reference["bindings_max_steps"] == 8000 and dict(reference["mix"])["relfact"] == 0.14
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("bindings_max_steps", -1), ("steps", -5), ("polish_chunk", 0), ("batch_size", 0)]
+)
+def test_a_config_with_a_negative_or_empty_count_is_refused(field, value):
+    with pytest.raises(NapkitError, match=rf"TinyConfig.{field} must be"):
+        replace(TinyConfig(), **{field: value})
+
+
+def test_an_adaptive_bindings_phase_without_warm_up_trains_at_the_full_rate():
+    cfg = replace(TinyConfig(), warmup=0, bindings_max_steps=2, polish_chunk=2, steps=0, polish_max_steps=0)
+    logged = []
+    train_model(0, cfg, progress=False, log=lambda step, loss, acc: logged.append(step))
+    assert logged == [2]

@@ -71,9 +71,9 @@ def train_tiny_cmd(
 
     from napkit.lm.train import TinyConfig, TrainingGateError, train_tiny
 
+    if steps is not None and steps < 1:
+        raise NapkitError(f"--steps must be positive, got {steps}")
     cfg = TinyConfig() if steps is None else replace(TinyConfig(), steps=steps)
-    if cfg.steps < 1:
-        raise NapkitError(f"--steps must be positive, got {cfg.steps}")
     try:
         info = train_tiny(out, seed=seed, cfg=cfg, progress=not as_json)
     except TrainingGateError as exc:

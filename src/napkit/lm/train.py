@@ -96,6 +96,16 @@ class TinyConfig:
     polish_mix: tuple[tuple[str, float], ...] | None = REFERENCE_POLISH_MIX  # phase 3 shares
     threads: int = 1  # torch threads collapse on a loaded shared machine; one is steadier
 
+    def __post_init__(self) -> None:
+        """Refuse step counts below 0 (and chunk, batch and thread counts below 1) at once."""
+        counts = ("bindings_steps", "bindings_max_steps", "steps", "polish_max_steps", "warmup")
+        for name in counts:
+            if getattr(self, name) < 0:
+                raise NapkitError(f"TinyConfig.{name} must be 0 or more, got {getattr(self, name)}")
+        for name in ("polish_chunk", "batch_size", "threads"):
+            if getattr(self, name) < 1:
+                raise NapkitError(f"TinyConfig.{name} must be at least 1, got {getattr(self, name)}")
+
 
 def gpt2_config(vocab_size: int, cfg: TinyConfig, tokenizer):
     """The HF ``GPT2Config`` of the tiny model (no dropout: training is deterministic per seed)."""
@@ -232,7 +242,7 @@ def train_model(
 
     if cfg.bindings_max_steps:
         bindings = task_sentences("binding", grammar)
-        done = _train_until(
+        _train_until(  # ``logged`` counts its steps
             model,
             opt,
             tokenizer,
@@ -240,7 +250,7 @@ def train_model(
             cfg,
             first_mix,
             seed_of_chunk=lambda c: (seed, 1, c),
-            lr=lambda step: cfg.lr * min(1.0, (step + 1) / cfg.warmup),
+            lr=lambda step: cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup)),
             max_steps=cfg.bindings_max_steps,
             passed=lambda: answer_accuracy(model, tokenizer, bindings) >= GATE["binding"],
             after_chunk=logged,
