@@ -74,10 +74,10 @@ def test_grouped_cv_generalises_a_direction_but_not_per_group_random_labels():
     label = np.repeat(np.arange(n_groups) % 2, per)
     x = identity + 0.3 * rng.normal(size=identity.shape)
     x[:, 0] += 6.0 * label  # a shared direction carries the label
-    assert grouped_cv_accuracy(x, label, groups) >= 0.9
+    assert grouped_cv_accuracy(x, label, groups)[0] >= 0.9
     random_per_group = np.repeat(rng.permutation(np.arange(n_groups) % 2), per)
     no_direction = identity + 0.3 * rng.normal(size=identity.shape)
-    assert grouped_cv_accuracy(no_direction, random_per_group, groups) <= 0.75
+    assert grouped_cv_accuracy(no_direction, random_per_group, groups)[0] <= 0.75
 
 
 def test_probe_log_odds_from_the_final_norm_equal_the_model_output(word_lm):

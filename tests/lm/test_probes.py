@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from napkit.errors import NapkitError
 from napkit.lm.experiments import contrast_prompts, probe_binding
 from napkit.lm.models import random_init_like
-from napkit.lm.probes import _control_accuracy, control_labels, cv_accuracy, probe
+from napkit.lm.probes import (
+    C_GRID,
+    _control_accuracy,
+    control_labels,
+    cv_accuracy,
+    one_standard_error_choice,
+    probe,
+    selected_cv_accuracy,
+)
 
 
 def test_cv_accuracy_separable_and_random_labels():
@@ -89,11 +99,79 @@ def test_binding_probe_reads_the_bound_colour_which_random_init_cannot(binding_p
     assert res["probe_selectivity"] > 0, res
 
 
-@pytest.mark.xfail(
-    reason="issue 11 §5 target not met by the shipped model: its last position also holds both "
-    "colours of the prompt, so the control task scores 0.86 there and the selectivity is 0.14 "
-    "(the earlier reference: 0.44); strict, so a model that meets it turns this red",
-    strict=True,
-)
 def test_binding_probe_selectivity_reaches_the_issue_target(binding_probe):
+    # §5's 0.3 at the best site; with C = 1 alone the shipped model gives 0.14 there
+    # (benchmarks/results/lm_probes.md, lm_probe_capacity.py)
     assert binding_probe["probe_selectivity"] >= 0.3, binding_probe
+    assert binding_probe["probe_best_c"] in C_GRID
+
+
+def test_binding_probe_with_the_default_strength_alone_is_less_selective(tiny, binding_probe):
+    """The capacity choice is what separates the task from the control: forcing C = 1 at the
+    same site keeps the accuracy and lets the control task catch up."""
+    plain = probe_binding(tiny, c_grid=(1.0,))
+    assert plain["probe_best_site"] == binding_probe["probe_best_site"]
+    assert plain["probe_best_acc"] >= 0.95
+    assert plain["probe_selectivity"] < binding_probe["probe_selectivity"], (plain, binding_probe)
+
+
+def test_one_standard_error_rule_picks_the_strongest_probe_near_the_best():
+    grid = (1.0, 0.1, 0.01, 0.001)
+    tied = np.ones((4, 5))
+    assert one_standard_error_choice(grid, tied) == 3  # all equal: the strongest regularisation
+    # best is C = 0.1 (mean 0.9, SE 0.0707/√5 ≈ 0.0316); C = 0.01 at 0.87 is within, 0.001 at 0.8 is not
+    scores = np.array(
+        [[0.8] * 5, [0.8, 0.9, 1.0, 0.9, 0.9], [0.87] * 5, [0.8] * 5]
+    )
+    assert scores[1].std(ddof=1) / np.sqrt(5) == pytest.approx(0.0316, abs=1e-3)
+    assert one_standard_error_choice(grid, scores) == 2
+    scores[2] = 0.82  # now outside one SE of the best: the best itself
+    assert one_standard_error_choice(grid, scores) == 1
+    # the grid's order does not matter: the smallest c near the best wins
+    assert one_standard_error_choice(grid[::-1], tied) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.floats(0, 1), min_size=3, max_size=3), min_size=1, max_size=5))
+def test_one_standard_error_choice_is_near_the_best_and_no_smaller_c_is(rows):
+    scores = np.array(rows)
+    grid = tuple(10.0**-i for i in range(len(rows)))
+    k = one_standard_error_choice(grid, scores)
+    mean = scores.mean(1)
+    best = int(np.argmax(mean))
+    se = scores[best].std(ddof=1) / np.sqrt(3)
+    assert mean[k] >= mean[best] - se - 1e-9
+    assert all(mean[i] < mean[best] - se + 1e-9 for i in range(len(rows)) if grid[i] < grid[k])
+
+
+def test_selected_accuracy_with_a_one_entry_grid_is_the_plain_accuracy():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(120, 8))
+    y = (x[:, 0] + 0.5 * rng.normal(size=120) > 0).astype(int)
+    assert selected_cv_accuracy(x, y, c_grid=(0.01,)) == (pytest.approx(cv_accuracy(x, y, c=0.01)), 0.01)
+    acc, c = selected_cv_accuracy(x, y)
+    assert c in C_GRID and acc == pytest.approx(cv_accuracy(x, y, c=c))
+
+
+def test_strong_regularisation_stops_a_probe_memorising_keys_but_keeps_a_shared_direction():
+    """Hewitt & Liang's point on synthetic data: 80 keys with random identities in 64 dims and
+    the label along one shared direction. Every strength reads the task; C = 1 also memorises
+    the control task's per-key labels, and the one-SE choice (the strongest) loses most of it."""
+    rng = np.random.default_rng(3)
+    keys = np.repeat(np.arange(80), 4)
+    y = (keys % 2).astype(int)
+    x = rng.normal(size=(80, 64))[keys] + 0.3 * rng.normal(size=(len(keys), 64))
+    u = rng.normal(size=64)
+    x += 3.0 * np.outer(2 * y - 1, u / np.linalg.norm(u))
+    acc, c = selected_cv_accuracy(x, y)
+    assert acc >= 0.95 and c == min(C_GRID)
+    ctl_plain = _control_accuracy(x, keys, y, 5, 0, 5, 1.0)
+    ctl_chosen = _control_accuracy(x, keys, y, 5, 0, 5, c)
+    assert ctl_plain - ctl_chosen >= 0.1, (ctl_plain, ctl_chosen)
+
+
+def test_a_bad_strength_grid_is_refused(tiny):
+    texts = ["alice lives in paris ."] * 4
+    for grid in [(), (0.0,), (1.0, float("nan")), (-1.0,)]:
+        with pytest.raises(NapkitError, match="c_grid"):
+            probe(tiny, texts, [1, 0, 1, 0], ["blocks.0.hook_resid_post"], [1], c_grid=grid)

@@ -10,7 +10,7 @@ import numpy as np
 
 from napkit.lm.corpus import GRAMMAR, LEXICON
 from napkit.lm.models import load, random_init_like
-from napkit.lm.probes import probe
+from napkit.lm.probes import C_GRID, probe
 from napkit.lm.regime_steering import (  # noqa: F401  (the steering experiment lives there)
     CONTRAST_SEED,
     CUE_POSITION,
@@ -25,7 +25,7 @@ def resid_sites(lm) -> list[str]:
     return [f"blocks.{i}.hook_resid_post" for i in range(lm.model.config.num_hidden_layers)]
 
 
-def probe_regime(lm, n: int = 400, seed: int = 0) -> dict:
+def probe_regime(lm, n: int = 400, seed: int = 0, c_grid=C_GRID) -> dict:
     """Probe the contrast regime from every layer at each position after the cue word.
 
     Control keys: the cue word.
@@ -39,12 +39,16 @@ def probe_regime(lm, n: int = 400, seed: int = 0) -> dict:
     # positions after the cue word (<bos> is position 0, the cue 2): there the regime is no
     # longer the identity of the current word but something attention had to carry
     after = range(CUE_POSITION + 1, n_pos)
-    trained = probe(lm, prompts, regimes, sites, after, control_keys=cues, seed=seed)
-    fresh = probe(random_init_like(lm, seed), prompts, regimes, sites, after, seed=seed, control_draws=0)
+    trained = probe(lm, prompts, regimes, sites, after, control_keys=cues, seed=seed, c_grid=c_grid)
+    fresh = probe(
+        random_init_like(lm, seed), prompts, regimes, sites, after, seed=seed, control_draws=0, c_grid=c_grid
+    )
     module, position, acc = trained.best
+    i, j = trained.modules.index(module), trained.positions.index(position)
     return {
         "probe_best_acc": acc,
         "probe_best_site": f"{module}@{position}",
+        "probe_best_c": float(trained.c[i, j]),
         "probe_selectivity": trained.max_selectivity,
         "probe_random_init_best_acc": fresh.best_acc,
         "probe_accuracy": trained.accuracy.tolist(),
@@ -57,7 +61,7 @@ def probe_regime(lm, n: int = 400, seed: int = 0) -> dict:
 BINDING_SEED = 20_012
 
 
-def probe_binding(lm, n: int = 400, seed: int = 0) -> dict:
+def probe_binding(lm, n: int = 400, seed: int = 0, c_grid=C_GRID) -> dict:
     """Probe the colour a binding prompt asks for, at the positions from ``so`` to the last.
 
     ``A is red and B is blue so A is``: the label (one of 8 colours) is the colour bound to
@@ -75,15 +79,19 @@ def probe_binding(lm, n: int = 400, seed: int = 0) -> dict:
     n_pos = len(lm.tokenizer(prompts[0])["input_ids"])
     positions = range(n_pos - 3, n_pos)  # "so", the queried variable, the last "is"
     sites = resid_sites(lm)
-    trained = probe(lm, prompts, labels, sites, positions, control_keys=pairs, seed=seed)
+    trained = probe(lm, prompts, labels, sites, positions, control_keys=pairs, seed=seed, c_grid=c_grid)
     # the baseline's accuracy is what is reported: no control task fitted on it
-    fresh = probe(random_init_like(lm, seed), prompts, labels, sites, positions, seed=seed, control_draws=0)
+    fresh = probe(
+        random_init_like(lm, seed), prompts, labels, sites, positions,
+        seed=seed, control_draws=0, c_grid=c_grid,
+    )
     module, position, acc = trained.best
     i, j = trained.modules.index(module), trained.positions.index(position)
     return {
         "probe_task": "binding: the colour bound to the queried variable",
         "probe_best_acc": acc,
         "probe_best_site": f"{module}@{position}",
+        "probe_best_c": float(trained.c[i, j]),
         "probe_selectivity": float(trained.selectivity[i, j]),
         "probe_max_selectivity": trained.max_selectivity,
         "probe_random_init_best_acc": fresh.best_acc,

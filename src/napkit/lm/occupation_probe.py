@@ -25,7 +25,7 @@ from napkit.errors import NapkitError
 from napkit.lm.capture import capture
 from napkit.lm.models import LanguageModel, load, random_init_like
 from napkit.lm.occupations import occupation_prompts, pronoun_ids
-from napkit.lm.probes import MAX_ITER, control_labels
+from napkit.lm.probes import C_GRID, control_labels, fold_accuracies, select_and_score
 
 FOLDS = 6
 FINAL = "ln_final.hook_normalized"
@@ -79,23 +79,32 @@ class OccupationProbe:
         return out
 
 
-def grouped_cv_accuracy(x: np.ndarray, y: np.ndarray, groups, folds: int = FOLDS, seed: int = 0) -> float:
-    """Accuracy of a standardised logistic regression, cross-validated with whole groups held out."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+def _group_splits(y: np.ndarray, groups, folds: int, seed: int):
+    from sklearn.model_selection import StratifiedGroupKFold
 
-    y = np.asarray(y)
     if len(np.unique(y)) < 2:
         raise NapkitError("a probe needs at least two classes in its labels")
     n_groups = len(np.unique(groups))
     k = min(folds, n_groups)
     if k < 2:
         raise NapkitError(f"cross-validation by group needs at least 2 groups, got {n_groups}")
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=MAX_ITER))
-    cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    return float(cross_val_score(model, x, y, cv=cv, groups=groups).mean())
+    return StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+
+
+def grouped_cv_accuracy(
+    x: np.ndarray, y: np.ndarray, groups, folds: int = FOLDS, seed: int = 0, c_grid=C_GRID
+) -> tuple[float, float]:
+    """(accuracy, c) of the one-SE probe (:mod:`napkit.lm.probes`), whole groups held out."""
+    y = np.asarray(y)
+    return select_and_score(x, y, _group_splits(y, groups, folds, seed), c_grid, groups)
+
+
+def grouped_accuracy_at(
+    x: np.ndarray, y: np.ndarray, groups, c: float, folds: int = FOLDS, seed: int = 0
+) -> float:
+    """Accuracy of the probe at a given strength, whole groups held out (the control task's)."""
+    y = np.asarray(y)
+    return float(fold_accuracies(x, y, c, _group_splits(y, groups, folds, seed), groups).mean())
 
 
 def _states(lm: LanguageModel, texts: list[str], layers: list[int], batch_size: int):
@@ -135,20 +144,29 @@ def probe_occupations(
     if len(np.unique(ctl)) < 2:  # a one-class draw: redraw with the next seed
         ctl = control_labels(groups, y, seed + 1)
 
-    def acc(xs, labels) -> np.ndarray:
+    def acc(xs, labels) -> tuple[np.ndarray, np.ndarray]:
+        """Accuracies and chosen strengths per layer (NaN for a one-class label)."""
         if len(np.unique(labels)) < 2:
-            return np.full(len(xs), np.nan)
-        return np.array([grouped_cv_accuracy(x, labels, groups, folds, seed) for x in xs])
+            return np.full(len(xs), np.nan), np.full(len(xs), np.nan)
+        return np.array([grouped_cv_accuracy(x, labels, groups, folds, seed) for x in xs]).T
 
     fresh = None
     if random_init:
         fresh_states, _ = _states(random_init_like(lm, seed), prompts.texts, layers, batch_size)
-        fresh = acc(fresh_states, y)
+        fresh = acc(fresh_states, y)[0]
+    stereotype, c = acc(states, y)
+    # the control probe at each layer has the strength the task probe chose there
+    if len(np.unique(ctl)) < 2:
+        control = np.full(len(states), np.nan)
+    else:
+        control = np.array(
+            [grouped_accuracy_at(x, ctl, groups, ci, folds, seed) for x, ci in zip(states, c, strict=True)]
+        )
     return OccupationProbe(
         layers,
-        acc(states, y),
-        acc(states, ctl),
-        acc(states, preferred),
+        stereotype,
+        control,
+        acc(states, preferred)[0],
         fresh,
         float(max(np.mean(y), 1 - np.mean(y))),
         float(max(np.mean(preferred), 1 - np.mean(preferred))),
