@@ -24,6 +24,15 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert len(err) == 1 and "--kl must be a positive number" in err[0]
     assert main(["lm", "probe", "--model", str(tmp_path / "missing")]) == 2
     assert "not a local model folder" in capsys.readouterr().err
+    assert main(["lm", "probe", "--c", "1", "--c", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "c_grid must hold positive" in err[0]
+
+
+def test_probe_with_one_strength_reports_it(capsys):
+    assert main(["lm", "probe", "--n", "60", "--c", "0.1", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["probe_best_c"] == 0.1 and 0 <= res["probe_best_acc"] <= 1
 
 
 def test_steer_refuses_bad_controls_and_an_existing_out_before_any_work(tmp_path, capsys):

@@ -88,17 +88,28 @@ def train_tiny_cmd(
 def probe(
     model: ModelOpt = None,
     n: Annotated[int, typer.Option("--n", help="Contrast sentences to probe.")] = 400,
+    c: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--c",
+            help="Inverse L2 strength the one-SE rule may choose per site (repeat; "
+            "default 1, 0.1, 0.01, 0.001; one value fixes it).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Probe the contrast regime per layer and position (control task, random-init baseline)."""
     from napkit.lm.experiments import probe_regime
+    from napkit.lm.probes import C_GRID, check_grid
 
     if n < 10:
         raise NapkitError(f"--n must be at least 10, got {n}")
-    res = probe_regime(_model(model), n=n)
+    grid = check_grid(c) if c else C_GRID
+    res = probe_regime(_model(model), n=n, c_grid=grid)
     _say(
-        f"best {res['probe_best_acc']:.3f} at {res['probe_best_site']}, selectivity "
-        f"{res['probe_selectivity']:.3f}, random-init best {res['probe_random_init_best_acc']:.3f}",
+        f"best {res['probe_best_acc']:.3f} at {res['probe_best_site']} (C {res['probe_best_c']:g}), "
+        f"selectivity {res['probe_selectivity']:.3f}, "
+        f"random-init best {res['probe_random_init_best_acc']:.3f}",
         as_json,
     )
     _emit(res, as_json)
