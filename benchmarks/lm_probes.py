@@ -6,8 +6,9 @@ of every layer at every position after the cue word, with the control task (a ra
 per cue word) at each site: the demo's probe experiment. napkit captures only the probed
 rows (batches of 64, rows gathered in the hooks); the baseline runs
 ``HookedTransformer.run_with_cache`` on all prompts (every hook point, every position) and
-slices the same rows from the cache. Both then fit the same standardised logistic regression
-with the same stratified 5-fold split. Each side runs in a fresh process; memory is the peak
+slices the same rows from the cache. Both then fit the same standardised logistic regressions
+with the same stratified 5-fold split, the L2 strength at each site chosen from C = 1, 0.1,
+0.01, 0.001 by the one-standard-error rule (the control probe at the chosen strength). Each side runs in a fresh process; memory is the peak
 resident memory above the process's state after loading the model and importing
 scikit-learn and a warm-up run on a few inputs. Targets: accuracies
 ±0.01, time ≤1.2×, memory ≤1/5 of the baseline.
@@ -34,15 +35,25 @@ def task(lm, n: int):
     return prompts, regimes, cues, resid_sites(lm), list(range(CUE_POSITION + 1, n_pos))
 
 
-def sklearn_accuracy(x, y, seed: int = 0) -> float:
-    """The same probe as napkit's, written out: standardised logistic regression, stratified 5-fold."""
+def sklearn_probe(x, y, control, seed: int = 0) -> tuple[float, float]:
+    """The same probes as napkit's, written out: standardised logistic regressions, stratified
+    5-fold, C by the one-standard-error rule over the grid; (task accuracy, control accuracy)."""
+    import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    return float(cross_val_score(model, x, y, cv=StratifiedKFold(5, shuffle=True, random_state=seed)).mean())
+    def folds(labels, c):
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
+        return cross_val_score(model, x, labels, cv=StratifiedKFold(5, shuffle=True, random_state=seed))
+
+    grid = [1.0, 0.1, 0.01, 0.001]
+    scores = [folds(y, c) for c in grid]
+    best = max(range(len(grid)), key=lambda i: scores[i].mean())
+    bar = scores[best].mean() - scores[best].std(ddof=1) / np.sqrt(len(scores[best])) - 1e-12
+    c = min(g for g, s in zip(grid, scores, strict=True) if s.mean() >= bar)
+    return float(scores[grid.index(c)].mean()), float(folds(control, c).mean())
 
 
 def run_napkit(lm, n: int):
@@ -70,9 +81,7 @@ def run_tl(lm, n: int):
     ctl = np.zeros_like(acc)
     for i, site in enumerate(sites):
         for j, p in enumerate(positions):
-            x = cache[site][:, p].numpy()
-            acc[i, j] = sklearn_accuracy(x, regimes)
-            ctl[i, j] = sklearn_accuracy(x, control)
+            acc[i, j], ctl[i, j] = sklearn_probe(cache[site][:, p].numpy(), regimes, control)
     return acc, ctl
 
 
