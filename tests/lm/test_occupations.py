@@ -42,7 +42,11 @@ def word_lm():
     tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", unk_token="<unk>")
     torch.manual_seed(0)
     cfg = GPT2Config(n_layer=2, n_embd=32, n_head=4, n_inner=64, vocab_size=len(vocab), n_positions=32)
-    return load(GPT2LMHeadModel(cfg), tokenizer=tok)
+    model = GPT2LMHeadModel(cfg)
+    with torch.no_grad():  # a final norm that is not the identity, as in a trained model
+        model.transformer.ln_f.weight.uniform_(0.5, 2.0)
+        model.transformer.ln_f.bias.normal_(0.0, 0.5)
+    return load(model, tokenizer=tok)
 
 
 def test_prompts_fill_every_template_with_every_occupation():

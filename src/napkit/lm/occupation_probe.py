@@ -26,9 +26,9 @@ from napkit.lm.capture import capture
 from napkit.lm.models import LanguageModel, load, random_init_like
 from napkit.lm.occupations import occupation_prompts, pronoun_ids
 from napkit.lm.probes import C_GRID, control_labels, fold_accuracies, select_and_score
+from napkit.lm.targets import final_norm_name
 
 FOLDS = 6
-FINAL = "ln_final.hook_normalized"
 
 
 @dataclass
@@ -108,12 +108,15 @@ def grouped_accuracy_at(
 
 
 def _states(lm: LanguageModel, texts: list[str], layers: list[int], batch_size: int):
+    """Residual states per layer and the final norm's output (the last hidden state), last position."""
     sites = [f"blocks.{i}.hook_resid_post" for i in layers]
-    got = capture(lm, texts, sites + [FINAL], positions=-1, batch_size=batch_size)
+    # the norm's output, weight and bias applied: TL's ln_final.hook_normalized is before them
+    final = final_norm_name(lm.model)
+    got = capture(lm, texts, sites + [final], positions=-1, batch_size=batch_size)
     for name in sites:
         if not np.isfinite(got.acts[name]).all():
             raise NapkitError(f"activations at {name} hold NaN or infinity")
-    return [got.acts[s] for s in sites], got.acts[FINAL]
+    return [got.acts[s] for s in sites], got.acts[final]
 
 
 def probe_occupations(
@@ -136,8 +139,12 @@ def probe_occupations(
     prompts = occupation_prompts() if templates is None else occupation_prompts(templates)
     groups = np.asarray(prompts.occupations)
     states, final = _states(lm, prompts.texts, layers, batch_size)
-    w = lm.model.get_output_embeddings().weight.detach().double().numpy()[ids]  # [2, d]
+    head = lm.model.get_output_embeddings()
+    w = head.weight.detach().double().numpy()[ids]  # [2, d]
     odds = final.astype(np.float64) @ (w[0] - w[1])  # logit(he) − logit(she) = log-odds
+    if getattr(head, "bias", None) is not None:
+        b = head.bias.detach().double().numpy()[ids]
+        odds += b[0] - b[1]
     y = prompts.stereotype
     preferred = (odds < 0).astype(int)  # 1: the model prefers " she"
     ctl = control_labels(groups, y, seed)

@@ -104,6 +104,16 @@ def alias_names(model: nn.Module, kind: str = "hf") -> list[str]:
     return names + [FINAL_NORM_ALIAS]
 
 
+def final_norm_name(model: nn.Module) -> str:
+    """The HF module name of the final norm, whose output times the unembedding gives the logits."""
+    table = _table(model, "hf")
+    if table is None or table[1] not in dict(model.named_modules()):
+        arch = str(getattr(getattr(model, "config", None), "model_type", type(model).__name__))
+        known = ", ".join(sorted(ARCHITECTURES))
+        raise NapkitError(f"no known final norm for a {arch} model (architectures: {known})")
+    return table[1]
+
+
 def _table(model: nn.Module, kind: str):
     if kind == "tl":
         return None
