@@ -10,7 +10,10 @@ Three parts, one run (one torch thread):
    a steering vector with the same held-out controls;
 3. a pure log-odds shift (log p(bad) raised by δ, renormalised; no model involved) on the
    held-out prompts' clean next-token distributions: the mean log-odds change it buys at
-   each mean KL, an upper bound for any intervention that moves every prompt's log-odds alike.
+   each mean KL, an upper bound for any intervention that moves every prompt's log-odds alike;
+4. how far the ratio moves with the draw of its controls: the chosen vector against
+   ``--controls`` random vectors (seed 0; its first 20 are the reported ones), the ratio to
+   their overall median and to the median of each disjoint group of 20.
 
     PYTHONPATH=src python benchmarks/lm_steer_select.py [--kl 0.25 0.5 3.0] [--out FILE]
 """
@@ -30,6 +33,7 @@ from _lm import header  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--kl", type=float, nargs="+", default=[0.5, 0.25, 3.0])
+    ap.add_argument("--controls", type=int, default=200, help="random controls for part 4 (0: skip)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     import numpy as np
@@ -41,7 +45,10 @@ def main() -> None:
     from napkit.lm.steering import mean_kl, next_token_logprobs, steering_effect
 
     torch.set_num_threads(1)
-    cmd = f"PYTHONPATH=src python benchmarks/lm_steer_select.py --kl {' '.join(map(str, args.kl))}"
+    cmd = (
+        f"PYTHONPATH=src python benchmarks/lm_steer_select.py --kl {' '.join(map(str, args.kl))} "
+        f"--controls {args.controls}"
+    )
     lines = header("Regime steering on the tiny model: site selection on training prompts, and the ceiling", cmd)
     lm = load_tiny()
     t = time.perf_counter()
@@ -92,7 +99,38 @@ def main() -> None:
         s = torch.log_softmax(s, -1)
         change = ((s[:, ib] - s[:, ig]) - (base[:, ib] - base[:, ig])).mean()
         lines.append(f"| {d:g} | {mean_kl(base, s):.3f} | {float(change):.2f} |")
+    if args.controls >= 20:
+        lines += controls_spread(lm, texts, res, args.kl, args.controls)
     finish_report(lines, args.out)
+
+
+def controls_spread(lm, texts, res: dict, kls, n: int) -> list[str]:
+    """Part 4: the ratio against ``n`` controls and against each disjoint group of 20 of them."""
+    import numpy as np
+
+    from napkit.lm.corpus import OUTCOME
+    from napkit.lm.regime_steering import regime_vector
+    from napkit.lm.steering import steering_effect
+
+    v = regime_vector(lm, res["steer_site"], res["steer_take"])
+    where = res["steer_add_positions"]
+    lines = [
+        "",
+        f"The chosen vector against {n} equal-KL random controls (seed 0; the first 20 are the "
+        "reported ones):",
+        "",
+        f"| KL target | effect | ratio to the median of {n} | ratio to each group of 20: first; min, median, max |",
+        "|---|---|---|---|",
+    ]
+    for kl in kls:
+        e = steering_effect(lm, texts, res["steer_site"], v, OUTCOME[0], OUTCOME[1], kl, n, 0, where)
+        r = np.asarray(e.random_effects)
+        groups = [e.effect / np.median(r[i : i + 20]) for i in range(0, len(r) - 19, 20)]
+        lines.append(
+            f"| {kl} | {e.effect:+.2f} | {e.effect / np.median(r):.2f} ({e.random_unreached} unreached) | "
+            f"{groups[0]:.2f}; {min(groups):.2f}, {np.median(groups):.2f}, {max(groups):.2f} |"
+        )
+    return lines
 
 
 if __name__ == "__main__":
