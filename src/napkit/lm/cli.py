@@ -150,10 +150,12 @@ def steer(
         v = regime_vector(lm, res["steer_site"], res["steer_take"])
         steering(res["steer_site"], v, res["steer_alpha"], res["steer_add_positions"]).save(out, lm)
         res["intervention"] = str(out)
+    lo, hi = res["steer_effect_ratio_interval"]
     _say(
         f"{res['steer_site']}: α {res['steer_alpha']:.3g} reaches KL {res['steer_kl_reached']:.3f}; "
         f"log-odds change {res['steer_effect']:+.3f} (reversed {res['steer_reversed_effect']:+.3f}), "
-        f"{res['steer_effect_ratio']:.1f}× the median random control",
+        f"{res['steer_effect_ratio']:.1f}× the median random control (90% over the controls' draw: "
+        f"{lo:.1f}-{hi:.1f})",
         as_json,
     )
     _emit(res, as_json)

@@ -176,6 +176,8 @@ def steer_regime(
         "steer_random_median": float(np.median(res.random_effects)) if res.random_effects else None,
         "steer_random_unreached": res.random_unreached,
         "steer_effect_ratio": res.ratio,
+        # how far the ratio moves with the draw of its controls (bootstrap, 90%)
+        "steer_effect_ratio_interval": list(res.ratio_interval()),
         "steer_effect_ratio_by_kl": by_kl,
     }
     if table is not None:

@@ -23,6 +23,9 @@ from napkit.lm.interventions import Intervention, applied
 from napkit.lm.models import load
 from napkit.lm.tokenizer import known_token_id
 
+RATIO_LEVEL = 0.9  # the bootstrap interval reported with an effect ratio
+RATIO_DRAWS = 2000  # bootstrap resamples of the random controls
+
 
 class UnreachableKL(NapkitError):
     """No α up to the search limit reaches the KL target; carries the largest KL reached."""
@@ -155,6 +158,27 @@ class SteeringEffect:
         """|effect| over the median |effect| of the random controls."""
         med = float(np.median(self.random_effects)) if self.random_effects else float("nan")
         return abs(self.effect) / med if med > 0 else float("inf")
+
+    def ratio_interval(
+        self, level: float = RATIO_LEVEL, draws: int = RATIO_DRAWS, seed: int = 0
+    ) -> tuple[float, float]:
+        """Percentile-bootstrap interval of :attr:`ratio` over the draw of its random controls.
+
+        The median of 20 controls is itself an estimate: resampling the controls (with
+        replacement, ``draws`` times) shows how far the ratio would move with another draw.
+        """
+        if not 0 < level < 1:
+            raise NapkitError(f"the interval's level must lie in (0, 1), got {level}")
+        if not self.random_effects:
+            return float("nan"), float("nan")
+        r = np.asarray(self.random_effects, dtype=float)
+        idx = np.random.default_rng(seed).integers(0, len(r), size=(draws, len(r)))
+        med = np.median(r[idx], axis=1)
+        with np.errstate(divide="ignore"):
+            ratios = np.where(med > 0, abs(self.effect) / med, np.inf)
+        tail = 100 * (1 - level) / 2
+        lo, hi = np.percentile(ratios, [tail, 100 - tail])
+        return float(lo), float(hi)
 
 
 def steering_effect(
