@@ -74,8 +74,15 @@ def test_dla_on_a_llama_style_model():
         num_key_value_heads=2, max_position_embeddings=32,
     )  # fmt: skip
     model = LlamaForCausalLM(cfg).eval()
+    with torch.no_grad():  # RMSNorm weights away from 1, as in a trained model
+        for p in model.parameters():
+            if p.ndim == 1:
+                p.mul_(torch.empty(p.shape).uniform_(0.5, 2.0, generator=GEN))
     dla = direct_logit_attribution(model, IDS, CORRECT, WRONG, MASK)
     assert dla.sum_error() <= 1e-4 and np.all(dla.final_bias == 0)
+    with torch.no_grad():
+        logits = model(IDS, attention_mask=MASK).logits
+    assert abs(dla.logit_diff[1] - float(logits[1, 5, CORRECT[1]] - logits[1, 5, WRONG[1]])) < 1e-5
 
 
 def test_output_nodes_and_recovery(tiny_gpt2):
