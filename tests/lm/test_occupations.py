@@ -12,7 +12,7 @@ import torch
 
 from napkit.errors import NapkitError
 from napkit.lm.models import load
-from napkit.lm.occupation_probe import grouped_cv_accuracy, probe_occupations
+from napkit.lm.occupation_probe import grouped_cv_accuracy, grouped_selected_cv_accuracy, probe_occupations
 from napkit.lm.occupations import (
     FEMALE,
     HE,
@@ -24,6 +24,7 @@ from napkit.lm.occupations import (
     pronoun_ids,
     stereotype_gap,
 )
+from napkit.lm.probes import C_GRID
 from napkit.lm.pronoun_steering import steer_pronoun_gap
 from napkit.lm.steering import next_token_logprobs
 
@@ -78,10 +79,21 @@ def test_grouped_cv_generalises_a_direction_but_not_per_group_random_labels():
     label = np.repeat(np.arange(n_groups) % 2, per)
     x = identity + 0.3 * rng.normal(size=identity.shape)
     x[:, 0] += 6.0 * label  # a shared direction carries the label
-    assert grouped_cv_accuracy(x, label, groups)[0] >= 0.9
+    assert grouped_cv_accuracy(x, label, groups) >= 0.9
+    acc, c = grouped_selected_cv_accuracy(x, label, groups)
+    assert acc >= 0.9 and acc == pytest.approx(grouped_cv_accuracy(x, label, groups, c=c))
     random_per_group = np.repeat(rng.permutation(np.arange(n_groups) % 2), per)
     no_direction = identity + 0.3 * rng.normal(size=identity.shape)
-    assert grouped_cv_accuracy(no_direction, random_per_group, groups)[0] <= 0.75
+    assert grouped_cv_accuracy(no_direction, random_per_group, groups) <= 0.75
+    assert grouped_selected_cv_accuracy(no_direction, random_per_group, groups)[0] <= 0.75
+
+
+def test_grouped_cv_with_a_one_class_training_fold_is_a_clear_error():
+    rng = np.random.default_rng(0)
+    groups = np.repeat([0, 1, 2], 10)
+    y = np.repeat([0, 0, 1], 10)  # holding out group 2 leaves one class to train on
+    with pytest.raises(NapkitError, match="fold failed"):
+        grouped_selected_cv_accuracy(rng.normal(size=(30, 4)), y, groups, folds=3)
 
 
 def test_probe_log_odds_from_the_final_norm_equal_the_model_output(word_lm):
@@ -93,6 +105,7 @@ def test_probe_log_odds_from_the_final_norm_equal_the_model_output(word_lm):
     assert res.n_occupations == len(MALE) + len(FEMALE)
     d = res.to_dict()
     assert d["probe_best_layer"] in (0, 1) and 0 <= d["probe_best_acc"] <= 1
+    assert len(d["c"]) == 2 and set(d["c"]) <= set(C_GRID)
 
 
 def test_probe_refuses_layers_outside_the_model(word_lm):

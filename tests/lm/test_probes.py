@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -129,6 +131,23 @@ def test_one_standard_error_rule_picks_the_strongest_probe_near_the_best():
     assert one_standard_error_choice(grid, scores) == 1
     # the grid's order does not matter: the smallest c near the best wins
     assert one_standard_error_choice(grid[::-1], tied) == 0
+
+
+def test_the_choice_does_not_depend_on_the_grids_order():
+    """Two strengths share the best mean (0.9) with different fold spreads: the bar is set by
+    the larger standard error, whichever of them comes first."""
+    grid = (1.0, 0.1, 0.01)
+    scores = np.array([[0.9] * 5, [0.8, 0.9, 1.0, 0.9, 0.9], [0.87] * 5])
+    for perm in itertools.permutations(range(3)):
+        g = tuple(grid[i] for i in perm)
+        assert g[one_standard_error_choice(g, scores[list(perm)])] == 0.01
+
+
+def test_a_failed_fold_is_an_error_not_a_choice():
+    with pytest.raises(NapkitError, match="fold failed"):
+        one_standard_error_choice((1.0, 0.1), np.array([[0.9, np.nan], [0.8, 0.8]]))
+    with pytest.raises(NapkitError, match="len\\(grid\\)"):
+        one_standard_error_choice((1.0, 0.1), np.ones((3, 5)))
 
 
 @settings(max_examples=60, deadline=None)

@@ -109,6 +109,7 @@ def test_difference_of_means_beats_random_controls_at_equal_kl_and_reverses(tiny
     assert res["steer_effect_ratio"] >= 5, res
     lo, hi = res["steer_effect_ratio_interval"]
     assert lo < hi  # twenty distinct controls: another draw would give another median
+    assert lo <= res["steer_effect_ratio"] <= hi
 
 
 def _effect(effect: float, randoms) -> SteeringEffect:

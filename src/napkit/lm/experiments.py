@@ -6,6 +6,8 @@ issue's demo contract (``probe_best_acc``, ``steer_effect_ratio``, ...).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from napkit.lm.corpus import GRAMMAR, LEXICON
@@ -25,7 +27,7 @@ def resid_sites(lm) -> list[str]:
     return [f"blocks.{i}.hook_resid_post" for i in range(lm.model.config.num_hidden_layers)]
 
 
-def probe_regime(lm, n: int = 400, seed: int = 0, c_grid=C_GRID) -> dict:
+def probe_regime(lm, n: int = 400, seed: int = 0, c_grid: Sequence[float] = C_GRID) -> dict:
     """Probe the contrast regime from every layer at each position after the cue word.
 
     Control keys: the cue word.
@@ -61,7 +63,7 @@ def probe_regime(lm, n: int = 400, seed: int = 0, c_grid=C_GRID) -> dict:
 BINDING_SEED = 20_012
 
 
-def probe_binding(lm, n: int = 400, seed: int = 0, c_grid=C_GRID) -> dict:
+def probe_binding(lm, n: int = 400, seed: int = 0, c_grid: Sequence[float] = C_GRID) -> dict:
     """Probe the colour a binding prompt asks for, at the positions from ``so`` to the last.
 
     ``A is red and B is blue so A is``: the label (one of 8 colours) is the colour bound to

@@ -3,7 +3,8 @@
 One capture reads the residual stream after every layer at the last position of each
 occupation prompt (:mod:`napkit.lm.occupations`), plus the final norm, whose product with
 the unembedding rows of " he" and " she" gives the model's own he/she log-odds in the same
-forward pass. Probes are standardised logistic regressions scored by cross-validation
+forward pass. Probes are standardised logistic regressions (each layer's L2 strength chosen
+by the one-standard-error rule of :mod:`napkit.lm.probes`) scored by cross-validation
 **split by occupation** (no occupation is in both the training and the test fold), so a
 probe scores above chance only if a direction generalises to unseen occupations, not by
 recognising an occupation it saw. Two labels: the occupation's stereotyped gender, and the
@@ -17,6 +18,7 @@ the majority class.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +47,7 @@ class OccupationProbe:
     log_odds: np.ndarray  # the model's he/she log-odds per prompt
     n_prompts: int
     n_occupations: int
+    c: np.ndarray | None = None  # [layers] the inverse L2 strength the stereotype probe chose
 
     def best(self, which: str = "stereotype") -> tuple[int, float]:
         acc = getattr(self, which)
@@ -68,6 +71,7 @@ class OccupationProbe:
             "stereotype_acc": self.stereotype.round(4).tolist(),
             "control_acc": self.control.round(4).tolist(),
             "preferred_acc": self.preferred.round(4).tolist(),
+            "c": None if self.c is None else self.c.tolist(),
             "n_prompts": self.n_prompts,
             "n_occupations": self.n_occupations,
             "he_she_log_odds_mean": float(self.log_odds.mean()),
@@ -92,19 +96,24 @@ def _group_splits(y: np.ndarray, groups, folds: int, seed: int):
 
 
 def grouped_cv_accuracy(
-    x: np.ndarray, y: np.ndarray, groups, folds: int = FOLDS, seed: int = 0, c_grid=C_GRID
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = FOLDS, seed: int = 0, c: float = 1.0
+) -> float:
+    """Accuracy of the probe with inverse L2 strength ``c``, whole groups held out."""
+    y = np.asarray(y)
+    return float(fold_accuracies(x, y, c, _group_splits(y, groups, folds, seed), groups).mean())
+
+
+def grouped_selected_cv_accuracy(
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    folds: int = FOLDS,
+    seed: int = 0,
+    c_grid: Sequence[float] = C_GRID,
 ) -> tuple[float, float]:
     """(accuracy, c) of the one-SE probe (:mod:`napkit.lm.probes`), whole groups held out."""
     y = np.asarray(y)
     return select_and_score(x, y, _group_splits(y, groups, folds, seed), c_grid, groups)
-
-
-def grouped_accuracy_at(
-    x: np.ndarray, y: np.ndarray, groups, c: float, folds: int = FOLDS, seed: int = 0
-) -> float:
-    """Accuracy of the probe at a given strength, whole groups held out (the control task's)."""
-    y = np.asarray(y)
-    return float(fold_accuracies(x, y, c, _group_splits(y, groups, folds, seed), groups).mean())
 
 
 def _states(lm: LanguageModel, texts: list[str], layers: list[int], batch_size: int):
@@ -127,8 +136,13 @@ def probe_occupations(
     seed: int = 0,
     random_init: bool = True,
     batch_size: int = 32,
+    c_grid: Sequence[float] = C_GRID,
 ) -> OccupationProbe:
-    """Probe stereotyped gender and the preferred pronoun from every layer's last position."""
+    """Probe stereotyped gender and the preferred pronoun from every layer's last position.
+
+    Each probe's L2 strength is the one-SE choice over ``c_grid`` per layer; the control
+    probe at a layer uses the strength the stereotype probe chose there.
+    """
     lm = load(lm)
     n_layers = lm.model.config.num_hidden_layers
     layers = list(range(n_layers)) if layers is None else [int(i) for i in layers]
@@ -155,7 +169,7 @@ def probe_occupations(
         """Accuracies and chosen strengths per layer (NaN for a one-class label)."""
         if len(np.unique(labels)) < 2:
             return np.full(len(xs), np.nan), np.full(len(xs), np.nan)
-        return np.array([grouped_cv_accuracy(x, labels, groups, folds, seed) for x in xs]).T
+        return np.array([grouped_selected_cv_accuracy(x, labels, groups, folds, seed, c_grid) for x in xs]).T
 
     fresh = None
     if random_init:
@@ -167,7 +181,7 @@ def probe_occupations(
         control = np.full(len(states), np.nan)
     else:
         control = np.array(
-            [grouped_accuracy_at(x, ctl, groups, ci, folds, seed) for x, ci in zip(states, c, strict=True)]
+            [grouped_cv_accuracy(x, ctl, groups, folds, seed, ci) for x, ci in zip(states, c, strict=True)]
         )
     return OccupationProbe(
         layers,
@@ -180,6 +194,7 @@ def probe_occupations(
         odds,
         len(prompts.texts),
         len(np.unique(groups)),
+        c,
     )
 
 

@@ -166,6 +166,8 @@ class SteeringEffect:
 
         The median of 20 controls is itself an estimate: resampling the controls (with
         replacement, ``draws`` times) shows how far the ratio would move with another draw.
+        Controls that never reached the KL target are not among them (as for :attr:`ratio`);
+        with none left the interval is (NaN, NaN).
         """
         if not 0 < level < 1:
             raise NapkitError(f"the interval's level must lie in (0, 1), got {level}")
