@@ -46,7 +46,7 @@ def probe_regime(lm, n: int = 400, seed: int = 0, c_grid: Sequence[float] = C_GR
         random_init_like(lm, seed), prompts, regimes, sites, after, seed=seed, control_draws=0, c_grid=c_grid
     )
     module, position, acc = trained.best
-    i, j = trained.modules.index(module), trained.positions.index(position)
+    i, j = trained.best_index
     return {
         "probe_best_acc": acc,
         "probe_best_site": f"{module}@{position}",
@@ -88,7 +88,7 @@ def probe_binding(lm, n: int = 400, seed: int = 0, c_grid: Sequence[float] = C_G
         seed=seed, control_draws=0, c_grid=c_grid,
     )
     module, position, acc = trained.best
-    i, j = trained.modules.index(module), trained.positions.index(position)
+    i, j = trained.best_index
     return {
         "probe_task": "binding: the colour bound to the queried variable",
         "probe_best_acc": acc,

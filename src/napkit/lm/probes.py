@@ -60,8 +60,14 @@ class ProbeResult:
     c: np.ndarray  # the inverse L2 strength chosen per site (NaN where the task has one class)
 
     @property
-    def best(self) -> tuple[str, int, float]:
+    def best_index(self) -> tuple[int, int]:
+        """(module row, position column) of the most accurate site."""
         i, j = np.unravel_index(int(np.nanargmax(self.accuracy)), self.accuracy.shape)
+        return int(i), int(j)
+
+    @property
+    def best(self) -> tuple[str, int, float]:
+        i, j = self.best_index
         return self.modules[i], self.positions[j], float(self.accuracy[i, j])
 
     @property
