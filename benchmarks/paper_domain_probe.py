@@ -1,13 +1,17 @@
 """Why a whole-domain NAP query stays open: its narrow layer, what a violation needs there,
 and how far the data and the bounds reach (the paper's setting, δ = 0.99, --all-samples).
 
-    .venv/bin/python benchmarks/paper_domain_probe.py --net 256x6 --cls 8 [--lp]
+    .venv/bin/python benchmarks/paper_domain_probe.py --net 256x6 --cls 8 [--lp] [--walk] [--milp 60]
 
 Behind the narrow layer (``verify/naptail.py``) the logits are a function of its few units
 ``t``. For a 1- or 2-unit layer this prints, per rival, the smallest first unit with a
 violating ``t`` on a grid over the box of the units' bounds (the tail's phases held), the
 range of ``t`` over the data that follow the NAP, and the units' upper bounds: symbolic,
-and with ``--lp`` the region's LP (``naplp.tighten_layer``, a few minutes on 256x6).
+and with ``--lp`` the region's LP (``naplp.tighten_layer``, a few minutes on 256x6). Against
+those needs: ``--walk`` climbs each unit by pattern-fixed LPs (``PatternSearch.climb``) from
+the followers that push it furthest (how far inputs that follow the NAP are seen to reach),
+``--milp S`` bounds each unit by a MILP of the layers below it at ``S`` seconds per side
+(HiGHS's dual bound, as in ``vnncomp_root_probe.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ def main(argv=None) -> int:
     ap.add_argument("--cls", type=int, default=8)
     ap.add_argument("--delta", type=float, default=0.99)
     ap.add_argument("--lp", action="store_true", help="also the units' bounds by the region's LP")
+    ap.add_argument("--walk", action="store_true", help="climb each unit by pattern-fixed LPs")
+    ap.add_argument("--walk-starts", type=int, default=5, help="followers each climb starts from")
+    ap.add_argument("--milp", type=float, default=0.0, metavar="S",
+                    help="also the units' bounds by a MILP of the layers below, S seconds per side")
     args = ap.parse_args(argv)
     from napkit.network import from_onnx, load_onnx_model
     from napkit.patterns import mine
@@ -61,6 +69,14 @@ def main(argv=None) -> int:
         tighten_layer(RegionLp(MilpEncoding(net, b)), b, k, np.inf, order=units)
         print(f"  region-LP upper bounds of the units: {np.round(b.upper[k][units], 1).tolist()} "
               f"({time.monotonic() - t0:.0f} s)")
+    if args.walk:
+        climb_units(net, b, ph, k, units, data[fol], pre[k][fol], args.walk_starts)
+    if args.milp > 0:
+        from vnncomp_root_probe import milp_layer
+
+        tight = milp_layer(net, b, k, args.milp)
+        print("  MILP bounds of the units:", {int(u): tuple(round(v, 1) for v in tight[int(u)])
+                                              for u in units if int(u) in tight})
     if units.size > 2:
         return 0
     tail = Tail(net, b, ph, k, units)
@@ -81,6 +97,22 @@ def main(argv=None) -> int:
             there = f" (second unit there >= {first[r][1]:.1f})" if units.size == 2 else ""
             print(f"  rival {r}: smallest first unit with a violation {first[r][0]:.1f}{there}")
     return 0
+
+
+def climb_units(net, b, ph, k, units, followers, pre_k, starts: int) -> None:
+    """Per unit: the largest value pattern-fixed LP climbs reach from the followers that push
+    it furthest, and the time they took."""
+    from napkit.verify import domain_box
+    from napkit.verify.patternlp import PatternSearch
+
+    for u in units:
+        t0 = time.monotonic()
+        ps = PatternSearch(net, domain_box(net.n_inputs), ph, b)
+        w = np.zeros(net.layer_sizes[k])
+        w[u] = 1.0
+        best = max(ps.climb(x, k, w, np.inf)[0] for x in followers[np.argsort(-pre_k[:, u])[:starts]])
+        print(f"  unit {int(u)}: climbs from the {starts} highest followers reach {best:.2f} "
+              f"({ps.stats.lps} LPs, {time.monotonic() - t0:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -61,9 +61,10 @@ def layer_table(net: ReluNetwork, prop, b: Bounds) -> None:
               f"| {np.median(z.max(0) - z.min(0)):.2f} | {both} |", flush=True)
 
 
-def milp_layer(net: ReluNetwork, b: Bounds, k: int, seconds: float) -> None:
+def milp_layer(net: ReluNetwork, b: Bounds, k: int, seconds: float) -> dict[int, tuple[float, float]]:
     """Min and max of every unstable neuron of layer ``k`` by a MILP of the layers below
-    (one HiGHS model, the objective changed per question); the dual bound is sound."""
+    (one HiGHS model, the objective changed per question); the dual bound is sound. Returns
+    the new (lower, upper) per unstable neuron (the phases of ``b`` hold: they are its bounds)."""
     cut = ReluNetwork(tuple(net.weights[: k + 1]), tuple(net.biases[: k + 1]))
     enc = MilpEncoding(cut, Bounds(b.lower[:k], b.upper[:k], b.box, None))
     g = net.weights[k][:, enc.out_keep]
@@ -75,7 +76,7 @@ def milp_layer(net: ReluNetwork, b: Bounds, k: int, seconds: float) -> None:
         h.setOptionValue(name, value)
     h.passModel(enc._lp())
     cols = np.arange(enc.n_col, dtype=np.int32)
-    t0, done, ratios, stable = time.monotonic(), 0, [], 0
+    t0, done, ratios, stable, out = time.monotonic(), 0, [], 0, {}
     for i in unst:
         new = []
         for sense in (1.0, -1.0):
@@ -86,11 +87,13 @@ def milp_layer(net: ReluNetwork, b: Bounds, k: int, seconds: float) -> None:
             done += h.getModelStatus() == highspy.HighsModelStatus.kOptimal
             new.append(sense * h.getInfo().mip_dual_bound + net.biases[k][i])
         n_lo, n_up = max(lo[i], new[0]), min(up[i], new[1])
+        out[int(i)] = (float(n_lo), float(n_up))
         ratios.append((n_up - n_lo) / (up[i] - lo[i]))
         stable += n_lo >= 0 or n_up <= 0
     print(f"MILP layer {k}: {unst.size} unstable, {enc.n_binary} binaries below, {2 * unst.size} solves "
           f"({done} to optimality) in {time.monotonic() - t0:.1f} s at {seconds:g} s per side; "
           f"stabilised {stable}; median width after / before {np.median(ratios):.2f}", flush=True)
+    return out
 
 
 def main(argv=None) -> int:

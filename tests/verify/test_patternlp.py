@@ -3,6 +3,7 @@
 import time
 
 import numpy as np
+import pytest
 from verify_helpers import random_net, random_phases
 
 from napkit.network import ReluNetwork
@@ -190,3 +191,78 @@ def test_engine_vacuous_region_is_never_verified():
     phases = [np.array([0, 1, -1], np.int8)]
     res = verify_property(net, Property(BOX2, robustness_spec(0, 2), phases), timeout=10)
     assert res.verdict == "vacuous"
+
+
+def _climb_net() -> ReluNetwork:
+    """z0 = (x1, x2, x1 + x2 - 1); unit 0 of layer 1: z = a0 - a1 + 2 a2 on [0, 1]^2.
+
+    Where x1 + x2 <= 1, z = x1 - x2 (at most 1, at (1, 0)); beyond, z = 3 x1 + x2 - 2 (at
+    most 2, at (1, 1)). The maximum is 2; with the third neuron fixed inactive it is 1.
+    """
+    w1 = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    b1 = np.array([0.0, 0.0, -1.0])
+    w2 = np.array([[1.0, -1.0, 2.0]])
+    w3 = np.array([[1.0]])
+    return ReluNetwork((w1, w2, w3), (b1, np.zeros(1), np.zeros(1)))
+
+
+def test_climb_crosses_a_boundary_to_the_maximum():
+    net = _climb_net()
+    ps = PatternSearch(net, BOX2, None)
+    # from (0.6, 0.1) the first region's LP peaks at (1, 0) with value 1, where the third
+    # neuron's row binds; the flip opens the region x1 + x2 >= 1 and its LP reaches 2
+    value, x = ps.climb(np.array([0.6, 0.1]), 1, np.array([1.0]), time.monotonic() + 20)
+    assert value == pytest.approx(2.0, abs=1e-5) and np.allclose(x, [1.0, 1.0], atol=1e-5)
+    assert ps.stats.flips >= 1
+    # one round stays in the start's region
+    assert PatternSearch(net, BOX2, None).climb(np.array([0.6, 0.1]), 1, np.array([1.0]),
+                                                time.monotonic() + 20, rounds=1)[0] == pytest.approx(1.0, abs=1e-5)
+    # a negative weight climbs towards the minimum, -1 at (0, 1)
+    low, _ = PatternSearch(net, BOX2, None).climb(np.array([0.6, 0.1]), 1, np.array([-1.0]),
+                                                  time.monotonic() + 20)
+    assert low == pytest.approx(1.0, abs=1e-5)
+
+
+def test_climb_keeps_to_the_phases():
+    net = _climb_net()
+    phases = [np.array([0, 0, -1], np.int8), np.zeros(1, np.int8)]
+    b = propagate(net, BOX2, phases)
+    value, x = PatternSearch(net, BOX2, phases, b).climb(
+        np.array([0.6, 0.1]), 1, np.array([1.0]), time.monotonic() + 20)
+    assert value == pytest.approx(1.0, abs=1e-5)
+    _, pre = net.forward(x[None])
+    assert follows_phases(pre, phases)[0] and pre[1][0, 0] == pytest.approx(value)
+
+
+def test_climb_on_random_nets_reports_what_the_forward_pass_gives():
+    """Random NAP regions: the value is the exact pass's at a point that follows the phases,
+    never below the start's (when the start follows) nor below the best of the start
+    region's points on a dense grid (the first LP maximises over that whole region)."""
+    rng = np.random.default_rng(7)
+    g = np.linspace(0, 1, 201)
+    grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    climbed = 0
+    for _ in range(25):
+        net = random_net(rng, 2, [8, 8], 2)
+        phases = _phases_of_a_point(rng, net, 0.3)
+        w = rng.normal(size=8)
+        x0 = rng.random(2)
+        value, x = PatternSearch(net, BOX2, phases, propagate(net, BOX2, phases)).climb(
+            x0, 1, w, time.monotonic() + 20)
+        _, pre0 = net.forward(x0[None])
+        _, pre_g = net.forward(grid)
+        on = follows_phases(pre_g, phases)
+        if x is None:
+            assert not follows_phases(pre0, phases)[0]
+            continue
+        _, pre = net.forward(x[None])
+        assert follows_phases(pre, phases)[0] and float(w @ pre[1][0]) == pytest.approx(value, abs=1e-9)
+        if follows_phases(pre0, phases)[0]:
+            assert value >= float(w @ pre0[1][0]) - 1e-9
+        climbed += 1
+        same = on.copy()  # grid points in the start's activation region
+        for z, z0 in zip(pre_g, pre0, strict=True):
+            same &= ((z > 0) == (z0 > 0)).all(1)
+        if same.any():
+            assert value >= (pre_g[1][same] @ w).max() - 1e-4
+    assert climbed >= 15

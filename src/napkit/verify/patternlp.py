@@ -34,7 +34,7 @@ import numpy as np
 
 from napkit.network import ReluNetwork
 from napkit.verify.bounds import Bounds
-from napkit.verify.properties import InputBox, OutputSpec, Phases
+from napkit.verify.properties import InputBox, OutputSpec, Phases, follows_phases
 
 _INF = highspy.kHighsInf
 
@@ -242,6 +242,73 @@ class PatternSearch:
                         return ce
                     last = (pattern, kinds, np.asarray(sol.row_dual[: kinds.shape[0]]))
             return None
+        finally:
+            self.stats.seconds += time.monotonic() - t0
+
+    def climb(self, x0: np.ndarray, layer: int, weights: np.ndarray, deadline: float,
+              rounds: int = 40, single_flips: int = 8) -> tuple[float, np.ndarray | None]:
+        """The largest ``weights · z_layer`` found on the phases' region from ``x0``: (value, point).
+
+        Each round maximises the hidden pre-activations' combination over the region of the
+        current pattern (one LP) and moves to a neighbouring region across the free neurons'
+        rows that bind there: all of them at once, or when that region is empty, one at a time
+        by decreasing dual (at most ``single_flips``), the first non-empty one taken. It stops
+        when no move is left, a pattern repeats or ``rounds`` run out. A local search, not a
+        bound: it says how far inputs that follow the phases can push a unit (a NAP tail's
+        needs against what inputs reach). Only points that follow the phases in an exact
+        forward pass count, with that pass's value; ``(-inf, None)`` when none did.
+        """
+        t0 = time.monotonic()
+        weights = np.asarray(weights, dtype=np.float64)
+        best: tuple[float, np.ndarray | None] = (-np.inf, None)
+
+        def score(x: np.ndarray) -> None:
+            nonlocal best
+            _, pre = self.net.forward(x[None])
+            value = float(weights @ pre[layer][0])
+            if follows_phases(pre, self.phase)[0] and value > best[0]:
+                best = (value, x)
+
+        def solve(pattern):  # (solution, row kinds) of the pattern's LP, None when not optimal
+            lp, kinds, n_in, _ = self._model(pattern, None)
+            a_mat = self._affine(pattern)[0][layer][0]
+            lp.col_cost_ = np.concatenate([-(weights @ a_mat), np.zeros(lp.num_col_ - n_in)])
+            h = self._highs(lp, deadline - time.monotonic())
+            return (h.getSolution(), kinds) if self._run(h) == "optimal" else None
+
+        try:
+            x = self.box.clip(np.asarray(x0, dtype=np.float64))
+            score(x)
+            pattern = self.pattern_of(x)
+            seen = {np.concatenate(pattern).tobytes()}
+            found = solve(pattern)
+            for _ in range(max(rounds, 1)):
+                if found is None or time.monotonic() > deadline:
+                    break
+                sol, kinds = found
+                score(self.box.clip(np.asarray(sol.col_value[: self.net.n_inputs])))
+                dual = np.abs(np.asarray(sol.row_dual[: kinds.shape[0]]))
+                free = np.array([self.freemask[a][b] for a, b in kinds], dtype=bool)
+                bind = np.flatnonzero((dual > 1e-9) & free)
+                bind = bind[np.argsort(-dual[bind])]
+                moves = [bind] + ([[i] for i in bind[:single_flips]] if bind.size > 1 else [])
+                found = None
+                for move in moves:
+                    if time.monotonic() > deadline:
+                        break
+                    trial = [s.copy() for s in pattern]
+                    for a, b in kinds[move]:
+                        trial[a][b] = ~trial[a][b]
+                    key = np.concatenate(trial).tobytes()
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    found = solve(trial)
+                    if found is not None:
+                        pattern = trial
+                        self.stats.flips += len(move)
+                        break
+            return best
         finally:
             self.stats.seconds += time.monotonic() - t0
 
