@@ -180,3 +180,24 @@ def test_nap_tail_stage_never_proves_a_violated_property(seed):
         assert r.verdict != "verified", r.reason
     if r.verdict == "falsified":
         assert check_point(net, box, robustness_spec(label, 3), ph, r.counterexample) is not None
+
+
+def test_an_open_tail_says_what_a_violation_needs_and_what_the_data_reach():
+    net = _narrow_twin(bump=4.0)  # violated for x >= 0.925: the tail cannot refute it
+    prop = Property(_BOX, robustness_spec(0, 2), _TWIN_PHASES)
+    data = np.array([[-0.5], [0.0], [0.5], [0.8]])  # all follow (v < 0), none violates
+    r = verify_property(net, prop, timeout=5, witness=data, **_ONLY_NAP_TAIL)
+    assert r.verdict == "falsified", r.reason  # the complete MILP after the tail finds it
+    line = r.stats["nap_tail_open"]
+    # units u = relu(x) and w = relu(2x + 3) of hidden layer 0; the data reach 0.8 and 4.6
+    assert line.startswith("behind hidden layer 0, units [0, 2] at [")
+    assert line.endswith("the 4 given points that follow the phases reach at most [0.8, 4.6]")
+    needs_u = float(line.split(" at [")[1].split(",")[0])
+    assert needs_u >= 0.925 - 1e-6  # what the tail's violating input needs in u = x
+    assert r.to_dict()["nap_tail_open"] == line
+    # without given points the line stops at what the tail needs; with a refuted tail, no line
+    alone = verify_property(net, prop, timeout=5, **_ONLY_NAP_TAIL).stats["nap_tail_open"]
+    assert alone == line.split(";")[0]
+    safe = verify_property(_narrow_twin(bump=0.0), prop, timeout=5, witness=data, **_ONLY_NAP_TAIL)
+    assert safe.verdict == "verified" and "nap_tail_open" not in safe.stats
+

@@ -60,6 +60,7 @@ def data_points(q: Query) -> VerificationResult | None:
     idx, strict_ok = np.concatenate(follow), np.concatenate(strict)
     sl = np.vstack(slack) if slack else np.zeros((0, len(open_ids)))
     q.stats["data_followers"] = int(idx.size)
+    q.data_followers = idx
     if q.witness is None and strict_ok.any():
         q.confirm_point(q.data[idx[int(np.argmax(strict_ok))]])
         q.stats["witness"] = "given" if q.witness is not None else "given point rejected"
@@ -184,15 +185,36 @@ def _tail(q: Query, tighten: bool) -> None:
     refuted, needs = refute_by_tail(tail, [q.spec.disjuncts[i] for i in ids], end, q.stop)
     q.open_ids = [i for i, r in zip(ids, refuted, strict=True) if not r]
     key = "nap_tail_lp" if tighten else "nap_tail"
+    open_needs = {ids[i]: v for i, v in needs.items() if not refuted[i]}
     q.stats.update({"nap_tail_layer": k, "nap_tail_width": int(units.size),
                     f"{key}_box": [round(float(v), 3) for v in tail.box.upper],
                     f"{key}_refuted": int(sum(refuted)),
-                    f"{key}_needs": {ids[i]: v for i, v in needs.items() if not refuted[i]}})
+                    f"{key}_needs": open_needs})
+    if open_needs:
+        q.stats["nap_tail_open"] = _tail_open(q, k, units, open_needs)
     q.add_time(f"{key}_s", t)
     if any(refuted) and not q.open_ids:
         q.how = (f"the exact tail behind hidden layer {k} ({units.size} "
                  f"unit{'s' if units.size != 1 else ''} not fixed inactive)")
     return None
+
+
+def _tail_open(q: Query, k: int, units: np.ndarray, needs: dict[int, list[float]]) -> str:
+    """Why the tail left disjuncts open, in one line: a tail input that violates the first
+    of them (the narrow layer's units there), and how far the given points that follow the
+    phases push those units (what a counterexample would need against what inputs reach)."""
+    first = min(needs)
+    line = (f"behind hidden layer {k}, units {units.tolist()} at {needs[first]} violate "
+            f"disjunct {first} in the tail")
+    idx = q.data_followers
+    if q.data is not None and idx is not None and idx.size:
+        reach = np.full(units.size, -np.inf)
+        for s in range(0, idx.size, _BATCH):
+            _, pre = q.net.forward(q.data[idx[s:s + _BATCH]])
+            reach = np.maximum(reach, np.maximum(pre[k][:, units], 0.0).max(axis=0))
+        line += (f"; the {idx.size} given points that follow the phases reach at most "
+                 f"{np.round(reach, 3).tolist()}")
+    return line
 
 
 def _over(q: Query, end: float) -> bool:

@@ -50,6 +50,7 @@ class Query:
         # disjunct the smallest slack among those that follow the phases (``napfalsify.py``)
         self.data: np.ndarray | None = None
         self.data_slack: dict[int, float] = {}
+        self.data_followers: np.ndarray | None = None  # rows of ``data`` that follow the phases
         # the LP relaxation of the NAP region (``naplp.RegionLp``) the ``nap_lp`` stage built
         # last: any LP of a superset of the region gives sound bounds, so later stages reuse it
         self.region_lp = None
