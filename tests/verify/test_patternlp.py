@@ -26,6 +26,12 @@ def _flip_net() -> ReluNetwork:
     return ReluNetwork((w1, w2), (b1, b2))
 
 
+def _unit_grid(n: int) -> np.ndarray:
+    """``n`` × ``n`` evenly spaced points of [0, 1]^2, one per row."""
+    g = np.linspace(0, 1, n)
+    return np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+
+
 def _is_ce(net, box, spec, phases, x) -> bool:
     """Independent check: in the box, follows the phases (closed), violates (closed)."""
     x = np.asarray(x, dtype=np.float64)[None]
@@ -93,8 +99,7 @@ def test_random_nets_every_reported_point_is_a_counterexample():
     """Brute force on 2-D inputs: whatever the walk reports is a real counterexample, and it
     finds one on most queries where dense sampling finds one."""
     rng = np.random.default_rng(20)
-    g = np.linspace(0, 1, 151)
-    grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    grid = _unit_grid(151)
     hits = found = 0
     for _ in range(40):
         net = random_net(rng, 2, [8, 8], 3)
@@ -138,8 +143,7 @@ def test_engine_pattern_path_never_contradicts_brute_force():
     """Engine with the pattern LPs (attack and MILP as usual): a falsified verdict carries a
     real counterexample, and no query that dense sampling falsifies is 'verified'."""
     rng = np.random.default_rng(9)
-    g = np.linspace(0, 1, 121)
-    grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    grid = _unit_grid(121)
     walked = 0
     for _ in range(12):
         net = random_net(rng, 2, [8, 8], 3)
@@ -240,8 +244,7 @@ def test_climb_on_random_nets_reports_what_the_forward_pass_gives():
     never below the start's (when the start follows) nor below the best of the start
     region's points on a dense grid (the first LP maximises over that whole region)."""
     rng = np.random.default_rng(7)
-    g = np.linspace(0, 1, 201)
-    grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    grid = _unit_grid(201)
     climbed = 0
     for _ in range(25):
         net = random_net(rng, 2, [8, 8], 2)
