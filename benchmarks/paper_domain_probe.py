@@ -36,7 +36,9 @@ def main(argv=None) -> int:
     ap.add_argument("--delta", type=float, default=0.99)
     ap.add_argument("--lp", action="store_true", help="also the units' bounds by the region's LP")
     ap.add_argument("--walk", action="store_true", help="climb each unit by pattern-fixed LPs")
-    ap.add_argument("--walk-starts", type=int, default=5, help="followers each climb starts from")
+    ap.add_argument("--walk-starts", type=int, default=5, help="followers the climbs start from")
+    ap.add_argument("--walk-rounds", type=int, default=200, help="regions per climb at most")
+    ap.add_argument("--walk-seconds", type=float, default=60.0, help="seconds per climb at most")
     ap.add_argument("--milp", type=float, default=0.0, metavar="S",
                     help="also the units' bounds by a MILP of the layers below, S seconds per side")
     args = ap.parse_args(argv)
@@ -70,7 +72,7 @@ def main(argv=None) -> int:
         print(f"  region-LP upper bounds of the units: {np.round(b.upper[k][units], 1).tolist()} "
               f"({time.monotonic() - t0:.0f} s)")
     if args.walk:
-        climb_units(net, b, ph, k, units, data[fol], pre[k][fol], args.walk_starts)
+        climb_units(net, b, ph, k, units, data[fol], pre[k][fol], args)
     if args.milp > 0:
         from vnncomp_root_probe import milp_layer
 
@@ -99,9 +101,10 @@ def main(argv=None) -> int:
     return 0
 
 
-def climb_units(net, b, ph, k, units, followers, pre_k, starts: int) -> None:
+def climb_units(net, b, ph, k, units, followers, pre_k, args) -> None:
     """Per unit: the largest value pattern-fixed LP climbs reach from the followers that push
-    it furthest, and the time they took."""
+    it furthest, the LPs and time they took, and how many climbs ended on a cap (rounds or
+    seconds) rather than at a region with no move left."""
     from napkit.verify import domain_box
     from napkit.verify.patternlp import PatternSearch
 
@@ -110,9 +113,14 @@ def climb_units(net, b, ph, k, units, followers, pre_k, starts: int) -> None:
         ps = PatternSearch(net, domain_box(net.n_inputs), ph, b)
         w = np.zeros(net.layer_sizes[k])
         w[u] = 1.0
-        best = max(ps.climb(x, k, w, np.inf)[0] for x in followers[np.argsort(-pre_k[:, u])[:starts]])
-        print(f"  unit {int(u)}: climbs from the {starts} highest followers reach {best:.2f} "
-              f"({ps.stats.lps} LPs, {time.monotonic() - t0:.0f} s)", flush=True)
+        best, capped = -np.inf, 0
+        for x in followers[np.argsort(-pre_k[:, u])[: args.walk_starts]]:
+            best = max(best, ps.climb(x, k, w, time.monotonic() + args.walk_seconds,
+                                      rounds=args.walk_rounds)[0])
+            capped += ps.stats.climb_end != "no move"
+        print(f"  unit {int(u)}: climbs from the {args.walk_starts} highest followers reach {best:.2f} "
+              f"({ps.stats.lps} LPs, {time.monotonic() - t0:.0f} s; {capped} ended on the "
+              f"{args.walk_rounds}-round or {args.walk_seconds:g} s cap)", flush=True)
 
 
 if __name__ == "__main__":

@@ -195,9 +195,12 @@ def test_an_open_tail_says_what_a_violation_needs_and_what_the_data_reach():
     needs_u = float(line.split(" at [")[1].split(",")[0])
     assert needs_u >= 0.925 - 1e-6  # what the tail's violating input needs in u = x
     assert r.to_dict()["nap_tail_open"] == line
+    # post-activations: points with x < 0 leave u at 0 (its pre-activation stays negative)
+    neg = verify_property(net, prop, timeout=5, witness=np.array([[-0.6], [-0.3]]), **_ONLY_NAP_TAIL)
+    assert neg.stats["nap_tail_open"].endswith("the 2 given points that follow the phases reach at most "
+                                               "[0.0, 2.4]")
     # without given points the line stops at what the tail needs; with a refuted tail, no line
     alone = verify_property(net, prop, timeout=5, **_ONLY_NAP_TAIL).stats["nap_tail_open"]
     assert alone == line.split(";")[0]
     safe = verify_property(_narrow_twin(bump=0.0), prop, timeout=5, witness=data, **_ONLY_NAP_TAIL)
     assert safe.verdict == "verified" and "nap_tail_open" not in safe.stats
-

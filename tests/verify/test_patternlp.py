@@ -217,11 +217,11 @@ def test_climb_crosses_a_boundary_to_the_maximum():
     # neuron's row binds; the flip opens the region x1 + x2 >= 1 and its LP reaches 2
     value, x = ps.climb(np.array([0.6, 0.1]), 1, np.array([1.0]), time.monotonic() + 20)
     assert value == pytest.approx(2.0, abs=1e-5) and np.allclose(x, [1.0, 1.0], atol=1e-5)
-    assert ps.stats.flips >= 1
+    assert ps.stats.flips >= 1 and ps.stats.climb_end == "no move"
     # one round stays in the start's region
-    one, _ = PatternSearch(net, BOX2, None).climb(np.array([0.6, 0.1]), 1, np.array([1.0]),
-                                                  time.monotonic() + 20, rounds=1)
-    assert one == pytest.approx(1.0, abs=1e-5)
+    ps1 = PatternSearch(net, BOX2, None)
+    one, _ = ps1.climb(np.array([0.6, 0.1]), 1, np.array([1.0]), time.monotonic() + 20, rounds=1)
+    assert one == pytest.approx(1.0, abs=1e-5) and ps1.stats.climb_end == "rounds" and ps1.stats.lps == 1
     # a negative weight climbs towards the minimum, -1 at (0, 1)
     low, _ = PatternSearch(net, BOX2, None).climb(np.array([0.6, 0.1]), 1, np.array([-1.0]),
                                                   time.monotonic() + 20)

@@ -55,12 +55,15 @@ def data_points(q: Query) -> VerificationResult | None:
         ok = q.prop.box.contains(part) & follows_phases(pre, q.prop.phases)
         idx = np.flatnonzero(ok)
         follow.append(idx + s)
+        if idx.size:
+            top = [np.maximum(z[idx], 0.0).max(axis=0) for z in pre]
+            q.data_reach = top if q.data_reach is None else [
+                np.maximum(a, b) for a, b in zip(q.data_reach, top, strict=True)]
         strict.append(follows_phases([z[idx] for z in pre], q.prop.phases, strict=True))
         slack.append(q.spec.slack(y[idx])[:, open_ids])
     idx, strict_ok = np.concatenate(follow), np.concatenate(strict)
     sl = np.vstack(slack) if slack else np.zeros((0, len(open_ids)))
-    q.stats["data_followers"] = int(idx.size)
-    q.data_followers = idx
+    q.stats["data_followers"] = q.data_followers = int(idx.size)
     if q.witness is None and strict_ok.any():
         q.confirm_point(q.data[idx[int(np.argmax(strict_ok))]])
         q.stats["witness"] = "given" if q.witness is not None else "given point rejected"
@@ -191,7 +194,7 @@ def _tail(q: Query, tighten: bool) -> None:
                     f"{key}_refuted": int(sum(refuted)),
                     f"{key}_needs": open_needs})
     if open_needs:
-        q.stats["nap_tail_open"] = _tail_open(q, k, units, open_needs)
+        q.stats[f"{key}_open"] = _tail_open(q, k, units, open_needs)
     q.add_time(f"{key}_s", t)
     if any(refuted) and not q.open_ids:
         q.how = (f"the exact tail behind hidden layer {k} ({units.size} "
@@ -206,14 +209,9 @@ def _tail_open(q: Query, k: int, units: np.ndarray, needs: dict[int, list[float]
     first = min(needs)
     line = (f"behind hidden layer {k}, units {units.tolist()} at {needs[first]} violate "
             f"disjunct {first} in the tail")
-    idx = q.data_followers
-    if q.data is not None and idx is not None and idx.size:
-        reach = np.full(units.size, -np.inf)
-        for s in range(0, idx.size, _BATCH):
-            _, pre = q.net.forward(q.data[idx[s:s + _BATCH]])
-            reach = np.maximum(reach, np.maximum(pre[k][:, units], 0.0).max(axis=0))
-        line += (f"; the {idx.size} given points that follow the phases reach at most "
-                 f"{np.round(reach, 3).tolist()}")
+    if q.data_reach is not None:
+        reach = np.round(q.data_reach[k][units], 3).tolist()
+        line += f"; the {q.data_followers} given points that follow the phases reach at most {reach}"
     return line
 
 

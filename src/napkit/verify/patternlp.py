@@ -46,6 +46,7 @@ class PatternStats:
     flips: int = 0
     seconds: float = 0.0
     best: float = np.inf  # smallest t_k seen (<= 0: a violating point of some region)
+    climb_end: str = ""  # why the last climb stopped: "no move", "rounds" or "deadline"
 
 
 class PatternSearch:
@@ -95,8 +96,8 @@ class PatternSearch:
             zs.append((a_mat, c_vec))
         return zs[:-1], zs[-1]
 
-    def _model(self, pattern, spec: OutputSpec | None, elastic: float = 0.0):
-        zs, (ao, co) = self._affine(pattern)
+    def _model(self, pattern, spec: OutputSpec | None, elastic: float = 0.0, affine=None):
+        zs, (ao, co) = self._affine(pattern) if affine is None else affine
         mu = self.margin
         blocks, lo, hi, kinds = [], [], [], []
         for k, (a_mat, c_vec) in enumerate(zs):
@@ -251,12 +252,13 @@ class PatternSearch:
 
         Each round maximises the hidden pre-activations' combination over the region of the
         current pattern (one LP) and moves to a neighbouring region across the free neurons'
-        rows that bind there: all of them at once, or when that region is empty, one at a time
-        by decreasing dual (at most ``single_flips``), the first non-empty one taken. It stops
-        when no move is left, a pattern repeats or ``rounds`` run out. A local search, not a
-        bound: it says how far inputs that follow the phases can push a unit (a NAP tail's
-        needs against what inputs reach). Only points that follow the phases in an exact
-        forward pass count, with that pass's value; ``(-inf, None)`` when none did.
+        rows that bind there: all of them at once, or when that region is empty or was seen,
+        one at a time by decreasing dual (at most ``single_flips``), the first non-empty one
+        taken. It stops when no move is left, after ``rounds`` regions or at ``deadline``
+        (``stats.climb_end`` says which). A local search, not a bound: it says how far inputs
+        that follow the phases can push a unit (a NAP tail's needs against what inputs reach).
+        Only points that follow the phases in an exact forward pass count, with that pass's
+        value; ``(-inf, None)`` when none did.
         """
         t0 = time.monotonic()
         weights = np.asarray(weights, dtype=np.float64)
@@ -270,23 +272,28 @@ class PatternSearch:
                 best = (value, x)
 
         def solve(pattern):  # (solution, row kinds) of the pattern's LP, None when not optimal
-            lp, kinds, n_in, _ = self._model(pattern, None)
-            a_mat = self._affine(pattern)[0][layer][0]
-            lp.col_cost_ = np.concatenate([-(weights @ a_mat), np.zeros(lp.num_col_ - n_in)])
+            affine = self._affine(pattern)
+            lp, kinds, n_in, _ = self._model(pattern, None, affine=affine)
+            cost = -(weights @ affine[0][layer][0])
+            lp.col_cost_ = np.concatenate([cost, np.zeros(lp.num_col_ - n_in)])
             h = self._highs(lp, deadline - time.monotonic())
             return (h.getSolution(), kinds) if self._run(h) == "optimal" else None
 
         try:
-            x = self.box.clip(np.asarray(x0, dtype=np.float64))
+            x = self.box.clip(np.asarray(x0, dtype=np.float64).reshape(-1))
             score(x)
             pattern = self.pattern_of(x)
             seen = {np.concatenate(pattern).tobytes()}
             found = solve(pattern)
-            for _ in range(max(rounds, 1)):
-                if found is None or time.monotonic() > deadline:
+            self.stats.climb_end = "no move"
+            for r in range(max(rounds, 1)):
+                if found is None:
                     break
                 sol, kinds = found
                 score(self.box.clip(np.asarray(sol.col_value[: self.net.n_inputs])))
+                if r == rounds - 1 or time.monotonic() > deadline:
+                    self.stats.climb_end = "rounds" if r == rounds - 1 else "deadline"
+                    break
                 dual = np.abs(np.asarray(sol.row_dual[: kinds.shape[0]]))
                 free = np.array([self.freemask[a][b] for a, b in kinds], dtype=bool)
                 bind = np.flatnonzero((dual > 1e-9) & free)
@@ -295,8 +302,9 @@ class PatternSearch:
                 found = None
                 for move in moves:
                     if time.monotonic() > deadline:
+                        self.stats.climb_end = "deadline"
                         break
-                    trial = [s.copy() for s in pattern]
+                    trial = [p.copy() for p in pattern]
                     for a, b in kinds[move]:
                         trial[a][b] = ~trial[a][b]
                     key = np.concatenate(trial).tobytes()

@@ -50,7 +50,10 @@ class Query:
         # disjunct the smallest slack among those that follow the phases (``napfalsify.py``)
         self.data: np.ndarray | None = None
         self.data_slack: dict[int, float] = {}
-        self.data_followers: np.ndarray | None = None  # rows of ``data`` that follow the phases
+        # per hidden layer: the largest post-activations of the given points that follow the
+        # phases (None until the data stage saw one); and how many followed
+        self.data_reach: list[np.ndarray] | None = None
+        self.data_followers = 0
         # the LP relaxation of the NAP region (``naplp.RegionLp``) the ``nap_lp`` stage built
         # last: any LP of a superset of the region gives sound bounds, so later stages reuse it
         self.region_lp = None
