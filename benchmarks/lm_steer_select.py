@@ -5,9 +5,11 @@ Three parts, one run (one torch thread):
 1. ``steer_regime`` with selection: the training ratio of every layer × take rule × add rule
    (25 training pairs, 8 random controls, seed 1), then the held-out ratio of the chosen one
    (50 held-out pairs, 20 random controls, seed 0) at each KL target;
-2. the ideal direction at the last block, which no difference of means can beat there: the
-   unembedding difference (W_U[bad] − W_U[good]) scaled by the final LayerNorm's weight, as
-   a steering vector with the same held-out controls;
+2. a reference direction at the last block: the unembedding difference (W_U[bad] − W_U[good])
+   scaled by the final LayerNorm's weight (the log-odds' gradient through the norm's weight,
+   its centring and scale left out), as a steering vector with the same held-out controls.
+   A first-order choice, not a proven ceiling: at equal KL a direction that also spares the
+   other tokens' logits could move the log-odds further;
 3. a pure log-odds shift (log p(bad) raised by δ, renormalised; no model involved) on the
    held-out prompts' clean next-token distributions: the mean log-odds change it buys at
    each mean KL, an upper bound for any intervention that moves every prompt's log-odds alike;
