@@ -55,11 +55,12 @@ def data_points(q: Query) -> VerificationResult | None:
         ok = q.prop.box.contains(part) & follows_phases(pre, q.prop.phases)
         idx = np.flatnonzero(ok)
         follow.append(idx + s)
+        pre_f = [z[idx] for z in pre]  # the followers' pre-activations
         if idx.size:
-            top = [np.maximum(z[idx], 0.0).max(axis=0) for z in pre]
+            top = [np.maximum(z, 0.0).max(axis=0) for z in pre_f]
             q.data_reach = top if q.data_reach is None else [
                 np.maximum(a, b) for a, b in zip(q.data_reach, top, strict=True)]
-        strict.append(follows_phases([z[idx] for z in pre], q.prop.phases, strict=True))
+        strict.append(follows_phases(pre_f, q.prop.phases, strict=True))
         slack.append(q.spec.slack(y[idx])[:, open_ids])
     idx, strict_ok = np.concatenate(follow), np.concatenate(strict)
     sl = np.vstack(slack) if slack else np.zeros((0, len(open_ids)))

@@ -37,6 +37,7 @@ from napkit.verify.bounds import Bounds
 from napkit.verify.properties import InputBox, OutputSpec, Phases, follows_phases
 
 _INF = highspy.kHighsInf
+_DUAL_TOL = 1e-9  # a row's dual above this (in magnitude) binds the LP's optimum
 
 
 @dataclass
@@ -83,6 +84,18 @@ class PatternSearch:
             s = np.where(on, True, np.where(off, False, s))
             out.append(s)
         return out
+
+    def _binding_free(self, kinds: np.ndarray, dual: np.ndarray) -> np.ndarray:
+        """Mask of the LP's neuron rows (``kinds``: layer, unit) that belong to free neurons
+        and bind at the optimum (a non-zero dual): the boundaries a walk may cross."""
+        free = np.array([self.freemask[a][b] for a, b in kinds], dtype=bool)
+        return (np.abs(dual) > _DUAL_TOL) & free if kinds.size else np.zeros(0, dtype=bool)
+
+    @staticmethod
+    def _flip(pattern: list[np.ndarray], rows: np.ndarray) -> None:
+        """In place: switch the state of the neurons of ``rows`` (layer, unit pairs of ``kinds``)."""
+        for a, b in rows:
+            pattern[a][b] = ~pattern[a][b]
 
     def _affine(self, pattern: list[np.ndarray]):
         """Per hidden layer (A_k, c_k) with ``z_k = A_k x + c_k`` on the region, and the output map."""
@@ -221,12 +234,10 @@ class PatternSearch:
                     if key in seen and last is not None:
                         # a fixed point with slack left: flip the free neurons whose rows bind
                         pattern, kinds, dual = last
-                        flip = (np.abs(dual) > 1e-9) & np.array(
-                            [self.freemask[a][b] for a, b in kinds], dtype=bool)
+                        flip = self._binding_free(kinds, dual)
                         if not flip.any():
                             break
-                        for a, b in kinds[flip]:
-                            pattern[a][b] = ~pattern[a][b]
+                        self._flip(pattern, kinds[flip])
                         self.stats.flips += int(flip.sum())
                         key = np.concatenate(pattern).tobytes()
                         if key in seen:
@@ -295,8 +306,7 @@ class PatternSearch:
                     self.stats.climb_end = "rounds" if r == rounds - 1 else "deadline"
                     break
                 dual = np.abs(np.asarray(sol.row_dual[: kinds.shape[0]]))
-                free = np.array([self.freemask[a][b] for a, b in kinds], dtype=bool)
-                bind = np.flatnonzero((dual > 1e-9) & free)
+                bind = np.flatnonzero(self._binding_free(kinds, dual))
                 bind = bind[np.argsort(-dual[bind])]
                 moves = [bind] + ([[i] for i in bind[:single_flips]] if bind.size > 1 else [])
                 found = None
@@ -305,8 +315,7 @@ class PatternSearch:
                         self.stats.climb_end = "deadline"
                         break
                     trial = [p.copy() for p in pattern]
-                    for a, b in kinds[move]:
-                        trial[a][b] = ~trial[a][b]
+                    self._flip(trial, kinds[move])
                     key = np.concatenate(trial).tobytes()
                     if key in seen:
                         continue
@@ -382,12 +391,10 @@ class PatternSearch:
             # next round: the disjuncts by their LP value here, the untried ones after
             ks = sorted(ts, key=ts.get) + [q for q in ks if q not in ts]
             # flip the free neurons whose rows bind at the optimum
-            flip = np.abs(dual) > 1e-9
-            flip &= np.array([self.freemask[a][b] for a, b in kinds], dtype=bool) if kinds.size else flip
+            flip = self._binding_free(kinds, dual)
             if not flip.any():
                 return None
-            for a, b in kinds[flip]:
-                pattern[a][b] = ~pattern[a][b]
+            self._flip(pattern, kinds[flip])
             self.stats.flips += int(flip.sum())
         return None
 
