@@ -87,12 +87,12 @@ def main() -> None:
     u = lm.model.transformer.ln_f.weight.detach() * (unembed[ib] - unembed[ig])
     lines += ["| KL target | difference of means (held out) | unembedding direction, last block |", "|---|---|---|"]
     for kl in args.kl:
-        ideal = steering_effect(
+        reference = steering_effect(
             lm, texts, f"blocks.{last}.hook_resid_post", u, OUTCOME[0], OUTCOME[1], kl, n_random=20
         )
         lines.append(
-            f"| {kl} | {res['steer_effect_ratio_by_kl'][str(kl)]:.2f} | {ideal.ratio:.2f} (effect "
-            f"{ideal.effect:+.2f}, random median {np.median(ideal.random_effects):.2f}) |"
+            f"| {kl} | {res['steer_effect_ratio_by_kl'][str(kl)]:.2f} | {reference.ratio:.2f} (effect "
+            f"{reference.effect:+.2f}, random median {np.median(reference.random_effects):.2f}) |"
         )
     base = next_token_logprobs(lm, texts)
     lines += ["", "Pure log-odds shift δ on the held-out clean distributions:", "",
