@@ -13,6 +13,7 @@ from napkit.lm.corpus import GRAMMAR
 from napkit.lm.evaluate import GATE
 from napkit.lm.tokenizer import build_tokenizer
 from napkit.lm.train import (
+    GatedPhase,
     TinyConfig,
     TrainingGateError,
     _adamw,
@@ -100,19 +101,9 @@ def test_chunked_training_stops_at_the_first_passing_check_or_the_cap(passes_at,
         rates.append(step)
         return 1e-3
 
-    steps = _train_until(
-        model,
-        _adamw(model, 1e-3, cfg),
-        tok,
-        GRAMMAR,
-        cfg,
-        {"binding": 1.0},
-        lambda c: (0, c),
-        rate,
-        max_steps=7,
-        passed=passed,
-        after_chunk=lambda n, loss: chunks.append(n),
-    )
+    phase = GatedPhase({"binding": 1.0}, lambda c: (0, c), rate, max_steps=7, passed=passed)
+    opt = _adamw(model, 1e-3, cfg)
+    steps = _train_until(model, opt, tok, GRAMMAR, cfg, phase, after_chunk=lambda n, loss: chunks.append(n))
     assert steps == 2 * expected_chunks and chunks == [2] * expected_chunks
     assert rates == list(range(steps)) and not any(checks) and model.training
     changed = any(not torch.equal(before[k], v) for k, v in model.state_dict().items())

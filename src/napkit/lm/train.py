@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -183,21 +184,38 @@ def _step(model, opt, data: torch.Tensor, weights: torch.Tensor, lr: float) -> t
     return loss.detach()
 
 
-def _train_until(model, opt, tokenizer, grammar, cfg, mix, seed_of_chunk, lr, max_steps, passed, after_chunk):
-    """Train on ``mix`` in chunks of ``cfg.polish_chunk`` steps until ``passed()`` (checked
-    before each chunk, in eval mode) or ``max_steps``; returns the steps taken."""
+@dataclass(frozen=True)
+class GatedPhase:
+    """Training in chunks of ``cfg.polish_chunk`` steps until a gate passes.
+
+    ``mix``: corpus shares; ``seed_of_chunk(c)``: the corpus seed of chunk ``c``;
+    ``lr(step)``: the rate at a step of the phase; ``passed()``: the gate, checked before
+    each chunk in eval mode; ``max_steps``: the cap."""
+
+    mix: dict
+    seed_of_chunk: Callable[[int], object]
+    lr: Callable[[int], float]
+    max_steps: int
+    passed: Callable[[], bool]
+
+
+def _train_until(
+    model, opt, tokenizer, grammar: Grammar, cfg: TinyConfig, phase: GatedPhase, after_chunk
+) -> int:
+    """Run ``phase`` until its gate passes or its cap; ``after_chunk(steps, loss)`` after each
+    chunk; returns the steps taken."""
     bs, steps = cfg.batch_size, 0
-    for chunk in range(max_steps // max(1, cfg.polish_chunk)):
+    for chunk in range(phase.max_steps // max(1, cfg.polish_chunk)):
         model.eval()
-        ok = passed()
+        ok = phase.passed()
         model.train()
         if ok:
             break
-        sents = grammar.corpus(cfg.polish_chunk * bs, seed_of_chunk(chunk), mix=mix)
+        sents = grammar.corpus(cfg.polish_chunk * bs, phase.seed_of_chunk(chunk), mix=phase.mix)
         data, weights = encode_corpus(sents, tokenizer, cfg.context, cfg.answer_weight)
         for step in range(cfg.polish_chunk):
             rows = slice(step * bs, (step + 1) * bs)
-            loss = _step(model, opt, data[rows], weights[rows], lr(steps))
+            loss = _step(model, opt, data[rows], weights[rows], phase.lr(steps))
             steps += 1
         after_chunk(cfg.polish_chunk, loss)
     return steps
@@ -242,19 +260,15 @@ def train_model(
 
     if cfg.bindings_max_steps:
         bindings = task_sentences("binding", grammar)
-        _train_until(  # ``logged`` counts its steps
-            model,
-            opt,
-            tokenizer,
-            grammar,
-            cfg,
+        bindings_phase = GatedPhase(
             first_mix,
             seed_of_chunk=lambda c: (seed, 1, c),
             lr=lambda step: cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup)),
             max_steps=cfg.bindings_max_steps,
             passed=lambda: answer_accuracy(model, tokenizer, bindings) >= GATE["binding"],
-            after_chunk=logged,
         )
+        # ``logged`` counts the phase's steps
+        _train_until(model, opt, tokenizer, grammar, cfg, bindings_phase, logged)
     total = sum(len(sentences) // bs for sentences, _ in phases)
     with progress_bar(total, "training the tiny LM", enabled=progress) as advance:
         for sentences, peak in phases:
@@ -269,19 +283,14 @@ def train_model(
                     logged(0, loss)
     if cfg.polish_fresh_optimizer:
         opt = _adamw(model, cfg.polish_lr, cfg)
-    _train_until(
-        model,
-        opt,
-        tokenizer,
-        grammar,
-        cfg,
+    polish = GatedPhase(
         polish_mix,
         seed_of_chunk=lambda c: seed + 2 + c,
         lr=lambda step: cfg.polish_lr,
         max_steps=cfg.polish_max_steps,
         passed=lambda: not gate_failures(task_accuracies(model, tokenizer, grammar)),
-        after_chunk=logged,
     )
+    _train_until(model, opt, tokenizer, grammar, cfg, polish, logged)
     model.eval()
     return model, tokenizer, task_accuracies(model, tokenizer, grammar)
 
