@@ -2,6 +2,7 @@
 
 - capture by TL-style alias on the HF tiny model equals TransformerLens's ``run_with_cache``
   on the same weights (≤1e-4), padded sequences included;
+- a write by alias (``add``) on the HF tiny model changes the logits as TL's hook of that name;
 - a HookedTransformer loaded through ``napkit.lm.models.load`` is captured by its own hook
   names, and the rows equal ``run_with_cache``;
 - SAEs written by ``napkit.lm.sae_files`` load in SAELens and encode/decode as napkit's.
@@ -86,6 +87,31 @@ def test_alias_capture_on_hf_model_equals_transformer_lens_cache(tiny):
             if name.endswith("hook_pattern"):  # napkit pads keys to the batch width
                 mine = mine.reshape(n, 4, -1)[:, :, :n].reshape(n, -1)
             np.testing.assert_allclose(mine, tl_rows(cache, name, n), atol=ATOL, rtol=RTOL, err_msg=name)
+
+
+WRITE_ALIASES = [n for n in ALIASES if not n.endswith(("hook_pattern", "hook_normalized"))]
+
+
+@pytest.mark.parametrize("name", WRITE_ALIASES)
+def test_adding_at_an_alias_on_hf_model_equals_transformer_lens_hook(tiny, name):
+    """A write by alias changes what TL's hook of that name changes (resid_mid: the residual
+    stream, not only the MLP's input)."""
+    from napkit.lm.interventions import Intervention, applied
+
+    model = hooked_tiny(tiny)
+    ids = tiny.tokenizer(TEXTS[1], return_tensors="pt")["input_ids"]
+    width = capture(tiny, [TEXTS[1]], [name]).acts[name].shape[1]
+    v = torch.randn(width, generator=torch.Generator().manual_seed(0))
+
+    def tl_add(value, hook):
+        return value + 0.5 * v.reshape(value.shape[2:])
+
+    with torch.no_grad():
+        want = model.run_with_hooks(ids, fwd_hooks=[(name, tl_add)])
+        with applied(tiny, [Intervention(name, "add", v, 0.5)]):
+            got = tiny.model(input_ids=ids).logits
+    assert not torch.allclose(want, model(ids), atol=1e-3), name
+    torch.testing.assert_close(got, want, atol=ATOL * 10, rtol=RTOL * 10)
 
 
 def test_capture_on_loaded_hooked_transformer_equals_run_with_cache(tiny):

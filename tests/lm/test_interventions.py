@@ -103,3 +103,50 @@ def test_files_round_trip_and_refuse_another_model(tiny, tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(NapkitError, match="cannot read intervention"):
         Intervention.load(tmp_path / "bad.json", tiny)
+
+
+def _llama_lm():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from napkit.lm.models import LanguageModel
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, bos_token_id=0, eos_token_id=0,
+    )  # fmt: skip
+    return LanguageModel(LlamaForCausalLM(cfg).eval(), None, "in-memory", "hf")
+
+
+def _ids_logits(lm, ids, interventions=()):
+    with applied(lm, interventions), torch.no_grad():
+        return lm.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_a_write_at_resid_mid_changes_the_residual_stream_not_only_the_mlp_input(tiny, arch):
+    """resid_mid = resid_pre + attention output, so adding v there is adding v to the attention
+    output (TransformerLens semantics); a hook on the MLP's norm alone would miss the residual."""
+    lm = tiny if arch == "gpt2" else _llama_lm()
+    width = lm.model.config.hidden_size
+    ids = torch.randint(1, 40, (2, 7), generator=torch.Generator().manual_seed(1))
+    v = torch.randn(width, generator=torch.Generator().manual_seed(2))
+    mid = _ids_logits(lm, ids, [Intervention("blocks.1.hook_resid_mid", "add", v, 2.0, positions=[3])])
+    attn = _ids_logits(lm, ids, [Intervention("blocks.1.hook_attn_out", "add", v, 2.0, positions=[3])])
+    base = _ids_logits(lm, ids)
+    assert not torch.allclose(mid, base, atol=1e-3)
+    torch.testing.assert_close(mid, attn, atol=1e-5, rtol=1e-5)
+
+
+def test_replacing_resid_mid_sets_the_state_the_mlp_adds_to(tiny):
+    """After ``replace`` with u at resid_mid, the block's output is u + MLP(ln_2(u)) there."""
+    width = tiny.model.config.n_embd
+    u = torch.randn(width, generator=torch.Generator().manual_seed(3))
+    iv = Intervention("blocks.2.hook_resid_mid", "replace", u, positions=[-1])
+    with applied(tiny, [iv]) as fired:
+        got = capture(tiny, TEXTS[:1], ["blocks.2.hook_resid_post"], positions=-1)
+    block = tiny.model.transformer.h[2]
+    with torch.no_grad():
+        want = u + block.mlp(block.ln_2(u[None, None]))[0, 0]
+    assert fired[0] == 1
+    np.testing.assert_allclose(got.acts["blocks.2.hook_resid_post"][0], want.numpy(), atol=1e-5)

@@ -175,7 +175,7 @@ def applied(
     try:
         for i, iv in enumerate(interventions):
             t = resolve(lm.model, iv.module, lm.kind)
-            handles.append(_hook(t, iv, counts, i))
+            handles.extend(_hooks(t, iv, counts, i))
         yield counts
     finally:
         for h in handles:
@@ -187,22 +187,42 @@ def applied(
         )
 
 
-def _hook(t: Target, iv: Intervention, counts: dict[int, int], i: int):
+def _hooks(t: Target, iv: Intervention, counts: dict[int, int], i: int) -> list:
+    """The hook handles that apply ``iv`` at ``t`` (two when a carrier passes the change on)."""
     if t.read in ("pattern", "normalized"):
         what = "attention patterns" if t.read == "pattern" else "a norm's normalised input"
         raise NapkitError(f"{t.name}: interventions on {what} are not supported; name the module instead")
 
     if t.read == "input":
+        pending: list[torch.Tensor] = []  # the change at the input, for the carrier's output
+
+        def changed_input(old):
+            new = _changed(iv, old, t)
+            if t.carrier is not None and new is not None:
+                pending.append(new - old)
+            return new
 
         def pre(mod, args, kwargs):
             counts[i] += 1
             if args:
-                new = _changed(iv, args[0], t)
+                new = changed_input(args[0])
                 return None if new is None else ((new, *args[1:]), kwargs)
-            new = _changed(iv, kwargs["hidden_states"], t)
+            new = changed_input(kwargs["hidden_states"])
             return None if new is None else (args, {**kwargs, "hidden_states": new})
 
-        return t.module.register_forward_pre_hook(pre, with_kwargs=True)
+        handles = [t.module.register_forward_pre_hook(pre, with_kwargs=True)]
+        if t.carrier is not None:
+
+            def carry(mod, args, output):
+                if not pending:
+                    return None
+                delta = pending.pop()
+                if isinstance(output, tuple | list):
+                    return type(output)((output[0] + delta, *output[1:]))
+                return output + delta
+
+            handles.append(t.carrier.register_forward_hook(carry))
+        return handles
 
     def post(mod, args, output):
         counts[i] += 1
@@ -211,7 +231,7 @@ def _hook(t: Target, iv: Intervention, counts: dict[int, int], i: int):
             return None if new is None else type(output)((new, *output[1:]))
         return _changed(iv, output, t)
 
-    return t.module.register_forward_hook(post)
+    return [t.module.register_forward_hook(post)]
 
 
 def _changed(iv: Intervention, h: torch.Tensor, t: Target) -> torch.Tensor | None:

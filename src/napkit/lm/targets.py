@@ -14,7 +14,8 @@ Aliases (``{i}`` a layer index), GPT-2 (``gpt2``) | Llama family (``llama``, ``m
 
 - ``blocks.{i}.hook_resid_pre``: input of ``transformer.h.{i}`` | of ``model.layers.{i}``;
 - ``blocks.{i}.hook_resid_mid``: input of ``transformer.h.{i}.ln_2`` |
-  of ``model.layers.{i}.post_attention_layernorm``;
+  of ``model.layers.{i}.post_attention_layernorm``; an intervention there also adds its change
+  to the MLP's output (``hook_mlp_out``), so the residual stream carries it, as in TransformerLens;
 - ``blocks.{i}.hook_resid_post``: output of ``transformer.h.{i}`` | of ``model.layers.{i}``;
 - ``blocks.{i}.mlp.hook_pre``: input of ``transformer.h.{i}.mlp.act`` | of ``model.layers.{i}.mlp.act_fn``
   (the gate);
@@ -71,6 +72,10 @@ LLAMA = {
 ARCHITECTURES = {"gpt2": (GPT2, "transformer.ln_f"), "llama": (LLAMA, "model.norm")}
 for _family in ("mistral", "qwen2", "qwen3", "smollm3"):
     ARCHITECTURES[_family] = ARCHITECTURES["llama"]
+# An alias read at the input of a module beside the residual stream: a write there reaches only
+# that module (the MLP's norm), so an intervention also adds its change to this sibling's output,
+# whose sum with the residual is the block's output (TransformerLens semantics: resid_mid changes).
+RESIDUAL_CARRIERS = {"hook_resid_mid": "hook_mlp_out"}
 FINAL_NORM_ALIAS = "ln_final.hook_normalized"
 TL_PATTERN_HOOKS = ("hook_pattern", "hook_attn_scores")  # TransformerLens: (batch, heads, query, key)
 _BLOCK_ALIAS = re.compile(r"^blocks\.(\d+)\.(.+)$")
@@ -84,6 +89,9 @@ class Target:
     module_name: str
     module: nn.Module
     read: str  # "input", "output", "pattern" or "normalized"
+    # for an input read beside the residual stream: the module whose output must also carry a
+    # write's change, so that the residual stream sees it (see RESIDUAL_CARRIERS)
+    carrier: nn.Module | None = None
 
 
 def n_layers(model: nn.Module) -> int:
@@ -130,14 +138,16 @@ def resolve(model: nn.Module, name: str, kind: str = "hf") -> Target:
     if table is not None:
         per_block, final_norm = table
         m = _BLOCK_ALIAS.match(name)
-        spec = None
+        spec, carrier = None, None
         if m and m.group(2) in per_block and int(m.group(1)) < n_layers(model):
             template, read = per_block[m.group(2)]
             spec = (template.format(i=int(m.group(1))), read)
+            if m.group(2) in RESIDUAL_CARRIERS:
+                carrier = modules.get(per_block[RESIDUAL_CARRIERS[m.group(2)]][0].format(i=int(m.group(1))))
         elif name == FINAL_NORM_ALIAS:
             spec = (final_norm, "normalized")
         if spec is not None and spec[0] in modules:
-            return Target(name, spec[0], modules[spec[0]], spec[1])
+            return Target(name, spec[0], modules[spec[0]], spec[1], carrier)
     candidates = [n for n in modules if n] + alias_names(model, kind)
     near = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
     hint = f"; nearest: {', '.join(near)}" if near else ""
