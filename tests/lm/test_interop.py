@@ -3,6 +3,7 @@
 - capture by TL-style alias on the HF tiny model equals TransformerLens's ``run_with_cache``
   on the same weights (≤1e-4), padded sequences included;
 - a write by alias (``add``) on the HF tiny model changes the logits as TL's hook of that name;
+- direct logit attribution per head and MLP equals TL's stacked components through the final norm;
 - a HookedTransformer loaded through ``napkit.lm.models.load`` is captured by its own hook
   names, and the rows equal ``run_with_cache``;
 - SAEs written by ``napkit.lm.sae_files`` load in SAELens and encode/decode as napkit's.
@@ -112,6 +113,27 @@ def test_adding_at_an_alias_on_hf_model_equals_transformer_lens_hook(tiny, name)
             got = tiny.model(input_ids=ids).logits
     assert not torch.allclose(want, model(ids), atol=1e-3), name
     torch.testing.assert_close(got, want, atol=ATOL * 10, rtol=RTOL * 10)
+
+
+def test_direct_logit_attribution_per_head_equals_transformer_lens_stack(tiny):
+    """napkit's per-head and per-MLP terms equal TL's ``stack_head_results`` and MLP outputs,
+    each passed through the final LayerNorm at its cached scale, times the logit difference's
+    unembedding direction (TL leaves the norm's weight to a folded unembedding: applied here)."""
+    from napkit.lm.attribution import direct_logit_attribution
+
+    model = hooked_tiny(tiny)
+    ids = tiny.tokenizer(TEXTS, return_tensors="pt", padding=True)["input_ids"][:, :6]  # no padding
+    correct, wrong = torch.tensor([5, 9]), torch.tensor([7, 3])
+    dla = direct_logit_attribution(tiny.model, ids, correct, wrong)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(ids)
+        heads = cache.stack_head_results(layer=-1, pos_slice=-1, apply_ln=True)  # [layers·heads, b, d]
+        mlps = torch.stack([cache[f"blocks.{i}.hook_mlp_out"][:, -1] for i in range(model.cfg.n_layers)])
+        mlps = cache.apply_ln_to_stack(mlps, layer=-1, pos_slice=-1)
+        direction = (model.W_U[:, correct] - model.W_U[:, wrong]).T * model.ln_final.w  # [b, d]
+        tl_heads = (heads * direction).sum(-1).T.reshape(len(ids), model.cfg.n_layers, model.cfg.n_heads)
+    np.testing.assert_allclose(dla.heads, tl_heads.double().numpy(), atol=ATOL, rtol=1e-4)
+    np.testing.assert_allclose(dla.mlps, (mlps * direction).sum(-1).T.double().numpy(), atol=ATOL, rtol=1e-4)
 
 
 def test_capture_on_loaded_hooked_transformer_equals_run_with_cache(tiny):
