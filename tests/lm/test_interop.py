@@ -3,6 +3,8 @@
 - capture by TL-style alias on the HF tiny model equals TransformerLens's ``run_with_cache``
   on the same weights (≤1e-4), padded sequences included;
 - a write by alias (``add``) on the HF tiny model changes the logits as TL's hook of that name;
+- the same two checks on a tiny random Llama (GQA, rotary, gated MLP, RMSNorm) against TL's
+  Llama conversion of its weights;
 - direct logit attribution per head and MLP equals TL's stacked components through the final norm;
 - a HookedTransformer loaded through ``napkit.lm.models.load`` is captured by its own hook
   names, and the rows equal ``run_with_cache``;
@@ -10,7 +12,7 @@
 
 Every test is skipped, with the reason, when the anchor is not installed (they are not
 dependencies: napkit's library code never imports them). No test downloads: the TL model
-is built from the committed tiny model's weights.
+is built from the committed tiny model's weights or a seeded random Llama.
 """
 
 from __future__ import annotations
@@ -202,3 +204,77 @@ def test_napkit_sae_folder_loads_in_saelens(tmp_path, kind):
     # and back: the folder still reads in napkit, equal to what was written
     again = load_sae(folder)
     assert torch.equal(again.W_enc, ours.W_enc) and again.kind == kind
+
+
+LLAMA_ALIASES = [
+    "blocks.0.hook_resid_pre",
+    "blocks.1.hook_resid_mid",
+    "blocks.1.hook_resid_post",
+    "blocks.0.mlp.hook_pre",
+    "blocks.1.mlp.hook_post",
+    "blocks.1.attn.hook_z",
+    "blocks.0.hook_attn_out",
+    "blocks.1.hook_mlp_out",
+    "ln_final.hook_normalized",
+]
+
+
+@pytest.fixture(scope="module")
+def llama_pair():
+    """A tiny random Llama (grouped-query attention, rotary, gated SiLU MLP, RMSNorm) in HF and
+    as a TransformerLens HookedTransformer with the same weights; their logits agree to ~1e-7."""
+    tl = pytest.importorskip("transformer_lens", reason="transformer-lens is in the bench-lm extra only")
+    from transformer_lens.pretrained.weight_conversions import convert_llama_weights
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from napkit.lm.models import LanguageModel
+
+    torch.manual_seed(0)
+    c = LlamaConfig(
+        vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, bos_token_id=0, eos_token_id=0, max_position_embeddings=64,
+    )  # fmt: skip
+    hf = LlamaForCausalLM(c).eval()
+    cfg = tl.HookedTransformerConfig(
+        n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=64, d_vocab=40, act_fn="silu",
+        normalization_type="RMS", positional_embedding_type="rotary", rotary_dim=8, gated_mlp=True,
+        n_key_value_heads=2, final_rms=True, eps=c.rms_norm_eps, original_architecture="LlamaForCausalLM",
+    )  # fmt: skip
+    with pytest.warns(DeprecationWarning):
+        model = tl.HookedTransformer(cfg)
+    missing, unexpected = model.load_state_dict(convert_llama_weights(hf, cfg), strict=False)
+    buffers = (".mask", ".IGNORE", "rotary_sin", "rotary_cos")  # TL's own, not weights
+    assert not unexpected and all(k.endswith(buffers) for k in missing)
+    return LanguageModel(hf, None), model.eval()
+
+
+LLAMA_IDS = torch.randint(1, 40, (1, 9), generator=torch.Generator().manual_seed(1))
+
+
+def test_alias_capture_on_hf_llama_equals_transformer_lens_cache(llama_pair):
+    lm, model = llama_pair
+    got = capture(lm, {"input_ids": LLAMA_IDS, "attention_mask": torch.ones_like(LLAMA_IDS)}, LLAMA_ALIASES)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(LLAMA_IDS)
+    for name in LLAMA_ALIASES:
+        want = tl_rows(cache, name, LLAMA_IDS.shape[1])
+        np.testing.assert_allclose(got.acts[name], want, atol=ATOL, rtol=RTOL, err_msg=name)
+
+
+@pytest.mark.parametrize("name", [n for n in LLAMA_ALIASES if not n.endswith("hook_normalized")])
+def test_adding_at_an_alias_on_hf_llama_equals_transformer_lens_hook(llama_pair, name):
+    from napkit.lm.interventions import Intervention, applied
+
+    lm, model = llama_pair
+    width = capture(lm, {"input_ids": LLAMA_IDS, "attention_mask": torch.ones_like(LLAMA_IDS)}, [name])
+    v = torch.randn(width.acts[name].shape[1], generator=torch.Generator().manual_seed(0))
+
+    def tl_add(value, hook):
+        return value + 0.5 * v.reshape(value.shape[2:])
+
+    with torch.no_grad():
+        want = model.run_with_hooks(LLAMA_IDS, fwd_hooks=[(name, tl_add)])
+        with applied(lm, [Intervention(name, "add", v, 0.5)]):
+            got = lm.model(input_ids=LLAMA_IDS).logits
+        assert not torch.allclose(want, model(LLAMA_IDS), atol=1e-3), name
+    torch.testing.assert_close(got, want, atol=ATOL * 10, rtol=RTOL * 10)
