@@ -67,9 +67,10 @@ def test_random_controls_have_the_vectors_norm_and_differ():
     assert (r @ v / 25).abs().max() < 0.99  # not the vector itself
 
 
-def test_steering_in_cached_generation_matches_uncached(tiny, regime):
+@pytest.mark.parametrize("site", [SITE, "blocks.2.hook_resid_mid"])  # resid_mid: two hooks per write
+def test_steering_in_cached_generation_matches_uncached(tiny, regime, site):
     pos, _, v = regime
-    iv = [steering(SITE, v, alpha_for_kl(tiny, pos, SITE, v, 3.0).alpha)]
+    iv = [steering(site, v, alpha_for_kl(tiny, pos, site, v, 3.0).alpha)]
     cached = generate(tiny, pos[0], iv, max_new_tokens=4)
     plain = generate(tiny, pos[0], iv, max_new_tokens=4, use_cache=False)
     assert torch.equal(cached, plain)
