@@ -42,6 +42,26 @@ def random_gpt2(seed: int = 0, n_layer: int = 2, vocab: int = 40, d_model: int =
     return GPT2LMHeadModel(cfg).eval()
 
 
+def random_llama(seed: int = 0, n_layer: int = 2):
+    """A tiny randomly initialised Llama (grouped-query attention, rotary, gated SiLU MLP,
+    RMSNorm), in eval mode: the SmolLM2 family's layout at toy size."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=n_layer,
+        num_attention_heads=4, num_key_value_heads=2, bos_token_id=0, eos_token_id=0,
+        max_position_embeddings=64,
+    )  # fmt: skip
+    return LlamaForCausalLM(cfg).eval()
+
+
+@pytest.fixture(scope="session")
+def make_llama():
+    """The factory of tiny random Llamas (seed, n_layer)."""
+    return random_llama
+
+
 @pytest.fixture
 def tiny_gpt2():
     return random_gpt2()

@@ -65,15 +65,8 @@ def test_dla_of_a_head_recomputed_by_hand(tiny_gpt2):
     np.testing.assert_allclose(dla.heads[:, 1, 2], (normed * u).sum(-1).numpy(), atol=1e-9)
 
 
-def test_dla_on_a_llama_style_model():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=32,
-    )  # fmt: skip
-    model = LlamaForCausalLM(cfg).eval()
+def test_dla_on_a_llama_style_model(make_llama):
+    model = make_llama()
     with torch.no_grad():  # RMSNorm weights away from 1, as in a trained model
         for p in model.parameters():
             if p.ndim == 1:

@@ -99,21 +99,25 @@ WRITE_ALIASES = [n for n in ALIASES if not n.endswith(("hook_pattern", "hook_nor
 def test_adding_at_an_alias_on_hf_model_equals_transformer_lens_hook(tiny, name):
     """A write by alias changes what TL's hook of that name changes (resid_mid: the residual
     stream, not only the MLP's input)."""
+    ids = tiny.tokenizer(TEXTS[1], return_tensors="pt")["input_ids"]
+    assert_same_add(tiny, hooked_tiny(tiny), ids, name)
+
+
+def assert_same_add(lm, model, ids: torch.Tensor, name: str) -> None:
+    """Adding 0.5·v at alias ``name`` of the HF model gives the logits of TL's hook there."""
     from napkit.lm.interventions import Intervention, applied
 
-    model = hooked_tiny(tiny)
-    ids = tiny.tokenizer(TEXTS[1], return_tensors="pt")["input_ids"]
-    width = capture(tiny, [TEXTS[1]], [name]).acts[name].shape[1]
-    v = torch.randn(width, generator=torch.Generator().manual_seed(0))
+    rows = capture(lm, {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, [name]).acts[name]
+    v = torch.randn(rows.shape[1], generator=torch.Generator().manual_seed(0))
 
     def tl_add(value, hook):
         return value + 0.5 * v.reshape(value.shape[2:])
 
     with torch.no_grad():
         want = model.run_with_hooks(ids, fwd_hooks=[(name, tl_add)])
-        with applied(tiny, [Intervention(name, "add", v, 0.5)]):
-            got = tiny.model(input_ids=ids).logits
-    assert not torch.allclose(want, model(ids), atol=1e-3), name
+        with applied(lm, [Intervention(name, "add", v, 0.5)]):
+            got = lm.model(input_ids=ids).logits
+        assert not torch.allclose(want, model(ids), atol=1e-3), name
     torch.testing.assert_close(got, want, atol=ATOL * 10, rtol=RTOL * 10)
 
 
@@ -220,21 +224,16 @@ LLAMA_ALIASES = [
 
 
 @pytest.fixture(scope="module")
-def llama_pair():
-    """A tiny random Llama (grouped-query attention, rotary, gated SiLU MLP, RMSNorm) in HF and
-    as a TransformerLens HookedTransformer with the same weights; their logits agree to ~1e-7."""
+def llama_pair(make_llama):
+    """A tiny random Llama (conftest's) in HF and as a TransformerLens HookedTransformer with the
+    same weights; their logits agree to ~1e-7."""
     tl = pytest.importorskip("transformer_lens", reason="transformer-lens is in the bench-lm extra only")
     from transformer_lens.pretrained.weight_conversions import convert_llama_weights
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     from napkit.lm.models import LanguageModel
 
-    torch.manual_seed(0)
-    c = LlamaConfig(
-        vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, bos_token_id=0, eos_token_id=0, max_position_embeddings=64,
-    )  # fmt: skip
-    hf = LlamaForCausalLM(c).eval()
+    hf = make_llama()
+    c = hf.config
     cfg = tl.HookedTransformerConfig(
         n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=64, d_vocab=40, act_fn="silu",
         normalization_type="RMS", positional_embedding_type="rotary", rotary_dim=8, gated_mlp=True,
@@ -263,18 +262,5 @@ def test_alias_capture_on_hf_llama_equals_transformer_lens_cache(llama_pair):
 
 @pytest.mark.parametrize("name", [n for n in LLAMA_ALIASES if not n.endswith("hook_normalized")])
 def test_adding_at_an_alias_on_hf_llama_equals_transformer_lens_hook(llama_pair, name):
-    from napkit.lm.interventions import Intervention, applied
-
     lm, model = llama_pair
-    width = capture(lm, {"input_ids": LLAMA_IDS, "attention_mask": torch.ones_like(LLAMA_IDS)}, [name])
-    v = torch.randn(width.acts[name].shape[1], generator=torch.Generator().manual_seed(0))
-
-    def tl_add(value, hook):
-        return value + 0.5 * v.reshape(value.shape[2:])
-
-    with torch.no_grad():
-        want = model.run_with_hooks(LLAMA_IDS, fwd_hooks=[(name, tl_add)])
-        with applied(lm, [Intervention(name, "add", v, 0.5)]):
-            got = lm.model(input_ids=LLAMA_IDS).logits
-        assert not torch.allclose(want, model(LLAMA_IDS), atol=1e-3), name
-    torch.testing.assert_close(got, want, atol=ATOL * 10, rtol=RTOL * 10)
+    assert_same_add(lm, model, LLAMA_IDS, name)

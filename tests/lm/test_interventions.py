@@ -9,7 +9,7 @@ import torch
 from napkit.errors import NapkitError
 from napkit.lm.capture import capture
 from napkit.lm.interventions import Intervention, applied
-from napkit.lm.models import random_init_like
+from napkit.lm.models import LanguageModel, random_init_like
 
 TEXTS = ["alice lives in paris .", "the big cat sees a dog near the river ."]
 SITE = "blocks.1.hook_resid_post"
@@ -105,29 +105,16 @@ def test_files_round_trip_and_refuse_another_model(tiny, tmp_path):
         Intervention.load(tmp_path / "bad.json", tiny)
 
 
-def _llama_lm():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from napkit.lm.models import LanguageModel
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, bos_token_id=0, eos_token_id=0,
-    )  # fmt: skip
-    return LanguageModel(LlamaForCausalLM(cfg).eval(), None, "in-memory", "hf")
-
-
 def _ids_logits(lm, ids, interventions=()):
     with applied(lm, interventions), torch.no_grad():
         return lm.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
-def test_a_write_at_resid_mid_changes_the_residual_stream_not_only_the_mlp_input(tiny, arch):
+def test_a_write_at_resid_mid_changes_the_residual_stream_not_only_the_mlp_input(tiny, make_llama, arch):
     """resid_mid = resid_pre + attention output, so adding v there is adding v to the attention
     output (TransformerLens semantics); a hook on the MLP's norm alone would miss the residual."""
-    lm = tiny if arch == "gpt2" else _llama_lm()
+    lm = tiny if arch == "gpt2" else LanguageModel(make_llama(), None)
     width = lm.model.config.hidden_size
     ids = torch.randint(1, 40, (2, 7), generator=torch.Generator().manual_seed(1))
     v = torch.randn(width, generator=torch.Generator().manual_seed(2))

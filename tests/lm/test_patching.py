@@ -64,24 +64,13 @@ def test_batched_sweep_equals_one_variant_at_a_time(tiny_gpt2):
     np.testing.assert_allclose(small_chunks.scores, one, atol=1e-6)
 
 
-def tiny_llama():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-        num_attention_heads=4, num_key_value_heads=2, bos_token_id=0, eos_token_id=0,
-    )  # fmt: skip
-    return LlamaForCausalLM(cfg).eval()
-
-
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
-def test_shared_prefix_fan_out_equals_one_variant_per_pass(tiny_gpt2, arch):
+def test_shared_prefix_fan_out_equals_one_variant_per_pass(tiny_gpt2, make_llama, arch):
     """Variants grouped by first layer (earlier layers once, then repeated per variant, masks and
     rotary tables too) give bitwise the logits of one variant per forward pass, with padding."""
     from napkit.lm.patching import sweep_variants
 
-    model = tiny_gpt2 if arch == "gpt2" else tiny_llama()
+    model = tiny_gpt2 if arch == "gpt2" else make_llama(n_layer=3)
     mask = torch.ones_like(CLEAN)
     mask[1, 6:], mask[4, 8:] = 0, 0
     for component in ("resid_pre", "head", "mlp", "neuron"):
@@ -225,10 +214,10 @@ def naive_patch_scores(model, clean, corrupted, correct, wrong, variants, mask):
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
-def test_patch_equals_one_hooked_pass_per_variant(tiny_gpt2, arch):
+def test_patch_equals_one_hooked_pass_per_variant(tiny_gpt2, make_llama, arch):
     """The growing batch, the skipped sites (unread positions of the last layer, positions of the
     common prefix, equal embeddings) and the chunks give the scores of the plain reference."""
-    model = tiny_gpt2 if arch == "gpt2" else tiny_llama()
+    model = tiny_gpt2 if arch == "gpt2" else make_llama(n_layer=3)
     n = len(model_layers(model))
     mask = torch.ones_like(CLEAN)
     mask[1, 6:], mask[4, 8:] = 0, 0
@@ -257,10 +246,10 @@ def test_patch_equals_one_hooked_pass_per_variant(tiny_gpt2, arch):
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
-def test_sites_taken_as_equal_have_equal_clean_and_corrupted_values(tiny_gpt2, arch):
+def test_sites_taken_as_equal_have_equal_clean_and_corrupted_values(tiny_gpt2, make_llama, arch):
     from napkit.lm.patching import COMPONENTS, _equal_values, _hook_point, model_parts
 
-    model = tiny_gpt2 if arch == "gpt2" else tiny_llama()
+    model = tiny_gpt2 if arch == "gpt2" else make_llama(n_layer=3)
     parts = model_parts(model)
     same = _equal_values(CLEAN, CORRUPTED)
     sites = [
