@@ -137,7 +137,10 @@ def steer(
     if out is not None:  # before the minutes of work, as every command that writes a file
         from napkit.cli.common import check_output
 
+        if out.suffix.lower() == ".safetensors":
+            raise NapkitError(f"--out {out}: give the intervention's .json name; its vector goes beside it")
         check_output(out, force)
+        check_output(out.with_suffix(".safetensors"), force)  # the vector file written beside it
     lm = _model(model)
     n_layers = lm.model.config.num_hidden_layers
     if layer is not None and not 0 <= layer < n_layers:
@@ -166,10 +169,14 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for figures and plots.")] = Path(
         "napkit-lm-demo"
     ),
+    force: Annotated[bool, typer.Option("--force", help="Write into a non-empty --out.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Every LM method on the tiny model; figures.json and plots under --out."""
+    from napkit.cli.common import check_folder
     from napkit.lm.demo import run_demo
+
+    check_folder(out, force)  # a non-empty folder is refused: its files would be replaced
 
     figures = run_demo(out, log=None if as_json else (lambda name: typer.echo(f"running {name} ...")))
     if not as_json:

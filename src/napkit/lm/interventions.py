@@ -102,9 +102,10 @@ class Intervention:
         vec_name = None
         if self.vector is not None:
             vec_name = path.with_suffix(".safetensors").name
-            tmp = path.with_name(vec_name + ".tmp")
-            save_file({"vector": self.vector.contiguous()}, str(tmp))
-            os.replace(tmp, path.with_name(vec_name))
+            if vec_name == path.name:
+                raise NapkitError(f"{path}: give the intervention a .json name; its vector goes beside it")
+            with _replacing(path.with_name(vec_name)) as tmp:
+                save_file({"vector": self.vector.contiguous()}, str(tmp))
         doc = {
             "format": FORMAT,
             "module": self.module,
@@ -114,9 +115,8 @@ class Intervention:
             "vector": vec_name,
             "model_fingerprint": lm.fingerprint,
         }
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
-        os.replace(tmp, path)
+        with _replacing(path) as tmp:
+            tmp.write_text(json.dumps(doc, indent=2) + "\n")
         return path
 
     @classmethod
@@ -140,6 +140,19 @@ class Intervention:
         iv = cls(doc["module"], doc["op"], vec, doc.get("alpha", 1.0), doc.get("positions"))
         iv.check_width(target_width(lm, iv.module))
         return iv
+
+
+@contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A temporary sibling that replaces ``path`` when the block succeeds; removed either way."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except IsADirectoryError:
+        raise NapkitError(f"cannot write {path}: it is a folder") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _positions(positions: Sequence[int], s: int):
