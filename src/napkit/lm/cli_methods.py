@@ -63,7 +63,7 @@ def _check_new_folder(out: Path, force: bool, option: str) -> None:
     if out.exists() and not out.is_dir():
         raise NapkitError(f"{option} {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not force:
-        raise NapkitError(f"{option} {out} is not empty: choose another folder, or pass --force to replace it")
+        raise NapkitError(f"{option} {out} is not empty: choose another folder, or pass --force")
 
 
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
