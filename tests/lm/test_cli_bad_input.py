@@ -84,6 +84,8 @@ def test_an_intervention_saved_onto_a_folder_leaves_no_partial_file(tiny, tmp_pa
         (["sae", "--out", "{tmp}/sae", "--steps", "0"], "--steps must be at least 1, got 0"),
         (["attribute", "--prompt", "alice lives in", *PAIR, "--top", "99"], "(--top) must lie in [1, 20]"),
         (["sae-siblings", "--steps", "2", "--sentences", "3", "--contexts", "1"], "(--sentences)"),
+        (["wordclass", "--windows", "20", "--seed", "-1"], "'--seed'"),
+        (["sae", "--out", "{tmp}/sae", "--seed", "-1"], "'--seed'"),
     ],
 )
 def test_bad_counts_name_their_option(args, message, tmp_path, capsys):

@@ -59,7 +59,7 @@ def _say(text: str, as_json: bool) -> None:
 @app.command("train-tiny")
 def train_tiny_cmd(
     out: Annotated[Path, typer.Option("--out", help="New folder for the model (HF layout + napkit.json).")],
-    seed: Annotated[int, typer.Option("--seed", help="Training seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Training seed.")] = 0,
     steps: Annotated[
         int | None,
         typer.Option("--steps", help="Steps on the mixed corpus, phase 2 (default: the reference's 3000)."),

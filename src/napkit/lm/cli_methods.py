@@ -21,6 +21,7 @@ ModelOpt = Annotated[
     str | None, typer.Option("--model", help="Local HF folder or 'smollm2'; default: the shipped tiny model.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Random seed (non-negative).")]
 
 
 def _load(model: str | None):
@@ -79,7 +80,7 @@ def snmf(
     ] = None,
     sentences: Annotated[int, typer.Option(help="Grammar sentences whose tokens form the columns.")] = 300,
     top: Annotated[int, typer.Option(help="Top tokens listed per feature.")] = 5,
-    seed: int = 0,
+    seed: SeedOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Semi-NMF of one layer's MLP activations; top tokens per feature."""
@@ -126,7 +127,7 @@ def sae(
     expansion: Annotated[int, typer.Option(help="d_sae / d_model.")] = 4,
     steps: Annotated[int, typer.Option(help="Training steps.")] = 2000,
     sentences: int = 3000,
-    seed: int = 0,
+    seed: SeedOpt = 0,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -286,7 +287,7 @@ def attribute(
 def wordclass(
     model: ModelOpt = None,
     windows: Annotated[int, typer.Option(help="9-word windows clustered.")] = 2000,
-    seed: int = 0,
+    seed: SeedOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """k-means of last-position states per layer vs word classes; random-init and shuffled baselines."""
