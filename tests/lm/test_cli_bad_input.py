@@ -106,3 +106,22 @@ def test_a_model_folder_without_tokenizer_or_with_cut_weights_is_one_line(tmp_pa
         f.truncate(1000)
     assert main(["lm", "snmf", "--model", str(cut), *SMALL_SNMF]) == 2
     assert "unreadable weights file" in one_error_line(capsys)
+
+
+def test_an_architecture_without_aliases_says_so(tmp_path, capsys):
+    """`steer` reads TL-style aliases: on a GPT-NeoX folder there are none and no near name."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    from napkit.lm.models import load_tiny
+
+    tok = load_tiny().tokenizer
+    cfg = GPTNeoXConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                        vocab_size=len(tok), max_position_embeddings=32)  # fmt: skip
+    folder = tmp_path / "neox"
+    GPTNeoXForCausalLM(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    out = tmp_path / "steer.json"
+    assert main(["lm", "steer", "--random", "1", "--model", str(folder), "--out", str(out)]) == 2
+    line = one_error_line(capsys)
+    assert "'blocks.0.hook_resid_post'" in line and "aliases are defined for gpt2, llama" in line
+    assert not out.exists() and not out.with_suffix(".safetensors").exists()
