@@ -125,3 +125,12 @@ def test_an_architecture_without_aliases_says_so(tmp_path, capsys):
     line = one_error_line(capsys)
     assert "'blocks.0.hook_resid_post'" in line and "aliases are defined for gpt2, llama" in line
     assert not out.exists() and not out.with_suffix(".safetensors").exists()
+
+
+def test_a_prompt_longer_than_the_context_is_one_line(capsys):
+    """The tiny model has 32 positions: a 41-token prompt was an IndexError in the embedding."""
+    clean, corrupted = ("alice lives in paris and " * 8).strip(), ("bob lives in paris and " * 8).strip()
+    assert main(["lm", "attribute", "--prompt", clean, *PAIR]) == 2
+    assert "41 tokens exceed the model's context of 32" in one_error_line(capsys)
+    assert main(["lm", "patch", "--clean", clean, "--corrupted", corrupted, *PAIR]) == 2
+    assert "41 tokens exceed the model's context of 32" in one_error_line(capsys)

@@ -28,10 +28,12 @@ app = typer.Typer(
 @app.callback()
 def _quiet_loading() -> None:
     """Commands print their own progress: transformers' bars (loading weights, writing shards)
-    would break the one-line stderr of an error, so the CLI turns them off."""
+    and warnings (e.g. a prompt longer than the context, refused by napkit anyway) would
+    break the one-line stderr of an error, so the CLI turns them off."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
