@@ -134,3 +134,28 @@ def test_a_prompt_longer_than_the_context_is_one_line(capsys):
     assert "41 tokens exceed the model's context of 32" in one_error_line(capsys)
     assert main(["lm", "patch", "--clean", clean, "--corrupted", corrupted, *PAIR]) == 2
     assert "41 tokens exceed the model's context of 32" in one_error_line(capsys)
+
+
+def test_a_broken_intervention_file_is_one_clear_error(tiny, tmp_path):
+    """A vector file gone or cut short, a JSON without its module, or not an object at all."""
+    import json
+
+    from napkit.lm.interventions import Intervention
+
+    path = Intervention("blocks.0.hook_resid_post", vector=torch.ones(128)).save(tmp_path / "iv.json", tiny)
+    vec = tmp_path / "iv.safetensors"
+    with vec.open("r+b") as f:
+        f.truncate(10)
+    with pytest.raises(NapkitError, match="cannot read the vector"):
+        Intervention.load(path, tiny)
+    vec.unlink()
+    with pytest.raises(NapkitError, match="cannot read the vector"):
+        Intervention.load(path, tiny)
+    doc = json.loads(path.read_text())
+    del doc["module"]
+    path.write_text(json.dumps(doc))
+    with pytest.raises(NapkitError, match="lacks module"):
+        Intervention.load(path, tiny)
+    path.write_text("[]")
+    with pytest.raises(NapkitError, match="is not a napkit.intervention/1 file"):
+        Intervention.load(path, tiny)

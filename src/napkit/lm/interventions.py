@@ -122,6 +122,7 @@ class Intervention:
     @classmethod
     def load(cls, path: str | Path, lm) -> Intervention:
         """Read an intervention file, refusing one made for another model or of the wrong width."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         lm = load(lm)
@@ -130,13 +131,20 @@ class Intervention:
             doc = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise NapkitError(f"cannot read intervention {path}: {exc}") from None
-        if doc.get("format") != FORMAT:
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise NapkitError(f"{path} is not a {FORMAT} file")
         if doc.get("model_fingerprint") != lm.fingerprint:
             raise NapkitError(f"{path} was made for another model (fingerprint differs)")
+        missing = [k for k in ("module", "op") if k not in doc]
+        if missing:
+            raise NapkitError(f"{path} lacks {', '.join(missing)}")
         vec = None
         if doc.get("vector"):
-            vec = load_file(str(path.with_name(doc["vector"])))["vector"]
+            vec_path = path.with_name(doc["vector"])
+            try:
+                vec = load_file(str(vec_path))["vector"]
+            except (OSError, KeyError, SafetensorError) as exc:
+                raise NapkitError(f"cannot read the vector {vec_path} of {path}: {exc}") from None
         iv = cls(doc["module"], doc["op"], vec, doc.get("alpha", 1.0), doc.get("positions"))
         iv.check_width(target_width(lm, iv.module))
         return iv
