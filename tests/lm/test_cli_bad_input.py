@@ -61,6 +61,8 @@ def test_an_output_of_the_wrong_kind_is_one_line_not_a_traceback(tmp_path, capsy
     assert "is a folder" in one_error_line(capsys)
     assert main(["lm", "attribute", "--prompt", "alice lives in", *PAIR, "--plots", str(a_file)]) == 2
     assert "--plots" in one_error_line(capsys) and a_file.read_text() == "mine"
+    assert main(["lm", "sae", "--out", str(a_file / "sae"), "--steps", "2", "--sentences", "5"]) == 2
+    assert "is a file, not a folder" in one_error_line(capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder.png"]  # no .tmp left
 
 

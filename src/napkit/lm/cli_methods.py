@@ -63,6 +63,9 @@ def _check_new_folder(out: Path, force: bool, option: str) -> None:
     (checked before the work, so nothing is trained for an output that cannot be written)."""
     if out.exists() and not out.is_dir():
         raise NapkitError(f"{option} {out} exists and is not a folder")
+    above = next((p for p in out.parents if p.exists()), None)  # the folder it would be created in
+    if above is not None and not above.is_dir():
+        raise NapkitError(f"cannot create {option} {out}: {above} is a file, not a folder")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise NapkitError(f"{option} {out} is not empty: choose another folder, or pass --force")
 
