@@ -96,6 +96,8 @@ def check_output(path: Path, force: bool = True) -> Path:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise NapkitError(f"cannot write {path}: folder {parent} does not exist")
+    if path.is_dir():  # even with --force: replacing a folder by a file would lose it
+        raise NapkitError(f"cannot write {path}: it is a folder, give a file name")
     if path.exists() and not force:
         raise NapkitError(f"{path} exists: choose another path, or pass --force to replace it")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):

@@ -112,7 +112,7 @@ def output_nodes(dla: DirectLogitAttribution, k: int) -> list[Site]:
     n_layers, n_heads = heads.shape
     scores = np.concatenate([heads.ravel(), mlps])
     if not 1 <= k <= len(scores):
-        raise NapkitError(f"k must lie in [1, {len(scores)}], got {k}")
+        raise NapkitError(f"output nodes: k (--top) must lie in [1, {len(scores)}] (heads and MLPs), got {k}")
     top = np.argsort(-scores, kind="stable")[:k]
     return [
         Site("head", int(j) // n_heads, int(j) % n_heads)

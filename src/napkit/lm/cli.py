@@ -28,10 +28,12 @@ app = typer.Typer(
 @app.callback()
 def _quiet_loading() -> None:
     """Commands print their own progress: transformers' bars (loading weights, writing shards)
-    would break the one-line stderr of an error, so the CLI turns them off."""
+    and warnings (e.g. a prompt longer than the context, refused by napkit anyway) would
+    break the one-line stderr of an error, so the CLI turns them off."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
@@ -59,7 +61,7 @@ def _say(text: str, as_json: bool) -> None:
 @app.command("train-tiny")
 def train_tiny_cmd(
     out: Annotated[Path, typer.Option("--out", help="New folder for the model (HF layout + napkit.json).")],
-    seed: Annotated[int, typer.Option("--seed", help="Training seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Training seed.")] = 0,
     steps: Annotated[
         int | None,
         typer.Option("--steps", help="Steps on the mixed corpus, phase 2 (default: the reference's 3000)."),
@@ -137,7 +139,10 @@ def steer(
     if out is not None:  # before the minutes of work, as every command that writes a file
         from napkit.cli.common import check_output
 
+        if out.suffix.lower() == ".safetensors":
+            raise NapkitError(f"--out {out}: give the intervention's .json name; its vector goes beside it")
         check_output(out, force)
+        check_output(out.with_suffix(".safetensors"), force)  # the vector file written beside it
     lm = _model(model)
     n_layers = lm.model.config.num_hidden_layers
     if layer is not None and not 0 <= layer < n_layers:
@@ -166,10 +171,14 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for figures and plots.")] = Path(
         "napkit-lm-demo"
     ),
+    force: Annotated[bool, typer.Option("--force", help="Write into a non-empty --out.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Every LM method on the tiny model; figures.json and plots under --out."""
+    from napkit.cli.common import check_folder
     from napkit.lm.demo import run_demo
+
+    check_folder(out, force)  # a non-empty folder is refused: its files would be replaced
 
     figures = run_demo(out, log=None if as_json else (lambda name: typer.echo(f"running {name} ...")))
     if not as_json:

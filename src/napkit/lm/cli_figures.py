@@ -20,6 +20,7 @@ from napkit.errors import NapkitError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 PlotOpt = Annotated[Path | None, typer.Option("--plot", help="Write a PNG plot here.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing --plot.")]
 
 
 def _load(model: str | None, default: str):
@@ -31,11 +32,15 @@ def _load(model: str | None, default: str):
     return load_tiny() if name == "tiny" else load(name)
 
 
-def _check_plot(plot: Path | None) -> None:
-    if plot is not None and not plot.parent.is_dir():
-        raise NapkitError(f"cannot write {plot}: folder {plot.parent} does not exist")
-    if plot is not None and plot.suffix.lower() != ".png":
+def _check_plot(plot: Path | None, force: bool) -> None:
+    """Before the work: a new .png file in an existing folder (an existing one only with --force)."""
+    if plot is None:
+        return
+    if plot.suffix.lower() != ".png":
         raise NapkitError(f"--plot must name a .png file, got {plot}")
+    from napkit.cli.common import check_output
+
+    check_output(plot, force)
 
 
 def _layers(spec: str | None) -> list[int] | None:
@@ -56,12 +61,13 @@ def occupation_probe(
     ] = None,
     random_init: Annotated[bool, typer.Option(help="Also probe the random-init model.")] = True,
     plot: PlotOpt = None,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Probe an occupation's stereotyped gender and the preferred pronoun per layer (held-out occupations)."""
     from napkit.lm.occupation_probe import plot_probe, probe_occupations
 
-    _check_plot(plot)
+    _check_plot(plot, force)
     res = probe_occupations(_load(model, "smollm2"), layers=_layers(layers), random_init=random_init)
     out = res.to_dict()
     if plot is not None:
@@ -112,12 +118,13 @@ def sae_siblings(
     sentences: Annotated[int, typer.Option("--sentences", help="Grammar sentences for SAE rows.")] = 1500,
     contexts: Annotated[int, typer.Option("--contexts", help="Prompts per context kind.")] = 12,
     plot: PlotOpt = None,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """SAE features of sibling nouns (cat/dog/bird/horse): fragility map and sibling confusion."""
     from napkit.lm.sae_siblings import sibling_study
 
-    _check_plot(plot)
+    _check_plot(plot, force)
     for name, v in (("--steps", steps), ("--sentences", sentences), ("--contexts", contexts)):
         if v < 1:
             raise NapkitError(f"{name} must be at least 1, got {v}")

@@ -21,6 +21,7 @@ ModelOpt = Annotated[
     str | None, typer.Option("--model", help="Local HF folder or 'smollm2'; default: the shipped tiny model.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Random seed (non-negative).")]
 
 
 def _load(model: str | None):
@@ -50,6 +51,28 @@ def _sentences(n: int, seed: int):
     return GRAMMAR.corpus(n, seed=seed)
 
 
+def _at_least(low: int, *options: tuple[str, int]) -> None:
+    """Refuse a count option below ``low``, naming the option as typed."""
+    for name, v in options:
+        if v < low:
+            raise NapkitError(f"{name} must be at least {low}, got {v}")
+
+
+def _check_new_folder(out: Path, force: bool, option: str) -> None:
+    """An output folder that may be written: not a file, and not a non-empty folder unless ``force``
+    (checked before the work, so nothing is trained for an output that cannot be written)."""
+    if out.exists() and not out.is_dir():
+        raise NapkitError(f"{option} {out} exists and is not a folder")
+    above = next((p for p in out.parents if p.exists()), None)  # the folder it would be created in
+    if above is not None and not above.is_dir():
+        raise NapkitError(f"cannot create {option} {out}: {above} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise NapkitError(f"{option} {out} is not empty: choose another folder, or pass --force")
+
+
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
+
+
 def snmf(
     model: ModelOpt = None,
     layer: Annotated[int, typer.Option(help="MLP layer whose neurons are factorised.")] = 1,
@@ -60,7 +83,7 @@ def snmf(
     ] = None,
     sentences: Annotated[int, typer.Option(help="Grammar sentences whose tokens form the columns.")] = 300,
     top: Annotated[int, typer.Option(help="Top tokens listed per feature.")] = 5,
-    seed: int = 0,
+    seed: SeedOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Semi-NMF of one layer's MLP activations; top tokens per feature."""
@@ -68,6 +91,7 @@ def snmf(
     from napkit.lm.patching import Site
     from napkit.lm.snmf import fit_snmf, svd_rel_error, top_inputs
 
+    _at_least(1, ("--iters", iters), ("--top", top))
     lm = _load(model)
     sents = _sentences(sentences, seed)
     a = token_rows(lm.model, lm.tokenizer, sents, Site("neuron", layer, 0)).double().T
@@ -106,7 +130,8 @@ def sae(
     expansion: Annotated[int, typer.Option(help="d_sae / d_model.")] = 4,
     steps: Annotated[int, typer.Option(help="Training steps.")] = 2000,
     sentences: int = 3000,
-    seed: int = 0,
+    seed: SeedOpt = 0,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Train a TopK SAE on one block's output; FVU, L0, dead fraction, CE recovered; save it."""
@@ -116,6 +141,8 @@ def sae(
     from napkit.lm.sae import ce_recovered, sae_metrics, train_sae
     from napkit.lm.sae_files import save_sae
 
+    _at_least(1, ("--steps", steps), ("--expansion", expansion))
+    _check_new_folder(out, force, "--out")
     lm = _load(model)
     if not 0 <= layer < model_parts(lm.model).n_layers:
         raise NapkitError(f"--layer must lie in [0, {model_parts(lm.model).n_layers})")
@@ -200,6 +227,7 @@ def attribute(
     model: ModelOpt = None,
     plots: Annotated[Path | None, typer.Option(help="Folder for attention PNGs of the first prompt.")] = None,
     top: Annotated[int, typer.Option(help="Output nodes listed.")] = 3,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Direct logit attribution per head and MLP; attention plots."""
@@ -214,6 +242,9 @@ def attribute(
     from napkit.lm.patching import answer_token
     from napkit.lm.tokenizer import refuse_unknown_words
 
+    _at_least(1, ("--top", top))
+    if plots is not None:
+        _check_new_folder(plots, force, "--plots")
     lm = _load(model)
     if not (len(prompt) == len(answer) == len(wrong)):
         raise NapkitError("give as many --prompt, --answer and --wrong as each other")
@@ -259,7 +290,7 @@ def attribute(
 def wordclass(
     model: ModelOpt = None,
     windows: Annotated[int, typer.Option(help="9-word windows clustered.")] = 2000,
-    seed: int = 0,
+    seed: SeedOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """k-means of last-position states per layer vs word classes; random-init and shuffled baselines."""

@@ -102,9 +102,10 @@ class Intervention:
         vec_name = None
         if self.vector is not None:
             vec_name = path.with_suffix(".safetensors").name
-            tmp = path.with_name(vec_name + ".tmp")
-            save_file({"vector": self.vector.contiguous()}, str(tmp))
-            os.replace(tmp, path.with_name(vec_name))
+            if vec_name == path.name:
+                raise NapkitError(f"{path}: give the intervention a .json name; its vector goes beside it")
+            with _replacing(path.with_name(vec_name)) as tmp:
+                save_file({"vector": self.vector.contiguous()}, str(tmp))
         doc = {
             "format": FORMAT,
             "module": self.module,
@@ -114,14 +115,14 @@ class Intervention:
             "vector": vec_name,
             "model_fingerprint": lm.fingerprint,
         }
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
-        os.replace(tmp, path)
+        with _replacing(path) as tmp:
+            tmp.write_text(json.dumps(doc, indent=2) + "\n")
         return path
 
     @classmethod
     def load(cls, path: str | Path, lm) -> Intervention:
         """Read an intervention file, refusing one made for another model or of the wrong width."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         lm = load(lm)
@@ -130,16 +131,36 @@ class Intervention:
             doc = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise NapkitError(f"cannot read intervention {path}: {exc}") from None
-        if doc.get("format") != FORMAT:
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise NapkitError(f"{path} is not a {FORMAT} file")
         if doc.get("model_fingerprint") != lm.fingerprint:
             raise NapkitError(f"{path} was made for another model (fingerprint differs)")
+        missing = [k for k in ("module", "op") if k not in doc]
+        if missing:
+            raise NapkitError(f"{path} lacks {', '.join(missing)}")
         vec = None
         if doc.get("vector"):
-            vec = load_file(str(path.with_name(doc["vector"])))["vector"]
+            vec_path = path.with_name(doc["vector"])
+            try:
+                vec = load_file(str(vec_path))["vector"]
+            except (OSError, KeyError, SafetensorError) as exc:
+                raise NapkitError(f"cannot read the vector {vec_path} of {path}: {exc}") from None
         iv = cls(doc["module"], doc["op"], vec, doc.get("alpha", 1.0), doc.get("positions"))
         iv.check_width(target_width(lm, iv.module))
         return iv
+
+
+@contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A temporary sibling that replaces ``path`` when the block succeeds; removed either way."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except IsADirectoryError:
+        raise NapkitError(f"cannot write {path}: it is a folder") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _positions(positions: Sequence[int], s: int):

@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from napkit.errors import NapkitError
@@ -89,9 +90,17 @@ def load(x, tokenizer=None) -> LanguageModel:
     )
 
 
+# files that hold a tokenizer's vocabulary; without one transformers builds an empty tokenizer
+VOCAB_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "vocab.txt", "spiece.model")
+
+
 def _tokenizer(path: Path):
     from transformers import AutoTokenizer
 
+    if not any((path / name).is_file() for name in VOCAB_FILES):
+        raise NapkitError(
+            f"{path} holds no tokenizer (none of {', '.join(VOCAB_FILES)}); napkit never downloads one"
+        )
     try:
         return AutoTokenizer.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as exc:
@@ -118,6 +127,8 @@ def _load_folder(path: Path) -> LanguageModel:
         raise NapkitError(
             f"{path} cannot be loaded without a download ({_first_line(exc)}); napkit reads local files only"
         ) from None
+    except SafetensorError as exc:  # a truncated or altered weights file
+        raise NapkitError(f"{path} has an unreadable weights file ({_first_line(exc)})") from None
     info = {}
     if (path / INFO_FILE).is_file():
         info = json.loads((path / INFO_FILE).read_text())

@@ -82,7 +82,7 @@ def sibling_features(
     for w, i in zip(words, ids, strict=True):
         rows = torch.from_numpy(tokens == i)
         if not bool(rows.any()):
-            raise NapkitError(f"no activation row holds the word {w!r}")
+            raise NapkitError(f"no activation row holds the word {w!r}: use more sentences (--sentences)")
         means[w] = f[rows].mean(0)
     out = {}
     fired = f > 0

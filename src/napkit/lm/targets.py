@@ -152,4 +152,6 @@ def resolve(model: nn.Module, name: str, kind: str = "hf") -> Target:
     near = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
     hint = f"; nearest: {', '.join(near)}" if near else ""
     arch = str(getattr(getattr(model, "config", None), "model_type", type(model).__name__))
+    if not near and table is None and _BLOCK_ALIAS.match(name):  # an alias, on an architecture without them
+        hint = f"; aliases are defined for {', '.join(sorted(ARCHITECTURES))} models: name a module instead"
     raise NapkitError(f"unknown module or alias {name!r} for this {arch} model{hint}")
