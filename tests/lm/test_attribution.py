@@ -91,7 +91,7 @@ def test_output_nodes_and_recovery(tiny_gpt2):
     r_all = output_node_recovery(tiny_gpt2, IDS, corrupted, CORRECT, WRONG, all_nodes)
     r_last = output_node_recovery(tiny_gpt2, IDS, corrupted, CORRECT, WRONG, [Site("resid_pre", 2)])
     assert r_last == 1.0 and np.isfinite(r_all)
-    with pytest.raises(NapkitError, match="k must"):
+    with pytest.raises(NapkitError, match="k .--top. must lie in"):
         output_nodes(dla, 11)
 
 
