@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ONNX, ROOT, SHARED, load_mnist, need  # noqa: E402
@@ -87,6 +86,7 @@ def measure(which: str, before, seconds: float) -> None:
     """The three routes on one instance, one table row each, then the ratio."""
     from napkit.verify.attack import check_point
     from napkit.verify.bab import branch_and_bound
+    from napkit.verify.options import VerifyOptions
     from napkit.verify.properties import follows_phases
 
     net, prop = instance(which)
@@ -104,13 +104,13 @@ def measure(which: str, before, seconds: float) -> None:
 
     def after(batch, dtype):
         return branch_and_bound(net, b, c, -d, time.monotonic() + seconds, check, groups=np.arange(c.shape[0]),
-                                screen=screen, batch=batch, dtype=dtype)
+                                screen=screen, options=VerifyOptions(bab_batch=batch, bab_dtype=dtype))
 
     rates = {}
     routes = [
         ("before", lambda: before(net, b, c[:1], -d[:1], time.monotonic() + seconds, check)),
-        ("after-f64-32", lambda: after(32, torch.float64)),
-        ("after", lambda: after(256, torch.float32)),
+        ("after-f64-32", lambda: after(32, "float64")),
+        ("after", lambda: after(256, "float32")),
     ]
     for name, go in routes:
         t = time.monotonic()

@@ -20,6 +20,7 @@ from napkit.verify import (
 )
 from napkit.verify.bab import branch_and_bound
 from napkit.verify.optimized import optimize_rows, tighten_optimized
+from napkit.verify.options import VerifyOptions
 from napkit.verify.verdict import FOUND, REFUTED, UNKNOWN
 
 
@@ -106,7 +107,7 @@ def test_branch_and_bound_brute_force_2d(seed):
         res = branch_and_bound(net, b, c, -d, deadline=time.monotonic() + 20,
                                check=lambda z, c=c, d=d: check_point(net, box, OutputSpec(((c, d),), 3),
                                                                      phases, z),
-                               batch=4)
+                               options=VerifyOptions(bab_batch=4))
         bad = follow & ((y @ c.T - d) <= 0).all(1)
         if res.status == REFUTED:
             assert not bad.any(), "branch and bound proved a disjunct that a grid point violates"
@@ -119,7 +120,7 @@ def test_branch_and_bound_brute_force_2d(seed):
 
 
 @pytest.mark.parametrize("seed", range(12))
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_one_tree_over_all_disjuncts_brute_force_2d(seed, dtype):
     """One tree with a per-domain mask of open disjuncts: ``refuted`` means no grid point
     violates any disjunct; ``found`` is a real violation; open_groups are the undecided ones."""
@@ -132,7 +133,7 @@ def test_one_tree_over_all_disjuncts_brute_force_2d(seed, dtype):
     d = np.concatenate([dd for _, dd in spec.disjuncts])
     res = branch_and_bound(net, b, c, -d, deadline=time.monotonic() + 30,
                            check=lambda z: check_point(net, box, spec, phases, z),
-                           batch=8, groups=np.arange(c.shape[0]), dtype=dtype)
+                           groups=np.arange(c.shape[0]), options=VerifyOptions(bab_batch=8, bab_dtype=dtype))
     bad = follow & spec.violated(y)
     if res.status == REFUTED:
         assert not bad.any(), "branch and bound proved a property that a grid point violates"
@@ -219,7 +220,7 @@ def test_branch_and_bound_stops_at_max_open():
     c = np.vstack([cc for cc, _ in spec.disjuncts])
     d = np.concatenate([dd for _, dd in spec.disjuncts])
     res = branch_and_bound(net, b, c, -d, deadline=time.monotonic() + 10, check=lambda x: None,
-                           groups=np.arange(c.shape[0]), batch=1, max_open=0)
+                           groups=np.arange(c.shape[0]), options=VerifyOptions(bab_batch=1), max_open=0)
     assert res.status == UNKNOWN and "handed to the MILP" in res.reason
     assert res.open_groups
 
@@ -237,8 +238,9 @@ def test_tree_started_from_the_root_parameters_brute_force_2d(seed):
     d = np.concatenate([dd for _, dd in spec.disjuncts])
     _, info = optimize_rows(net, b, len(net.layer_sizes), c, -d, iters=30)
     res = branch_and_bound(net, b, c, -d, deadline=time.monotonic() + 30,
-                           check=lambda z: check_point(net, box, spec, phases, z), batch=8,
-                           groups=np.arange(c.shape[0]), root_warm=(info["alphas"], info["betas"]))
+                           check=lambda z: check_point(net, box, spec, phases, z),
+                           options=VerifyOptions(bab_batch=8), groups=np.arange(c.shape[0]),
+                           root_warm=(info["alphas"], info["betas"]))
     bad = follow & spec.violated(y)
     if res.status == REFUTED:
         assert not bad.any(), "branch and bound proved a property that a grid point violates"
@@ -266,10 +268,10 @@ def test_best_bound_raises_the_last_iterates_bound_soundly_and_keeps_its_paramet
         for flag in (False, True):  # a large step, so that the last iterate often falls back
             tree = _Tree(net, b, c, np.zeros(3), np.arange(3), 12, 0.5, torch.float64, False, flag)
             out[flag] = tree.bound([root])
-        v_last, v_best = out[False][4].numpy(), out[True][4].numpy()
+        v_last, v_best = out[False].v, out[True].v
         assert (v_best >= v_last - 1e-12).all()
         raised += int((v_best > v_last + 1e-6).sum())
-        for part_last, part_best in zip(out[False][7], out[True][7], strict=True):
+        for part_last, part_best in zip(out[False].params, out[True].params, strict=True):
             for j in part_last:
                 assert torch.equal(part_last[j], part_best[j])
         y, _ = net.forward(rng.random((20000, 3)))

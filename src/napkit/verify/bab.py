@@ -94,7 +94,7 @@ class _Tree:
             still |= d.groups
         return [int(g) for g in np.flatnonzero(still)]
 
-    def bound(self, take: list[_Domain]):
+    def bound(self, take: list[_Domain]) -> _Batch:
         """Optimised bounds of every open row of every domain of ``take`` (flat rows)."""
         rows_of = [np.flatnonzero(d.groups[self.groups]) for d in take]
         counts = np.array([r.size for r in rows_of])
@@ -128,7 +128,91 @@ class _Tree:
         val, coefs, ax, params = optimise(prob, alphas, betas, self.iters, self.lr, stop_at=0.0,
                                           keep_best=self.keep_best, dtype=self.dtype,
                                           best_bound=self.best_bound)
-        return dom, rows, starts, layers, val, coefs, ax, params
+        return _Batch(take, dom, rows, starts, layers, val.numpy(), coefs, ax, params)
+
+
+@dataclass
+class _Batch:
+    """A bounded batch of subdomains: flat rows (subdomain ``dom``, objective row ``rows``),
+    subdomain i owning rows ``starts[i]:starts[i + 1]``, with their bounds ``v``, the bound
+    coefficients per layer, the minimisers' signs ``ax`` and the final parameters."""
+
+    take: list[_Domain]
+    dom: np.ndarray
+    rows: np.ndarray
+    starts: np.ndarray
+    layers: list[CrownLayer]
+    v: np.ndarray
+    coefs: dict
+    ax: torch.Tensor
+    params: tuple[dict, dict]
+
+    def span(self, i: int) -> slice:
+        return slice(self.starts[i], self.starts[i + 1])
+
+    def still_open(self, groups: np.ndarray, n_groups: int) -> np.ndarray:
+        """[subdomain, disjunct]: open before and not refuted now (refuted: one of its rows > 0)."""
+        refuted = np.zeros((len(self.take), n_groups), dtype=bool)
+        np.logical_or.at(refuted, (self.dom, groups[self.rows]), self.v > 0)
+        return np.stack([d.groups for d in self.take]) & ~refuted
+
+    def weakest(self, groups: np.ndarray, still: np.ndarray, alive: np.ndarray):
+        """(per subdomain and open disjunct its best row's bound, +inf where closed; per alive
+        subdomain the flat row of its weakest disjunct's best row, whose minimiser is the
+        subdomain's candidate counterexample)."""
+        gmax = np.full(still.shape, -np.inf)
+        np.maximum.at(gmax, (self.dom, groups[self.rows]), self.v)
+        gmax = np.where(still, gmax, np.inf)
+        weak_g = gmax.argmin(1)
+        in_weak = np.where(groups[self.rows] == weak_g[self.dom], self.v, -np.inf)
+        pick = np.array([self.starts[i] + int(np.argmax(in_weak[self.span(i)])) for i in alive])
+        return gmax, pick
+
+    def branching(self, groups: np.ndarray, still: np.ndarray, n_h: int):
+        """Per subdomain the neuron (layer, index) with the best score over its open rows, and
+        that score (negative: no unstable neuron left)."""
+        n = len(self.take)
+        open_row = torch.from_numpy(still[self.dom, groups[self.rows]])
+        best_s = torch.full((n,), -1.0, dtype=torch.float64)
+        best_at = torch.zeros((n, 2), dtype=torch.int64)
+        dom_t = torch.from_numpy(self.dom)
+        for k in range(n_h):
+            if k not in self.coefs:
+                continue
+            sc = torch.where(open_row[:, None], _score(self.layers[k], self.coefs[k]), -1.0)
+            per = torch.full((n, sc.shape[1]), -1.0, dtype=sc.dtype)
+            per.scatter_reduce_(0, dom_t[:, None].expand_as(sc), sc, reduce="amax")
+            s, j = per.max(1)
+            better = s > best_s
+            best_s = torch.where(better, s, best_s)
+            best_at[better] = torch.stack([torch.full_like(j, k), j], 1)[better]
+        return best_s, best_at
+
+    def children(self, i: int, open_i: np.ndarray, groups: np.ndarray, neuron) -> list[_Domain]:
+        """Subdomain i split on ``neuron`` (layer, index): both phases, each starting from the
+        parent's parameters of the rows still open."""
+        k, j = neuron
+        keep = torch.from_numpy(open_i[groups[self.rows[self.span(i)]]])
+        warm = tuple({q: t[self.span(i)][keep] for q, t in part.items()} for part in self.params)
+        out = []
+        for sign in (1, -1):
+            child = [p.copy() for p in self.take[i].phases]
+            child[k][j] = sign
+            out.append(_Domain(child, open_i.copy(), warm))
+        return out
+
+
+def _limit_reason(tree: _Tree, deadline: float, stop, seen: int, max_domains: int, max_open) -> str:
+    """Why the tree must stop now ("" to go on)."""
+    if time.monotonic() > deadline:
+        return f"branch and bound: time out ({len(tree.heap)} open)"
+    if stop is not None and stop():
+        return "branch and bound: stopped"
+    if seen > max_domains:
+        return "branch and bound: domain limit"
+    if max_open is not None and len(tree.heap) > max_open:
+        return f"branch and bound: {len(tree.heap)} open, handed to the MILP"
+    return ""
 
 
 def branch_and_bound(
@@ -138,18 +222,14 @@ def branch_and_bound(
     const: np.ndarray,
     deadline: float,
     check: Callable[[np.ndarray], object],
-    batch: int = VerifyOptions.bab_batch,
-    iters: int = VerifyOptions.bab_iters,
-    lr: float = VerifyOptions.bab_lr,
-    max_domains: int = 200000,
+    *,
+    options: VerifyOptions | None = None,
     groups: np.ndarray | None = None,
     screen: Callable[[np.ndarray], np.ndarray] | None = None,
-    dtype: torch.dtype | None = None,
     stop: Callable[[], bool] | None = None,
     max_open: int | None = None,
     root_warm: tuple[dict, dict] | None = None,
-    keep_best: bool = VerifyOptions.bab_keep_best,
-    best_bound: bool = VerifyOptions.bab_best_bound,
+    max_domains: int = 200000,
 ) -> BabResult:
     """Prove that on the region of ``bounds``, for every disjunct, some row of ``c @ y + const``
     is positive. ``groups[i]``: the disjunct of row i (default: all rows form one).
@@ -159,21 +239,20 @@ def branch_and_bound(
     ``stop()`` is True, or (``max_open``) once more subdomains than that are open: the tree
     grows instead of closing, and the caller hands the query to the MILP. ``root_warm``:
     (alphas, betas) per row of ``c`` (e.g. the root's optimised bounds) to start the root from.
-    ``keep_best``: each subdomain keeps its best Adam iterate (else the last one);
-    ``best_bound``: with the last iterate, a subdomain's bound is the best iterate's when that
-    is higher (its children still start from the last). ``batch``, ``iters``, ``lr``,
-    ``keep_best``, ``best_bound`` and ``dtype`` (None: ``bab_dtype``) default to the
-    engine's ``VerifyOptions``, so a direct call runs the tree the engine runs. ``status``:
-    ``refuted`` when every disjunct is refuted on every subdomain, ``found`` with a
-    counterexample ``check`` confirmed, else ``unknown``.
+    ``options`` (default ``VerifyOptions()``, so a direct call runs the tree the engine runs):
+    its ``bab_batch``, ``bab_iters``, ``bab_lr``, ``bab_dtype``, ``bab_keep_best`` (each
+    subdomain keeps its best Adam iterate, else the last one) and ``bab_best_bound`` (with the
+    last iterate, a subdomain's bound is the best iterate's when that is higher; its children
+    still start from the last). ``status``: ``refuted`` when every disjunct is refuted on every
+    subdomain, ``found`` with a counterexample ``check`` confirmed, else ``unknown``.
     """
     t0 = time.monotonic()
-    if dtype is None:
-        dtype = VerifyOptions().torch_dtype
+    o = VerifyOptions() if options is None else options
     c = np.atleast_2d(np.asarray(c, dtype=np.float64))
     const = np.asarray(const, dtype=np.float64).reshape(-1)
     groups = np.zeros(c.shape[0], dtype=np.int64) if groups is None else np.asarray(groups, np.int64)
-    tree = _Tree(net, bounds, c, const, groups, iters, lr, dtype, keep_best, best_bound)
+    tree = _Tree(net, bounds, c, const, groups, o.bab_iters, o.bab_lr, o.torch_dtype, o.bab_keep_best,
+                 o.bab_best_bound)
     root_ph = bounds.phases or [np.zeros(lo.size, np.int8) for lo in bounds.lower]
     if root_warm is not None:  # only the layers this tree optimises, one row per row of c
         n = c.shape[0]
@@ -194,35 +273,20 @@ def branch_and_bound(
 
     while tree.heap:
         in_batch = np.zeros(tree.n_groups, dtype=bool)  # the last batch is fully queued
-        if time.monotonic() > deadline:
-            return result(UNKNOWN, reason=f"branch and bound: time out ({len(tree.heap)} open)")
-        if stop is not None and stop():
-            return result(UNKNOWN, reason="branch and bound: stopped")
-        if seen > max_domains:
-            return result(UNKNOWN, reason="branch and bound: domain limit")
-        if max_open is not None and len(tree.heap) > max_open:
-            return result(UNKNOWN, reason=f"branch and bound: {len(tree.heap)} open, handed to the MILP")
-        take = tree.pop(batch)
+        why = _limit_reason(tree, deadline, stop, seen, max_domains, max_open)
+        if why:
+            return result(UNKNOWN, reason=why)
+        take = tree.pop(o.bab_batch)
         in_batch = np.logical_or.reduce([d.groups for d in take])
-        dom, rows, starts, layers, val, coefs, ax, params = tree.bound(take)
+        b = tree.bound(take)
         seen += len(take)
-        n_rows += rows.size
-        v = val.numpy()
-        # a disjunct is refuted on a domain when one of its rows is positive
-        refuted = np.zeros((len(take), tree.n_groups), dtype=bool)
-        np.logical_or.at(refuted, (dom, groups[rows]), v > 0)
-        still = np.stack([d.groups for d in take]) & ~refuted
+        n_rows += b.rows.size
+        still = b.still_open(groups, tree.n_groups)
         alive = np.flatnonzero(still.any(1))
         if alive.size == 0:
             continue
-        # per open disjunct its best row (max); the weakest disjunct (min) gives the candidate
-        gmax = np.full((len(take), tree.n_groups), -np.inf)
-        np.maximum.at(gmax, (dom, groups[rows]), v)
-        gmax = np.where(still, gmax, np.inf)
-        weak_g = gmax.argmin(1)
-        in_weak = np.where(groups[rows] == weak_g[dom], v, -np.inf)
-        pick = np.array([starts[i] + int(np.argmax(in_weak[starts[i]:starts[i + 1]])) for i in alive])
-        xs = torch.where(ax[pick] > 0, tree.box_lo, tree.box_hi).numpy()
+        gmax, pick = b.weakest(groups, still, alive)
+        xs = torch.where(b.ax[pick] > 0, tree.box_lo, tree.box_hi).numpy()
         for x in xs[: max(0, _KEEP_CANDIDATES - len(cands))]:
             cands.append(x.copy())
         worth = np.ones(len(xs), dtype=bool) if screen is None else screen(xs)
@@ -233,39 +297,18 @@ def branch_and_bound(
             ce = check(x)
             if ce is not None:
                 return result(FOUND, ce)
-        # branching: per domain the neuron with the best score over its open rows
-        open_row = torch.from_numpy(still[dom, groups[rows]])
-        best_s = torch.full((len(take),), -1.0, dtype=torch.float64)
-        best_at = torch.zeros((len(take), 2), dtype=torch.int64)
-        dom_t = torch.from_numpy(dom)
-        for k in range(tree.n_h):
-            if k not in coefs:
-                continue
-            sc = torch.where(open_row[:, None], _score(layers[k], coefs[k]), -1.0)
-            per = torch.full((len(take), sc.shape[1]), -1.0, dtype=sc.dtype)
-            per.scatter_reduce_(0, dom_t[:, None].expand_as(sc), sc, reduce="amax")
-            s, j = per.max(1)
-            better = s > best_s
-            best_s = torch.where(better, s, best_s)
-            best_at[better] = torch.stack([torch.full_like(j, k), j], 1)[better]
+        best_s, best_at = b.branching(groups, still, tree.n_h)
         for i in alive:
-            d = take[i]
-            key = float(gmax[i].min())
             if float(best_s[i]) < 0:
-                out, ce, why = _leaf(net, bounds, d.phases, c, const, groups, still[i], deadline, check)
+                out, ce, why = _leaf(net, bounds, take[i].phases, c, const, groups, still[i], deadline, check)
                 if out == REFUTED:
                     continue
                 if out == FOUND:
                     return result(FOUND, ce)
                 return result(UNKNOWN, reason=f"branch and bound: leaf LP {why}")
-            k, j = (int(t) for t in best_at[i])
-            keep = still[i][groups[rows[starts[i]:starts[i + 1]]]]
-            sl = slice(starts[i], starts[i + 1])
-            warm = tuple({q: t[sl][torch.from_numpy(keep)] for q, t in part.items()} for part in params)
-            for sign in (1, -1):
-                child = [p.copy() for p in d.phases]
-                child[k][j] = sign
-                tree.push(key, _Domain(child, still[i].copy(), warm))
+            key = float(gmax[i].min())
+            for child in b.children(i, still[i], groups, (int(best_at[i, 0]), int(best_at[i, 1]))):
+                tree.push(key, child)
     return result(REFUTED)
 
 

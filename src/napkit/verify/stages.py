@@ -217,9 +217,7 @@ def bab(q: Query) -> VerificationResult | None:
     res = branch_and_bound(
         q.net, q.bounds, c, const, root_warm=warm,
         deadline=q.until(budget * (1 - o.bab_patterns_share if o.patterns and q.stop is None else 1)),
-        check=lambda x: q.confirm_point(x, q.spec), groups=groups, screen=q.screen,
-        batch=o.bab_batch, iters=o.bab_iters, lr=o.bab_lr, keep_best=o.bab_keep_best,
-        best_bound=o.bab_best_bound, dtype=o.torch_dtype, stop=q.stop,
+        check=lambda x: q.confirm_point(x, q.spec), groups=groups, screen=q.screen, options=o, stop=q.stop,
         max_open=o.handoff_open if q.prop.phases is not None and n <= o.handoff_max_unstable else None,
     )
     q.add_time("bab_s", t)
