@@ -91,6 +91,42 @@ def test_witness_rows_of_the_wrong_size_are_one_clear_error():
                         witness=np.zeros(3), workers=1)
 
 
+def test_given_rows_reach_the_scan_uncopied_and_float32_rows_decide_as_float64(monkeypatch):
+    """The rows are not copied before the scan (60000 MNIST rows to float64 took seconds
+    outside the scan's budget); it converts a batch at a time, so float32 rows give the
+    verdict, counterexample and followers of the same rows in float64."""
+    from napkit.verify import engine
+
+    net = _step_net()
+    prop = Property(domain_box(1), robustness_spec(0, 2), [np.array([0, 0, -1], np.int8)])
+    data = np.array([[0.1], [0.9], [0.3], [0.4]])
+    made = []
+
+    class Recorded(engine.Query):
+        def __init__(self, *args):
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(engine, "Query", Recorded)
+    rows = data.astype(np.float32)
+    verify_property(net, prop, timeout=10, witness=rows, workers=1)
+    assert len(made) == 1 and np.shares_memory(made[0].data, rows)
+    monkeypatch.undo()
+    wide = verify_property(net, prop, timeout=10, witness=data, workers=1)
+    narrow = verify_property(net, prop, timeout=10, witness=data.astype(np.float32), workers=1)
+    assert (narrow.verdict, narrow.stats["data_followers"]) == (wide.verdict, wide.stats["data_followers"])
+    assert narrow.counterexample.dtype == np.float64
+    np.testing.assert_array_equal(narrow.counterexample, np.float32(wide.counterexample[0]))
+
+
+def test_witness_rows_that_are_not_numbers_are_one_clear_error():
+    from napkit.errors import NapkitError
+
+    prop = Property(domain_box(1), robustness_spec(0, 2), [np.array([0, 0, -1], np.int8)])
+    with pytest.raises(NapkitError, match="witness rows must be numbers"):
+        verify_property(_step_net(), prop, timeout=5, witness=np.array([["a"], ["b"]]), workers=1)
+
+
 def test_nap_milp_off_below_its_unstable_threshold():
     net = _twin_net(bump=0.0)
     prop = Property(_BOX, robustness_spec(0, 2), _TWIN_PHASES)

@@ -119,7 +119,11 @@ def _run_stages(net, prop, opts: VerifyOptions, onnx_model, witness) -> Verifica
     prop = prop.check(net.layer_sizes, net.n_inputs, net.n_outputs)
     q = Query(net, prop, opts, onnx_model)
     if witness is not None:
-        pts = np.asarray(witness, dtype=np.float64)
+        # kept in its own dtype: the data stage converts a batch at a time to float64, inside
+        # its share of the clock (a whole-dataset copy here ran outside any budget)
+        pts = np.asarray(witness)
+        if pts.dtype.kind not in "biuf":
+            raise NapkitError(f"witness rows must be numbers, got dtype {pts.dtype}")
         if pts.size == 0 or pts.size % net.n_inputs:
             raise NapkitError(f"witness has {pts.size} values: not rows of the network's "
                               f"{net.n_inputs} inputs")

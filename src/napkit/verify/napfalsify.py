@@ -50,7 +50,7 @@ def data_points(q: Query) -> VerificationResult | None:
             q.stats["data_stopped"] = "time budget"
             break
         q.stats["data_rows"] = min(s + _BATCH, len(q.data))
-        part = q.data[s:s + _BATCH]
+        part = np.asarray(q.data[s:s + _BATCH], dtype=np.float64)
         y, pre = q.net.forward(part)
         ok = q.prop.box.contains(part) & follows_phases(pre, q.prop.phases)
         idx = np.flatnonzero(ok)
@@ -88,7 +88,8 @@ def data_points(q: Query) -> VerificationResult | None:
             return q.done("falsified", why, ce)
     if idx.size:
         near = np.argsort(best)[: q.opts.data_starts]
-        q.starts[:0] = list(q.data[idx[near]])  # the followers closest to a violation walk first
+        # the followers closest to a violation walk first
+        q.starts[:0] = list(np.asarray(q.data[idx[near]], dtype=np.float64))
         # per open disjunct: the smallest slack among the followers (orders the NAP MILP)
         q.data_slack = {k: float(sl[:, i].min()) for i, k in enumerate(open_ids)}
     q.add_time("data_s", t)
