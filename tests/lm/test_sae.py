@@ -171,6 +171,13 @@ def test_saelens_folder_round_trip_and_other_model_refused(tmp_path, tiny_gpt2, 
     assert torch.equal(back(x[:50]), sae(x[:50])) and back.hook_name == "transformer.h.0"
     with pytest.raises(NapkitError, match="another model"):
         load_sae(folder, other_gpt2)
+    from napkit.lm.models import LanguageModel
+
+    assert torch.equal(load_sae(folder, LanguageModel(tiny_gpt2, None))(x[:5]), sae(x[:5]))
+    with pytest.raises(NapkitError, match="another model"):
+        load_sae(folder, LanguageModel(other_gpt2, None))
+    with pytest.raises(NapkitError, match="language model or a torch module"):
+        load_sae(folder, "gpt2")
     (folder / "sae_weights.safetensors").write_bytes(b"garbage")
     with pytest.raises(NapkitError, match="safetensors"):
         load_sae(folder)

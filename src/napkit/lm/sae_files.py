@@ -92,8 +92,19 @@ def _read_cfg(folder: Path) -> dict:
     return cfg
 
 
-def load_sae(folder: str | Path, model: nn.Module | None = None) -> SparseAutoencoder:
-    """Read an SAE folder; with ``model``, refuse an SAE that was trained on another model."""
+def _fingerprint_of(model) -> str:
+    """The fingerprint of a ``LanguageModel`` (from :func:`napkit.lm.models.load`) or a torch module."""
+    known = getattr(model, "fingerprint", None)
+    if isinstance(known, str):
+        return known
+    if not isinstance(model, nn.Module):
+        raise NapkitError(f"model must be a language model or a torch module, got {type(model).__name__}")
+    return model_fingerprint(model)
+
+
+def load_sae(folder: str | Path, model=None) -> SparseAutoencoder:
+    """Read an SAE folder; with ``model`` (a ``LanguageModel`` or its torch module), refuse an
+    SAE that was trained on another model."""
     folder = Path(folder)
     cfg = _read_cfg(folder)
     kinds = {v: k for k, v in ARCHITECTURES.items()}
@@ -102,7 +113,7 @@ def load_sae(folder: str | Path, model: nn.Module | None = None) -> SparseAutoen
         arch = cfg["architecture"]
         raise NapkitError(f"unsupported SAE architecture {arch!r} (napkit reads topk and standard)")
     if model is not None:
-        want, have = cfg.get("napkit_model_fingerprint"), model_fingerprint(model)
+        want, have = cfg.get("napkit_model_fingerprint"), _fingerprint_of(model)
         if want is None:
             raise NapkitError(f"{folder} names no model fingerprint: cannot check it belongs to this model")
         if want != have:
