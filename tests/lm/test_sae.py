@@ -185,6 +185,21 @@ def test_saelens_folder_round_trip_and_other_model_refused(tmp_path, tiny_gpt2, 
         load_sae(tmp_path / "nowhere")
 
 
+def test_a_saved_sae_folder_gets_the_permissions_mkdir_gives(tmp_path):
+    """Staged in a private temporary folder, the SAE folder still ends up as ``mkdir`` makes
+    folders (0755 under umask 022), readable by the user's group as any other output."""
+    import os
+
+    sae, _ = train_sae(torch.randn(200, 8), 16, kind="topk", k=2, steps=2)
+    mask = os.umask(0o022)
+    try:
+        folder = save_sae(sae, tmp_path / "sae")
+        (tmp_path / "plain").mkdir()
+    finally:
+        os.umask(mask)
+    assert folder.stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777 == 0o755
+
+
 def test_steering_grid(tiny_gpt2):
     ids = torch.randint(0, 40, (3, 10), generator=torch.Generator().manual_seed(1))
     v = torch.randn(32)

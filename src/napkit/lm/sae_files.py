@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -20,6 +19,7 @@ from torch import nn
 from napkit.errors import NapkitError
 from napkit.lm._parts import model_fingerprint
 from napkit.lm.sae import SparseAutoencoder
+from napkit.staging import staging_folder
 
 CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
@@ -65,7 +65,7 @@ def save_sae(sae: SparseAutoencoder, folder: str | Path) -> Path:
     if out.exists() and not out.is_dir():
         raise NapkitError(f"{out} exists and is not a folder")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
+    tmp = staging_folder(out)
     try:
         tensors = {name: getattr(sae, name).detach().float().contiguous() for name in WEIGHT_SHAPES}
         save_file(tensors, str(tmp / WEIGHTS_FILE))

@@ -26,11 +26,12 @@ from napkit.report.figures import (
     sweep_rows,
 )
 from napkit.report.fmt import DIGITS, fmt, rounded
-from napkit.report.html import DRAWN_PREFIX, check_report_target, page_html, publish, staging_folder
+from napkit.report.html import DRAWN_PREFIX, check_report_target, page_html, publish
 from napkit.report.plots import plot_delta_sweep, plot_naps
 from napkit.report.plots_monitor import plot_roc, plot_violation_hist
 from napkit.report.plots_verify import plot_ambiguity, plot_counterexample
 from napkit.report.verification import verification_json, verify_for_report
+from napkit.staging import staging_folder
 
 MAX_DRAWN = 20  # counterexamples drawn as images at most (the table lists them all)
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import html
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from napkit.errors import NapkitError
 from napkit.report.fmt import fmt
+from napkit.staging import staging_folder
 
 MARKER = ".napkit-report"  # names a folder as a napkit report, which a new report may replace
 DRAWN_PREFIX = "cex_"  # file names of drawn counterexamples (their number varies between runs)
@@ -101,20 +101,6 @@ def check_report_target(out: Path, merge: bool = False) -> None:
         raise NapkitError(f"cannot write {out}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise NapkitError(f"cannot write {out}: folder {parent} is not writable")
-
-
-def staging_folder(out: Path) -> Path:
-    """A fresh temporary folder beside ``out`` (same file system, so a rename moves it), with
-    the permissions ``mkdir`` would give ``out`` (``mkdtemp`` makes it private)."""
-    parent = out.parent if str(out.parent) else Path(".")
-    try:
-        staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
-        mask = os.umask(0)
-        os.umask(mask)
-        staged.chmod(0o777 & ~mask)
-        return staged
-    except OSError as exc:
-        raise NapkitError(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
 def publish(staged: Path, out: Path, merge: bool = False) -> None:
