@@ -63,6 +63,8 @@ def test_an_output_of_the_wrong_kind_is_one_line_not_a_traceback(tmp_path, capsy
     assert "--plots" in one_error_line(capsys) and a_file.read_text() == "mine"
     assert main(["lm", "sae", "--out", str(a_file / "sae"), "--steps", "2", "--sentences", "5"]) == 2
     assert "is a file, not a folder" in one_error_line(capsys)
+    assert main(["lm", "steer", "--random", "1", "--out", str(a_file / "v.json")]) == 2
+    assert "is a file, not a folder" in one_error_line(capsys) and a_file.read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder.png"]  # no .tmp left
 
 

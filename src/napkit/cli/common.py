@@ -95,7 +95,8 @@ def check_output(path: Path, force: bool = True) -> Path:
     """``path`` can be written; an existing file is refused unless ``force``."""
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise NapkitError(f"cannot write {path}: folder {parent} does not exist")
+        what = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise NapkitError(f"cannot write {path}: {parent} {what}")
     if path.is_dir():  # even with --force: replacing a folder by a file would lose it
         raise NapkitError(f"cannot write {path}: it is a folder, give a file name")
     if path.exists() and not force:
