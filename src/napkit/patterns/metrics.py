@@ -16,8 +16,8 @@ from napkit.capture import iter_activations
 from napkit.capture.recorder import Model
 from napkit.errors import NapkitError
 from napkit.patterns.membership import pack_signs, violations_per_class
-from napkit.patterns.mining import check_labels, count_patterns
-from napkit.patterns.nap import NAPSet
+from napkit.patterns.mining import check_labels, check_tolerance, count_patterns
+from napkit.patterns.nap import NAPSet, check_napset
 
 
 @dataclass
@@ -48,9 +48,7 @@ class StatsAccumulator:
     """Streams batches of patterns and accumulates the counts behind recall and precision."""
 
     def __init__(self, naps: NAPSet, tolerance: int = 0) -> None:
-        if tolerance < 0:
-            raise NapkitError(f"tolerance γ must be ≥ 0, got {tolerance}")
-        self.naps, self.tolerance = naps, int(tolerance)
+        self.naps, self.tolerance = check_napset(naps), check_tolerance(tolerance)
         c = len(naps.labels)
         self.n_class = np.zeros(c, np.int64)
         self.n_follow = np.zeros(c, np.int64)
@@ -90,15 +88,18 @@ def evaluate_many(
     progress: bool = True,
 ) -> list[NAPStats]:
     """Recall and precision of several NAPSets of one model in a single pass over the data."""
+    if isinstance(napsets, NAPSet):
+        raise NapkitError("napsets must be a list of NAPSets; use nap_stats for one")
     if not napsets:
         return []
-    first = napsets[0]
+    first = check_napset(napsets[0], "each of napsets")
     if len(x) != len(y):
         raise NapkitError(f"{len(x)} inputs but {len(y)} labels")
     from napkit.capture import model_fingerprint
 
     fingerprint = model_fingerprint(model)
     for n in napsets:
+        check_napset(n, "each of napsets")
         n.check_model(fingerprint)
         if (n.layer_names, n.layer_sizes) != (first.layer_names, first.layer_sizes):
             raise NapkitError(
@@ -150,6 +151,8 @@ def delta_sweep(
     progress: bool = True,
 ) -> list[dict]:
     """Mine once, then recall/precision per class for each δ (on fit data, correct only, and eval data)."""
+    if (x_eval is None) != (y_eval is None):
+        raise NapkitError("give both x_eval and y_eval, or neither")
     miner = count_patterns(model, x_fit, y_fit, all_samples, batch_size=batch_size, progress=progress)
     napsets = [miner.naps(d) for d in deltas]
     fit = evaluate_many(model, napsets, x_fit, y_fit, tolerance, not all_samples, batch_size, progress)
@@ -177,6 +180,7 @@ def syntactic_disjoint(naps: NAPSet) -> np.ndarray:
 
     Such a pair can never be followed by the same input, with no solver needed.
     """
+    check_napset(naps)
     a = naps.active.astype(np.int32)
     d = naps.inactive.astype(np.int32)
     clash = (a @ d.T) + (d @ a.T)

@@ -15,6 +15,7 @@ import numpy as np
 
 from napkit.capture import ActivationStore
 from napkit.errors import NapkitError
+from napkit.patterns.membership import as_signs
 from napkit.patterns.nap import NAPSet
 
 if TYPE_CHECKING:  # torch loads only where a model runs, not to mine a store
@@ -33,6 +34,15 @@ def check_delta(delta: float) -> Fraction:
     if not (0.5 < d <= 1.0):
         raise NapkitError(f"δ must satisfy 0.5 < δ ≤ 1, got {delta}")
     return Fraction(repr(d))
+
+
+def check_tolerance(tolerance: int) -> int:
+    """The Hamming tolerance γ as an int; refuses negatives, fractions, NaN and non-numbers."""
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | np.integer | float | np.floating):
+        raise NapkitError(f"tolerance γ must be a whole number ≥ 0, got {tolerance!r}")
+    if not (tolerance >= 0 and float(tolerance).is_integer()):
+        raise NapkitError(f"tolerance γ must be a whole number ≥ 0, got {tolerance!r}")
+    return int(tolerance)
 
 
 def check_labels(y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -64,6 +74,12 @@ class NAPMiner:
     ) -> None:
         self.n_classes = int(n_classes)
         self.layer_names, self.layer_sizes = tuple(layer_names), tuple(int(s) for s in layer_sizes)
+        if self.n_classes < 1:
+            raise NapkitError(f"a miner needs at least one class, got n_classes={n_classes}")
+        if len(self.layer_names) != len(self.layer_sizes) or min(self.layer_sizes, default=0) < 0:
+            raise NapkitError(
+                f"layer names {list(self.layer_names)} and sizes {list(self.layer_sizes)} do not match"
+            )
         self.fingerprint, self.all_samples = fingerprint, all_samples
         self.counts = np.zeros((self.n_classes, sum(self.layer_sizes)), dtype=np.int64)
         self.totals = np.zeros(self.n_classes, dtype=np.int64)
@@ -71,9 +87,15 @@ class NAPMiner:
     def update(self, signs: np.ndarray, labels: np.ndarray, predictions: np.ndarray) -> None:
         """Add a batch of on/off patterns (n, neurons) with their labels and predictions."""
         labels = check_labels(labels, self.n_classes)
+        signs = as_signs(signs)
         if signs.shape != (len(labels), self.counts.shape[1]):
-            raise NapkitError(f"patterns of shape {signs.shape} do not match {len(labels)} labels")
-        kept = labels if self.all_samples else np.where(labels == np.asarray(predictions), labels, -1)
+            raise NapkitError(
+                f"patterns of shape {signs.shape} do not match {len(labels)} labels × {self.counts.shape[1]} neurons"
+            )
+        predictions = np.asarray(predictions)
+        if predictions.shape != labels.shape:
+            raise NapkitError(f"{predictions.size} predictions for {len(labels)} labels")
+        kept = labels if self.all_samples else np.where(labels == predictions, labels, -1)
         present = np.bincount(kept[kept >= 0], minlength=self.n_classes)
         as_bytes = np.ascontiguousarray(signs, dtype=bool).view(np.uint8)
         for c in np.flatnonzero(present):  # a loop over classes; each sum is vectorised
@@ -178,6 +200,8 @@ def mine_store(
     the store from the same path, and the counts are summed here: the NAPs are identical.
     """
     check_delta(delta)
+    if not isinstance(store, ActivationStore):
+        raise NapkitError(f"store must be an ActivationStore (ActivationStore.open), not {type(store).__name__}")
     if store.n_committed == 0:
         raise NapkitError(f"the store at {store.path} holds no committed rows")
     if n_classes is None:

@@ -19,8 +19,8 @@ from napkit.capture import iter_activations
 from napkit.capture.recorder import Model
 from napkit.errors import NapkitError
 from napkit.patterns.membership import pack_signs, violations_for
-from napkit.patterns.mining import check_labels, count_patterns
-from napkit.patterns.nap import NAPSet
+from napkit.patterns.mining import check_labels, check_tolerance, count_patterns
+from napkit.patterns.nap import NAPSet, check_napset
 
 
 @dataclass
@@ -87,7 +87,7 @@ class NAPMonitor(OutlierMixin, BaseEstimator):
         """Use NAPs mined elsewhere (a NAP file) instead of fitting."""
         from napkit.capture import model_fingerprint
 
-        naps.check_model(model_fingerprint(self.model))
+        check_napset(naps).check_model(model_fingerprint(self.model))
         self.naps_ = naps
         return self
 
@@ -95,8 +95,7 @@ class NAPMonitor(OutlierMixin, BaseEstimator):
     def _check_fitted(self) -> NAPSet:
         if not hasattr(self, "naps_"):
             raise NapkitError("the monitor is not fitted: call fit() or set_naps() first")
-        if self.tolerance < 0:
-            raise NapkitError(f"tolerance γ must be ≥ 0, got {self.tolerance}")
+        check_tolerance(self.tolerance)
         return self.naps_
 
     def scan(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -155,8 +154,11 @@ class NAPMonitor(OutlierMixin, BaseEstimator):
     # ---- evaluation -----------------------------------------------------------------------------
     def evaluate(self, X: np.ndarray, y: np.ndarray, novel_classes: list[int] | None = None) -> MonitorReport:
         """Flagged rate, misclassifications caught and AUROCs on labelled data."""
+        y = np.asarray(y)
+        if y.dtype.kind not in "iuf" or y.ndim != 1:
+            raise NapkitError(f"labels must be a 1-D array of class indices, got {y.dtype} of shape {y.shape}")
         v, pred, soft = self.scan(X)
-        n_out = getattr(self, "n_outputs_", int(max(pred.max(initial=0), np.asarray(y).max(initial=0))) + 1)
+        n_out = getattr(self, "n_outputs_", int(max(pred.max(initial=0), y.max(initial=0))) + 1)
         if novel_classes:  # novel classes may lie beyond what the model can output
             n_out = max(n_out, max(novel_classes) + 1)
         y = check_labels(y, n_out)

@@ -22,6 +22,13 @@ NAP_FORMAT = "napkit.naps/1"
 NEAREST_LAYERS = 3  # valid layer names suggested when a NAP file names an unknown one
 
 
+def check_napset(naps: object, what: str = "naps") -> NAPSet:
+    """``naps`` itself when it is a NAPSet; anything else (a path, a dict) is refused clearly."""
+    if not isinstance(naps, NAPSet):
+        raise NapkitError(f"{what} must be a NAPSet (NAPSet.load reads a NAP file), not {type(naps).__name__}")
+    return naps
+
+
 def unknown_layer(name: str, where: str, owner: str, valid) -> NapkitError:
     """The error for a layer ``name`` that ``owner`` lacks, naming the closest of its ``valid`` layers."""
     near = difflib.get_close_matches(name, [str(v) for v in valid], n=NEAREST_LAYERS, cutoff=0.0)
@@ -127,9 +134,11 @@ class NAPSet:
         if layer_names is not None:
             by_name = dict(zip(layer_names, phases, strict=True))
             phases = [by_name[n] for n in self.layer_names]
-        flat = np.concatenate([np.asarray(p) for p in phases])
+        flat = np.concatenate([np.asarray(p).reshape(-1) for p in phases]) if len(phases) else np.zeros(0)
         if flat.shape != (self.n_neurons,):
             raise NapkitError(f"phases cover {flat.size} neurons, the NAPs {self.n_neurons}")
+        if flat.dtype.kind not in "iuf" or not np.isin(flat, (-1, 0, 1)).all():
+            raise NapkitError("phases must be -1 (inactive), 0 (free) or +1 (active) for every unit")
         active, inactive = self.active.copy(), self.inactive.copy()
         active[r], inactive[r] = flat > 0, flat < 0
         return NAPSet(
