@@ -56,7 +56,9 @@ def violations_for(
     _check_packed(packed, active, inactive)
     rows = np.asarray(rows)
     if rows.shape != (packed.shape[0],) or rows.dtype.kind not in "iu":
-        raise NapkitError(f"rows must give one integer NAP row per pattern ({packed.shape[0]}), got {rows.shape}")
+        raise NapkitError(
+            f"rows must give one integer NAP row per pattern ({packed.shape[0]}), got {rows.shape}"
+        )
     if rows.size and (rows.min() < 0 or rows.max() >= active.shape[0]):
         raise NapkitError(f"NAP rows must lie in 0..{active.shape[0] - 1}")
     a, d = active[rows], inactive[rows]
@@ -70,5 +72,6 @@ def _check_packed(packed: np.ndarray, active: np.ndarray, inactive: np.ndarray) 
             raise NapkitError(f"packed {name} must be a 2-D uint64 array from pack_signs")
     if active.shape != inactive.shape or packed.shape[1] != active.shape[1]:
         raise NapkitError(
-            f"packed patterns {packed.shape} and masks {active.shape}/{inactive.shape} cover different neurons"
+            f"packed patterns {packed.shape} and masks {active.shape}/{inactive.shape} "
+            "cover different neurons"
         )

@@ -90,7 +90,8 @@ class NAPMiner:
         signs = as_signs(signs)
         if signs.shape != (len(labels), self.counts.shape[1]):
             raise NapkitError(
-                f"patterns of shape {signs.shape} do not match {len(labels)} labels × {self.counts.shape[1]} neurons"
+                f"patterns of shape {signs.shape} do not match "
+                f"{len(labels)} labels × {self.counts.shape[1]} neurons"
             )
         predictions = np.asarray(predictions)
         if predictions.shape != labels.shape:
@@ -201,7 +202,9 @@ def mine_store(
     """
     check_delta(delta)
     if not isinstance(store, ActivationStore):
-        raise NapkitError(f"store must be an ActivationStore (ActivationStore.open), not {type(store).__name__}")
+        raise NapkitError(
+            f"store must be an ActivationStore (ActivationStore.open), not {type(store).__name__}"
+        )
     if store.n_committed == 0:
         raise NapkitError(f"the store at {store.path} holds no committed rows")
     if n_classes is None:

@@ -156,7 +156,9 @@ class NAPMonitor(OutlierMixin, BaseEstimator):
         """Flagged rate, misclassifications caught and AUROCs on labelled data."""
         y = np.asarray(y)
         if y.dtype.kind not in "iuf" or y.ndim != 1:
-            raise NapkitError(f"labels must be a 1-D array of class indices, got {y.dtype} of shape {y.shape}")
+            raise NapkitError(
+                f"labels must be a 1-D array of class indices, got {y.dtype} of shape {y.shape}"
+            )
         v, pred, soft = self.scan(X)
         n_out = getattr(self, "n_outputs_", int(max(pred.max(initial=0), y.max(initial=0))) + 1)
         if novel_classes:  # novel classes may lie beyond what the model can output

@@ -25,7 +25,9 @@ NEAREST_LAYERS = 3  # valid layer names suggested when a NAP file names an unkno
 def check_napset(naps: object, what: str = "naps") -> NAPSet:
     """``naps`` itself when it is a NAPSet; anything else (a path, a dict) is refused clearly."""
     if not isinstance(naps, NAPSet):
-        raise NapkitError(f"{what} must be a NAPSet (NAPSet.load reads a NAP file), not {type(naps).__name__}")
+        raise NapkitError(
+            f"{what} must be a NAPSet (NAPSet.load reads a NAP file), not {type(naps).__name__}"
+        )
     return naps
 
 
