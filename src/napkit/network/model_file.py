@@ -14,7 +14,7 @@ import numpy as np
 
 from napkit.errors import NapkitError
 from napkit.network.onnx_io import from_onnx
-from napkit.network.relu_network import ReluNetwork
+from napkit.network.relu_network import ReluNetwork, check_network
 
 MODEL_FORMAT = "napkit.model/1"
 
@@ -23,6 +23,7 @@ def save_model(net: ReluNetwork, path: str | Path) -> Path:
     """Write ``net`` as safetensors weights with a JSON layer description."""
     from safetensors.numpy import save_file
 
+    check_network(net)
     tensors = {}
     for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
         tensors[f"layers.{k}.weight"] = np.ascontiguousarray(w)
@@ -40,8 +41,14 @@ def save_model(net: ReluNetwork, path: str | Path) -> Path:
     }
     p = Path(path)
     tmp = p.with_name(p.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(p)
+    try:  # a temporary file, then a rename: never a half-written model
+        save_file(tensors, str(tmp), metadata=meta)
+        tmp.replace(p)
+    except Exception as exc:  # safetensors reports I/O failures as its own error type
+        tmp.unlink(missing_ok=True)
+        if not p.parent.is_dir():
+            raise NapkitError(f"cannot write {p}: folder {p.parent} does not exist") from None
+        raise NapkitError(f"cannot write {p}: {getattr(exc, 'strerror', None) or exc}") from None
     return p
 
 

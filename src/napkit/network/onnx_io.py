@@ -9,6 +9,7 @@ hidden pre-activations as extra outputs (so external verifiers can see the neuro
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from onnx import helper, numpy_helper
 
 from napkit.errors import NapkitError
 from napkit.network.affine_chain import AffineChain
-from napkit.network.relu_network import ReluNetwork
+from napkit.network.relu_network import ReluNetwork, check_network
 
 _SHAPE_OPS = {"Flatten", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Dropout"}
 _FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16}
@@ -26,6 +27,8 @@ _ARITH_OPS = {"Add", "Sub", "Mul", "Div"}
 
 def load_onnx_model(path: str | Path) -> onnx.ModelProto:
     """Read an ``.onnx`` or ``.onnx.gz`` file, with a clear error when it is not ONNX."""
+    if not isinstance(path, str | os.PathLike):
+        raise NapkitError(f"an ONNX model is a path or an onnx.ModelProto, not {type(path).__name__}")
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -138,6 +141,7 @@ def to_onnx(
     With ``expose_preactivations`` every hidden pre-activation is an extra output named
     after its layer, after the logits.
     """
+    check_network(net)
     inits, nodes = [], []
     x = "input"
     nodes.append(helper.make_node("Flatten", [x], ["flat"], axis=1))
@@ -167,7 +171,13 @@ def to_onnx(
     if path is not None:
         data = model.SerializeToString()
         p = Path(path)
-        p.write_bytes(gzip.compress(data) if p.suffix == ".gz" else data)
+        tmp = p.with_name(p.name + ".tmp")
+        try:  # a temporary file, then a rename: never a half-written model
+            tmp.write_bytes(gzip.compress(data) if p.suffix == ".gz" else data)
+            os.replace(tmp, p)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise NapkitError(f"cannot write {p}: {exc.strerror or exc}") from None
     return model
 
 
@@ -184,5 +194,13 @@ def onnx_logits(model: onnx.ModelProto, x: np.ndarray, input_shape: tuple[int, .
     opts.log_severity_level = 3
     sess = ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
-    xs = np.asarray(x, dtype=np.float32).reshape(len(x), *input_shape)
+    xs = np.asarray(x)
+    n_in = int(np.prod(input_shape))
+    if xs.dtype.kind not in "biuf" or xs.ndim < 1 or xs.size != len(xs) * n_in:
+        raise NapkitError(
+            f"inputs of shape {xs.shape} ({xs.dtype}) do not fit the input shape {tuple(input_shape)}"
+        )
+    if not np.isfinite(xs).all():
+        raise NapkitError("inputs contain NaN or infinity")
+    xs = xs.astype(np.float32).reshape(len(xs), *input_shape)
     return np.asarray(sess.run(None, {inp.name: xs})[0]).reshape(len(xs), -1)

@@ -18,6 +18,17 @@ import numpy as np
 from napkit.errors import NapkitError
 
 
+def _real(a, name: str) -> np.ndarray:
+    """A contiguous float64 copy of real numbers; ragged lists, strings and complex refused."""
+    try:
+        arr = np.asarray(a)
+    except ValueError as exc:
+        raise NapkitError(f"{name} is not a rectangular array ({exc})") from None
+    if arr.dtype.kind not in "biuf":
+        raise NapkitError(f"{name} must be real numbers, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class ReluNetwork:
     """Affine layers with ReLU between them (none after the last).
@@ -35,12 +46,17 @@ class ReluNetwork:
     _fingerprint: list = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        ws = tuple(np.ascontiguousarray(w, dtype=np.float64) for w in self.weights)
-        bs = tuple(np.ascontiguousarray(b, dtype=np.float64).reshape(-1) for b in self.biases)
+        if isinstance(self.weights, np.ndarray | str) or isinstance(self.biases, np.ndarray | str):
+            raise NapkitError("weights and biases must be sequences of arrays, one per affine layer")
+        try:
+            ws = tuple(_real(w, f"layer {k}: weight") for k, w in enumerate(self.weights))
+            bs = tuple(_real(b, f"layer {k}: bias").reshape(-1) for k, b in enumerate(self.biases))
+        except TypeError:
+            raise NapkitError("weights and biases must be sequences of arrays, one per layer") from None
         if not ws or len(ws) != len(bs):
             raise NapkitError("a ReluNetwork needs at least one affine layer and one bias per layer")
         for k, (w, b) in enumerate(zip(ws, bs, strict=True)):
-            if w.ndim != 2 or b.shape[0] != w.shape[0]:
+            if w.ndim != 2 or b.shape[0] != w.shape[0] or 0 in w.shape:
                 raise NapkitError(f"layer {k}: weight {w.shape} and bias {b.shape} do not fit")
             if k and w.shape[1] != ws[k - 1].shape[0]:
                 raise NapkitError(
@@ -51,8 +67,10 @@ class ReluNetwork:
         names = tuple(self.layer_names) or tuple(f"relu{k}" for k in range(len(ws) - 1))
         if len(names) != len(ws) - 1 or len(set(names)) != len(names):
             raise NapkitError("layer_names must name each hidden layer once")
+        if not all(isinstance(n, str) and n for n in names):
+            raise NapkitError(f"layer names must be non-empty strings, got {list(names)}")
         shape = tuple(int(s) for s in self.input_shape) or (ws[0].shape[1],)
-        if int(np.prod(shape)) != ws[0].shape[1]:
+        if min(shape) < 1 or int(np.prod(shape)) != ws[0].shape[1]:
             raise NapkitError(f"input shape {shape} does not hold {ws[0].shape[1]} inputs")
         object.__setattr__(self, "weights", ws)
         object.__setattr__(self, "biases", bs)
@@ -85,14 +103,17 @@ class ReluNetwork:
     # ---- evaluation --------------------------------------------------------------------
     def reshape_inputs(self, x: np.ndarray | Sequence) -> np.ndarray:
         """Inputs as an (n, n_inputs) matrix of their own dtype; one input may come unbatched."""
-        a = np.asarray(x)
+        try:
+            a = np.asarray(x)
+        except ValueError as exc:  # ragged nested lists
+            raise NapkitError(f"inputs are not a rectangular array ({exc})") from None
         if a.dtype.kind not in "biuf":
             raise NapkitError(f"inputs must be numeric, got dtype {a.dtype}")
         if a.size == self.n_inputs and a.ndim <= len(self.input_shape):
             return a.reshape(1, -1)
         if a.ndim >= 1 and a.shape[0] and a[0].size == self.n_inputs:
             return a.reshape(a.shape[0], -1)
-        if a.ndim >= 1 and a.shape[0] == 0:
+        if a.ndim >= 1 and a.shape[0] == 0 and (a.ndim == 1 or int(np.prod(a.shape[1:])) == self.n_inputs):
             return a.reshape(0, self.n_inputs)
         raise NapkitError(f"inputs of shape {np.shape(x)} do not fit a network with {self.n_inputs} inputs")
 
@@ -134,3 +155,11 @@ class ReluNetwork:
     def describe(self) -> str:
         sizes = " -> ".join(str(s) for s in (self.n_inputs, *self.layer_sizes, self.n_outputs))
         return f"ReluNetwork({sizes}, {len(self.layer_sizes)} hidden layers)"
+
+
+def check_network(net: object, what: str = "net") -> ReluNetwork:
+    """``net`` itself when it is a ReluNetwork; a torch module or a path is refused by name."""
+    if not isinstance(net, ReluNetwork):
+        hint = " (load_model reads a file, from_torch converts a module)"
+        raise NapkitError(f"{what} must be a ReluNetwork{hint}, not {type(net).__name__}")
+    return net

@@ -16,7 +16,7 @@ from torch import fx, nn
 
 from napkit.errors import NapkitError
 from napkit.network.affine_chain import AffineChain
-from napkit.network.relu_network import ReluNetwork
+from napkit.network.relu_network import ReluNetwork, check_network
 
 _RELU_FUNCS = {torch.relu, torch.nn.functional.relu, torch.relu_}
 _FLAT_FUNCS = {torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze}
@@ -161,6 +161,9 @@ def _attr(model: nn.Module, target: str) -> torch.Tensor:
 
 def to_torch(net: ReluNetwork, dtype: torch.dtype = torch.float64) -> nn.Sequential:
     """An ``nn.Sequential`` of Flatten, Linear and ReLU computing the same function."""
+    check_network(net)
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise NapkitError(f"dtype must be a floating-point torch dtype, got {dtype!r}")
     layers: list[nn.Module] = [nn.Flatten()]
     for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
         lin = nn.Linear(w.shape[1], w.shape[0], dtype=dtype)

@@ -15,8 +15,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from napkit.errors import NapkitError
 from napkit.network import ReluNetwork
-from napkit.verify.properties import InputBox, OutputSpec, Phases, follows_phases
+from napkit.verify.properties import (
+    InputBox,
+    OutputSpec,
+    Phases,
+    check_phases,
+    follows_phases,
+    real_array,
+    whole_number,
+)
 
 
 @dataclass
@@ -30,7 +39,10 @@ def check_point(
     net: ReluNetwork, box: InputBox, spec: OutputSpec | None, phases: Phases | None, x: np.ndarray
 ) -> Counterexample | None:
     """Exact float64 re-check of one candidate; None when it is not a counterexample."""
-    x = np.asarray(x, dtype=np.float64).reshape(1, -1)
+    _check_region(net, box, spec)
+    x = real_array(x, "the candidate point").reshape(1, -1)
+    if x.shape[1] != net.n_inputs:
+        raise NapkitError(f"a candidate of {x.shape[1]} inputs does not fit a network of {net.n_inputs}")
     if not box.contains(x)[0]:
         return None
     y, pre = net.forward(x)
@@ -74,6 +86,17 @@ def pgd_attack(
     from napkit.verify.threads import torch_pinned
 
     torch_pinned()
+    _check_region(net, box, spec)
+    for name, v in (("restarts", restarts), ("steps", steps)):
+        if whole_number(v, name) < 0:
+            raise NapkitError(f"{name} must be >= 0, got {v}")
+    check_phases(net.layer_sizes, phases)  # refuses, never rewrites
+    if starts is not None:
+        starts = real_array(starts, "starts")
+        if starts.ndim > 2 or np.atleast_2d(starts).shape[1] != net.n_inputs:
+            raise NapkitError(f"starts of shape {starts.shape} do not fit a network of {net.n_inputs} inputs")
+        if not np.isfinite(starts).all():
+            raise NapkitError("starts contain NaN or infinity")
 
     rng = np.random.default_rng(seed)
     lo, hi = box.lower, box.upper
@@ -140,3 +163,13 @@ def pgd_attack(
         order = np.argsort(total.detach().numpy()) if total is not None else np.arange(xs.shape[0])
         keep.extend(xs[order])
     return best
+
+
+def _check_region(net: ReluNetwork, box: InputBox, spec: OutputSpec | None) -> None:
+    """The box and the output spec must fit ``net`` (cheap: sizes only)."""
+    if not isinstance(box, InputBox):
+        raise NapkitError(f"the region must be an InputBox, not {type(box).__name__}")
+    if box.n != net.n_inputs:
+        raise NapkitError(f"the input box has {box.n} inputs, the network {net.n_inputs}")
+    if spec is not None and (not isinstance(spec, OutputSpec) or spec.n_outputs != net.n_outputs):
+        raise NapkitError(f"the output spec must be an OutputSpec over the network's {net.n_outputs} outputs")

@@ -19,7 +19,7 @@ import numpy as np
 
 from napkit.errors import NapkitError
 from napkit.network import ReluNetwork
-from napkit.verify.properties import InputBox, OutputSpec, Phases
+from napkit.verify.properties import InputBox, OutputSpec, Phases, check_phases, whole_number
 from napkit.verify.tolerances import BOUND_PAD
 
 
@@ -110,6 +110,8 @@ def propagate(
     net: ReluNetwork, box: InputBox, phases: Phases | None = None, symbolic: bool = True
 ) -> Bounds:
     """Pre-activation bounds of every hidden layer over ``box`` restricted to ``phases``."""
+    _check_box(net, box)
+    check_phases(net.layer_sizes, phases)  # refuses, never rewrites: the phases go on as given
     lowers: list[np.ndarray] = []
     uppers: list[np.ndarray] = []
     relax: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -153,8 +155,15 @@ def output_lower(
     net: ReluNetwork, bounds: Bounds, g: np.ndarray, g0: np.ndarray | None = None
 ) -> np.ndarray:
     """Sound lower bounds of ``g @ y + g0`` (rows of ``g``) over the region of ``bounds``."""
+    check_bounds_of(net, bounds)
     g = np.atleast_2d(np.asarray(g, dtype=np.float64))
-    g0 = np.zeros(g.shape[0]) if g0 is None else np.asarray(g0, dtype=np.float64)
+    g0 = np.zeros(g.shape[0]) if g0 is None else np.asarray(g0, dtype=np.float64).reshape(-1)
+    if g.ndim != 2 or g.shape[1] != net.n_outputs or g0.shape != (g.shape[0],):
+        raise NapkitError(
+            f"output rows of shape {g.shape} (offsets {g0.shape}) do not fit {net.n_outputs} outputs"
+        )
+    if not (np.isfinite(g).all() and np.isfinite(g0).all()):
+        raise NapkitError("output rows contain NaN or infinity")
     if bounds.vacuous:
         return np.full(g.shape[0], np.inf)
     return backsub_lower(net, bounds.relax, len(net.layer_sizes), g, g0, bounds.box)
@@ -168,8 +177,30 @@ def spec_lower(net: ReluNetwork, bounds: Bounds, spec: OutputSpec) -> list[np.nd
 def margin_lower(net: ReluNetwork, bounds: Bounds, label: int) -> np.ndarray:
     """Lower bounds of ``y_label - y_j`` for every j (``inf`` at j = label)."""
     n = net.n_outputs
+    label = whole_number(label, "label")
+    if not 0 <= label < n:
+        raise NapkitError(f"label {label} is not one of the {n} outputs")
     g = -np.eye(n)
     g[:, label] += 1.0
     out = output_lower(net, bounds, g)
     out[label] = np.inf
     return out
+
+
+def _check_box(net: ReluNetwork, box: InputBox) -> None:
+    if not isinstance(box, InputBox):
+        raise NapkitError(f"the region must be an InputBox, not {type(box).__name__}")
+    if box.n != net.n_inputs:
+        raise NapkitError(f"the input box has {box.n} inputs, the network {net.n_inputs}")
+
+
+def check_bounds_of(net: ReluNetwork, bounds: Bounds) -> None:
+    """``bounds`` must come from ``propagate`` on this network (same box width, layer sizes)."""
+    if not isinstance(bounds, Bounds):
+        raise NapkitError(f"bounds must come from propagate(), not {type(bounds).__name__}")
+    _check_box(net, bounds.box)
+    sizes = tuple(int(np.size(lo)) for lo in bounds.lower)
+    if sizes != net.layer_sizes[: len(sizes)] or (not bounds.vacuous and len(sizes) != len(net.layer_sizes)):
+        raise NapkitError(
+            f"these bounds cover layers of sizes {list(sizes)}, the network has {list(net.layer_sizes)}"
+        )

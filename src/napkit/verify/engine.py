@@ -184,6 +184,8 @@ def verify_disjoint(
     net: ReluNetwork, box: InputBox, phases_i: Phases, phases_j: Phases, timeout: float = 60.0,
 ) -> VerificationResult:
     """Non-ambiguity: ``verified`` when no x of ``box`` follows both sets of phases."""
+    if not isinstance(box, InputBox) or box.n != net.n_inputs:
+        raise NapkitError(f"the region must be an InputBox of the network's {net.n_inputs} inputs")
     pi = check_phases(net.layer_sizes, phases_i) or [np.zeros(n, np.int8) for n in net.layer_sizes]
     pj = check_phases(net.layer_sizes, phases_j) or [np.zeros(n, np.int8) for n in net.layer_sizes]
     t0 = time.monotonic()

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
+from napkit.errors import NapkitError
 from napkit.network import ReluNetwork
-from napkit.verify.bounds import Bounds
+from napkit.verify.bounds import Bounds, check_bounds_of
 from napkit.verify.tolerances import LP_BOUND_PAD
 
 _INF = highspy.kHighsInf
@@ -42,10 +43,11 @@ class MilpEncoding:
         """``strict`` > 0 asks for phases and a violation that hold strictly, by that margin
         (a point that survives the exact re-check); ``slack`` > 0 relaxes the violation rows
         by that much (a proof by infeasibility then errs on the safe side)."""
-        if strict < 0 or slack < 0:
-            raise ValueError("strict and slack are margins: both >= 0")
+        if not (strict >= 0 and slack >= 0):
+            raise NapkitError(f"strict and slack are margins: both >= 0, got {strict} and {slack}")
+        check_bounds_of(net, bounds)
         if bounds.vacuous:
-            raise ValueError("no MILP for a vacuous region")
+            raise NapkitError("no MILP for a vacuous region")
         self.net = net
         n_in = net.n_inputs
         col_lo = [bounds.box.lower]
@@ -258,6 +260,7 @@ def tighten_bounds(net: ReluNetwork, bounds: Bounds, deadline: float) -> int:
     For each unstable neuron of layer k the LP relaxation of layers < k gives its min and
     max. Returns how many neurons became stable. Stops at ``deadline``.
     """
+    check_bounds_of(net, bounds)
     gained = 0
     for k in range(len(bounds.lower)):
         unst = np.flatnonzero((bounds.lower[k] < 0) & (bounds.upper[k] > 0))

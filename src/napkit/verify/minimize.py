@@ -25,7 +25,7 @@ from napkit.errors import NapkitError
 from napkit.network import ReluNetwork
 from napkit.verify.bounds import propagate
 from napkit.verify.engine import VerificationResult, verify_robustness
-from napkit.verify.properties import InputBox, Phases, check_phases
+from napkit.verify.properties import InputBox, Phases, check_phases, real_array
 
 
 @dataclass
@@ -70,6 +70,7 @@ def cut_share(net: ReluNetwork, box: InputBox, phases: Phases) -> tuple[np.ndarr
 
     0 means the bounds already imply the phase on the whole region. Returns (share, implied).
     """
+    phases = check_phases(net.layer_sizes, phases) or [np.zeros(n, np.int8) for n in net.layer_sizes]
     b = propagate(net, box, None)
     lo, up = np.concatenate(b.lower), np.concatenate(b.upper)
     flat = _flat(phases)
@@ -100,6 +101,13 @@ def minimize_nap(
     """
     if method not in ("greedy", "ranked"):
         raise NapkitError(f"method must be 'greedy' or 'ranked', not {method!r}")
+    if priority is not None:
+        priority = real_array(priority, "priority").reshape(-1)
+        if priority.size != net.n_neurons or not np.isfinite(priority).all():
+            raise NapkitError(
+                f"priority must give one finite number per hidden neuron ({net.n_neurons}), "
+                f"got {priority.size}"
+            )
     phases = check_phases(net.layer_sizes, phases)
     if phases is None:
         raise NapkitError("there is no NAP to minimise")

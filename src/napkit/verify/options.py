@@ -7,8 +7,10 @@ values are those the engine was tuned with (VNN-COMP mnist_fc, the NAP benchmark
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from napkit.errors import NapkitError
 
@@ -184,6 +186,20 @@ class VerifyOptions:
     falsifier_nice: int = 5
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # every budget a number: a NaN share would make every stage's time NaN
+            v = getattr(self, f.name)
+            if f.type == "bool" and not isinstance(v, bool | np.bool_):
+                raise NapkitError(f"{f.name} must be True or False, got {v!r}")
+            if f.type in ("float", "int") and (
+                isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating)
+            ):
+                raise NapkitError(f"{f.name} must be a number, got {v!r}")
+            if f.type == "int" and not float(v).is_integer():
+                raise NapkitError(f"{f.name} must be a whole number, got {v!r}")
+            if f.type in ("float", "int") and f.name != "timeout" and not 0 <= v < np.inf:
+                raise NapkitError(f"{f.name} must be a finite number >= 0, got {v!r}")
+            if f.name.endswith("_share") and not v <= 1:
+                raise NapkitError(f"{f.name} is a share of a time budget: between 0 and 1, got {v!r}")
         if not float(self.timeout) >= 0:
             raise NapkitError(f"timeout must be a number >= 0, got {self.timeout}")
         if self.workers is not None and int(self.workers) < 1:

@@ -32,9 +32,10 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
+from napkit.errors import NapkitError
 from napkit.network import ReluNetwork
-from napkit.verify.bounds import Bounds
-from napkit.verify.properties import InputBox, OutputSpec, Phases, follows_phases
+from napkit.verify.bounds import Bounds, check_bounds_of
+from napkit.verify.properties import InputBox, OutputSpec, Phases, check_phases, follows_phases
 
 _INF = highspy.kHighsInf
 _DUAL_TOL = 1e-9  # a row's dual above this (in magnitude) binds the LP's optimum
@@ -57,6 +58,11 @@ class PatternSearch:
                  bounds: Bounds | None = None, margin: float = 1e-6) -> None:
         self.net, self.box, self.margin = net, box, float(margin)
         sizes = net.layer_sizes
+        if not isinstance(box, InputBox) or box.n != net.n_inputs:
+            raise NapkitError(f"the region must be an InputBox of the network's {net.n_inputs} inputs")
+        check_phases(sizes, phases)  # refuses, never rewrites
+        if bounds is not None:
+            check_bounds_of(net, bounds)
         self.phase = [np.zeros(n, np.int8) if phases is None else np.asarray(phases[k], np.int8)
                       for k, n in enumerate(sizes)]
         if bounds is not None and not bounds.vacuous:

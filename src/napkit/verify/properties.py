@@ -18,6 +18,26 @@ from napkit.errors import NapkitError
 Phases = list[np.ndarray]
 
 
+def real_array(x, name: str) -> np.ndarray:
+    """``x`` as a float64 array; strings, objects and complex numbers are refused by name."""
+    try:
+        a = np.asarray(x)
+    except ValueError as exc:  # ragged nested lists
+        raise NapkitError(f"{name} is not a rectangular array of numbers ({exc})") from None
+    if a.dtype.kind not in "biuf":
+        raise NapkitError(f"{name} must be real numbers, got dtype {a.dtype}")
+    return a.astype(np.float64)
+
+
+def whole_number(x, name: str) -> int:
+    """``x`` as an int when it is a whole number (3, 3.0, np.int64(3)); else a NapkitError."""
+    if isinstance(x, bool) or not isinstance(x, int | np.integer | float | np.floating):
+        raise NapkitError(f"{name} must be a whole number, got {x!r}")
+    if not float(x).is_integer():
+        raise NapkitError(f"{name} must be a whole number, got {x!r}")
+    return int(x)
+
+
 @dataclass(frozen=True)
 class InputBox:
     """Axis-aligned input region ``lower <= x <= upper`` (flat float64 vectors)."""
@@ -26,8 +46,8 @@ class InputBox:
     upper: np.ndarray
 
     def __post_init__(self) -> None:
-        lo = np.asarray(self.lower, dtype=np.float64).reshape(-1).copy()
-        hi = np.asarray(self.upper, dtype=np.float64).reshape(-1).copy()
+        lo = real_array(self.lower, "the box's lower bound").reshape(-1).copy()
+        hi = real_array(self.upper, "the box's upper bound").reshape(-1).copy()
         if lo.shape != hi.shape or lo.size == 0:
             raise NapkitError(f"box bounds of sizes {lo.size} and {hi.size} do not match")
         if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
@@ -51,6 +71,8 @@ class InputBox:
     def contains(self, x: np.ndarray) -> np.ndarray:
         """Boolean per row of ``x`` (n, inputs): inside the closed box, exactly."""
         x = np.atleast_2d(x)
+        if x.shape[-1] != self.n:
+            raise NapkitError(f"points of {x.shape[-1]} inputs do not fit a box of {self.n} inputs")
         return ((x >= self.lower) & (x <= self.upper)).all(axis=1)
 
     def clip(self, x: np.ndarray) -> np.ndarray:
@@ -59,13 +81,17 @@ class InputBox:
 
 def domain_box(n_inputs: int, lo: float = 0.0, hi: float = 1.0) -> InputBox:
     """The whole input domain ``[lo, hi]^n``."""
-    return InputBox(np.full(int(n_inputs), float(lo)), np.full(int(n_inputs), float(hi)))
+    n = whole_number(n_inputs, "the number of inputs")
+    if n < 1:
+        raise NapkitError(f"the number of inputs must be at least 1, got {n_inputs}")
+    return InputBox(np.full(n, real_array(lo, "lo")), np.full(n, real_array(hi, "hi")))
 
 
 def linf_ball(x0: np.ndarray, eps: float, lo: float = 0.0, hi: float = 1.0) -> InputBox:
     """The L-infinity ball of radius ``eps`` around ``x0``, clipped to ``[lo, hi]``."""
-    x0 = np.asarray(x0, dtype=np.float64).reshape(-1)
-    if not eps >= 0:
+    x0 = real_array(x0, "the centre point").reshape(-1)
+    eps = real_array(eps, "the radius eps")
+    if eps.ndim or not eps >= 0:
         raise NapkitError(f"the radius eps must be >= 0, got {eps}")
     if (x0 < lo).any() or (x0 > hi).any():
         raise NapkitError(f"the centre point lies outside the domain [{lo}, {hi}]")
@@ -87,9 +113,9 @@ class OutputSpec:
     def __post_init__(self) -> None:
         out = []
         for c, d in self.disjuncts:
-            c = np.atleast_2d(np.asarray(c, dtype=np.float64))
-            d = np.asarray(d, dtype=np.float64).reshape(-1)
-            if c.shape[1] != self.n_outputs or c.shape[0] != d.size:
+            c = np.atleast_2d(real_array(c, "an output constraint's matrix"))
+            d = real_array(d, "an output constraint's bound").reshape(-1)
+            if c.ndim != 2 or c.shape[1] != self.n_outputs or c.shape[0] != d.size:
                 raise NapkitError(
                     f"output constraint of shape {c.shape} does not fit {self.n_outputs} outputs"
                 )
@@ -98,6 +124,8 @@ class OutputSpec:
             out.append((c, d))
         if not out:
             raise NapkitError("an output specification needs at least one disjunct")
+        if self.label is not None and not 0 <= whole_number(self.label, "label") < self.n_outputs:
+            raise NapkitError(f"label {self.label} is not one of the {self.n_outputs} outputs")
         object.__setattr__(self, "disjuncts", tuple(out))
 
     @property
@@ -118,7 +146,9 @@ class OutputSpec:
 
 def robustness_spec(label: int, n_outputs: int) -> OutputSpec:
     """Violation of "y_label > y_j for all j != label": some y_j >= y_label."""
-    if not 0 <= int(label) < n_outputs:
+    label = whole_number(label, "label")
+    n_outputs = whole_number(n_outputs, "the number of outputs")
+    if not 0 <= label < n_outputs:
         raise NapkitError(f"label {label} is not one of the {n_outputs} outputs")
     dis = []
     for j in range(n_outputs):
@@ -133,13 +163,17 @@ def check_phases(layer_sizes: Sequence[int], phases: Sequence | None) -> Phases 
     """Validate phases (+1 active, -1 inactive, 0 free per hidden unit); None if all free."""
     if phases is None:
         return None
+    if isinstance(phases, str | bytes | np.ndarray) or not isinstance(phases, Sequence):
+        raise NapkitError(
+            f"phases must be a list of one array per hidden layer, not {type(phases).__name__}"
+        )
     if len(phases) != len(layer_sizes):
         raise NapkitError(
             f"phases give {len(phases)} layers but the network has {len(layer_sizes)} hidden layers"
         )
     out = []
     for k, (p, n) in enumerate(zip(phases, layer_sizes, strict=True)):
-        a = np.asarray(p).reshape(-1)
+        a = real_array(p, f"phases of layer {k}").reshape(-1)
         if a.size != n:
             raise NapkitError(f"phases of layer {k} have {a.size} units, the layer has {n}")
         if not np.isin(a, (-1, 0, 1)).all():
@@ -150,6 +184,11 @@ def check_phases(layer_sizes: Sequence[int], phases: Sequence | None) -> Phases 
 
 def merge_phases(pi: Phases, pj: Phases) -> tuple[Phases, bool]:
     """Both sets of constraints at once; the flag says they conflict on some neuron."""
+    if len(pi) != len(pj) or any(np.shape(a) != np.shape(b) for a, b in zip(pi, pj, strict=False)):
+        raise NapkitError(
+            f"phases to merge cover different layers: {[np.shape(a) for a in pi]} "
+            f"and {[np.shape(b) for b in pj]}"
+        )
     merged, conflict = [], False
     for a, b in zip(pi, pj, strict=True):
         conflict |= bool(((a * b) < 0).any())
@@ -166,6 +205,13 @@ def follows_phases(pre: Sequence[np.ndarray], phases: Phases | None, strict: boo
     ok = np.ones(n, dtype=bool)
     if phases is None:
         return ok
+    if len(pre) != len(phases) or any(
+        np.ndim(z) != 2 or np.shape(z)[1] != np.size(p) for z, p in zip(pre, phases, strict=False)
+    ):
+        raise NapkitError(
+            f"pre-activations of widths {[np.shape(z)[1:] for z in pre]} do not fit phases of sizes "
+            f"{[np.size(p) for p in phases]}"
+        )
     for z, p in zip(pre, phases, strict=True):
         act, ina = p > 0, p < 0
         if strict:
@@ -182,7 +228,12 @@ def first_follower(net, phases: Phases | None, x: np.ndarray, box: InputBox | No
     Data that a NAP was mined from is the cheapest proof that the NAP's region is not
     empty: pass the result as ``witness`` to ``verify_property`` (it is re-checked there).
     """
-    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    x = net.flatten_inputs(x)
+    phases = check_phases(net.layer_sizes, phases)
+    if whole_number(batch, "batch") < 1:
+        raise NapkitError(f"batch must be at least 1, got {batch}")
+    if box is not None and box.n != net.n_inputs:
+        raise NapkitError(f"the input box has {box.n} inputs, the network {net.n_inputs}")
     for start in range(0, len(x), batch):
         part = x[start:start + batch]
         _, pre = net.forward(part)
@@ -203,6 +254,12 @@ class Property:
     phases: Phases | None = None
 
     def check(self, layer_sizes: Sequence[int], n_inputs: int, n_outputs: int) -> Property:
+        if not isinstance(self.box, InputBox):
+            raise NapkitError(f"a property's box must be an InputBox, not {type(self.box).__name__}")
+        if not isinstance(self.output, OutputSpec):
+            raise NapkitError(
+                f"a property's output must be an OutputSpec, not {type(self.output).__name__}"
+            )
         if self.box.n != n_inputs:
             raise NapkitError(f"the input box has {self.box.n} inputs, the network {n_inputs}")
         if self.output.n_outputs != n_outputs:

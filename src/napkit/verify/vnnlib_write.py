@@ -8,11 +8,13 @@ order): ``(>= Y_k 0.0)`` for an active and ``(<= Y_k 0.0)`` for an inactive neur
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
 
-from napkit.verify.properties import InputBox, OutputSpec, Phases
+from napkit.errors import NapkitError
+from napkit.verify.properties import InputBox, OutputSpec, Phases, real_array
 
 
 def _fmt_row(c: np.ndarray, d: float) -> str:
@@ -39,7 +41,9 @@ def vnnlib_text(box: InputBox, output: OutputSpec, phases: Phases | None = None)
         lines.append(f"(assert (<= X_{i} {float(hi)!r}))")
         lines.append(f"(assert (>= X_{i} {float(lo)!r}))")
     if phases is not None:
-        flat = np.concatenate(phases)
+        flat = np.concatenate([real_array(p, "phases").reshape(-1) for p in phases])
+        if not np.isin(flat, (-1, 0, 1)).all():
+            raise NapkitError("phases must be -1 (inactive), 0 (free) or +1 (active) for every unit")
         lines.append(f"; NAP: Y_{m} onward are the hidden pre-activations")
         for i in np.flatnonzero(flat):
             op = ">=" if flat[i] > 0 else "<="
@@ -58,5 +62,11 @@ def write_vnnlib(
     """Write a query as VNN-LIB 1.0 (gzip-compressed when the name ends in ``.gz``)."""
     p = Path(path)
     data = vnnlib_text(box, output, phases).encode()
-    p.write_bytes(gzip.compress(data) if p.suffix == ".gz" else data)
+    tmp = p.with_name(p.name + ".tmp")
+    try:  # a temporary file, then a rename: never a half-written spec
+        tmp.write_bytes(gzip.compress(data) if p.suffix == ".gz" else data)
+        os.replace(tmp, p)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise NapkitError(f"cannot write {p}: {exc.strerror or exc}") from None
     return p
