@@ -67,6 +67,8 @@ def check_layer_names(layers: Sequence[str], what: str = "the layer list") -> li
 
 def select_layers(model: nn.Module, layers: LayerSpec = None) -> dict[str, nn.Module]:
     """Modules to record, by exact names, a ``(name, module) -> bool`` filter, or all ReLUs."""
+    if not isinstance(model, nn.Module):
+        raise NapkitError(f"cannot select layers of a {type(model).__name__}: give a torch module")
     named = dict(model.named_modules())
     if layers is None:
         chosen = {n: m for n, m in named.items() if isinstance(m, nn.ReLU)}

@@ -47,6 +47,10 @@ def model_fingerprint(model: Model) -> str:
     """sha256 naming a model's weights: the ReluNetwork fingerprint when it converts."""
     if isinstance(model, ReluNetwork):
         return model.fingerprint()
+    if not isinstance(model, nn.Module):
+        raise NapkitError(
+            f"cannot fingerprint a {type(model).__name__}: give a torch module or a ReluNetwork"
+        )
     try:
         from napkit.network import from_torch
 
@@ -110,6 +114,18 @@ def _batch_tensor(module: nn.Module, xb: np.ndarray) -> torch.Tensor:
     return t if device.type == "cpu" else t.to(device)
 
 
+def _run(module: nn.Module, xb: torch.Tensor, first: bool) -> torch.Tensor:
+    """``module(xb)``; on the first batch a shape error of the model names the inputs' shape."""
+    if not first:
+        return module(xb)
+    try:
+        return module(xb)
+    except RuntimeError as exc:  # e.g. "mat1 and mat2 shapes cannot be multiplied"
+        raise NapkitError(
+            f"the model refused inputs of shape {tuple(xb.shape[1:])} per sample: {str(exc).splitlines()[0]}"
+        ) from None
+
+
 def iter_activations(
     model: Model,
     x: np.ndarray,
@@ -125,8 +141,13 @@ def iter_activations(
 
     ``dtype`` applies to a ReluNetwork; a torch module runs in its own parameters' dtype.
     """
+    for name, v in (("batch_size", batch_size), ("start", start)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer):
+            raise NapkitError(f"{name} must be a whole number, got {v!r}")
     if batch_size < 1:
         raise NapkitError("batch_size must be at least 1")
+    if start < 0:
+        raise NapkitError(f"start must be >= 0, got {start}")
     module, rename = as_torch(model, layers, dtype)
     modules = dict(module.named_modules())
     x = _inputs(model, x)
@@ -163,7 +184,7 @@ def iter_activations(
         with torch.no_grad(), progress_bar(n - start, label, bool(progress)) as advance:
             for lo in range(start, n, batch_size):
                 current.clear()
-                out = module(_batch_tensor(module, x[lo : lo + batch_size]))
+                out = _run(module, _batch_tensor(module, x[lo : lo + batch_size]), lo == start)
                 acts = {k: current[k].reshape(len(out), -1).cpu().numpy() for k in rename.values()}
                 logits = out.reshape(len(out), -1).cpu().numpy()
                 if not np.isfinite(logits).all():  # NaN and inf in a hidden layer reach the logits

@@ -112,6 +112,8 @@ class ActivationStore:
     @classmethod
     def open(cls, path: str | Path, fingerprint: str | None = None, mode: str = "r") -> ActivationStore:
         """Open a store; with ``fingerprint``, refuse one recorded from another model."""
+        if mode not in ("r", "r+"):
+            raise NapkitError(f"a store opens read-only ('r') or to append ('r+'), not {mode!r}")
         p = Path(path)
         if not (p / "zarr.json").exists():
             raise NapkitError(f"no activation store at {p}")
@@ -240,6 +242,10 @@ class ActivationStore:
 
         ``start``/``stop`` restrict it to a range of rows (a part mined on a cluster worker).
         """
+        if batch_rows is not None and not (isinstance(batch_rows, int | np.integer) and batch_rows >= 1):
+            raise NapkitError(f"batch_rows must be a whole number >= 1, got {batch_rows!r}")
+        if start < 0 or (stop is not None and stop < start):
+            raise NapkitError(f"rows {start}..{stop} are not a range of the store's rows")
         n = self.n_committed if stop is None else min(stop, self.n_committed)
         step = batch_rows or self.chunk_rows
         for lo in range(start, n, step):

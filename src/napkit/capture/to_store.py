@@ -16,9 +16,12 @@ from napkit.errors import NapkitError
 def data_fingerprint(x: np.ndarray, y: np.ndarray) -> str:
     """sha256 of the inputs and labels: a resumed capture must see the same data."""
     h = hashlib.sha256()
-    for a in (np.ascontiguousarray(x), np.ascontiguousarray(y)):
+    for name, a in (("inputs", np.ascontiguousarray(x)), ("labels", np.ascontiguousarray(y))):
+        if a.dtype.kind not in "biuf":  # an object array would hash its pointers
+            raise NapkitError(f"{name} must be numeric, got dtype {a.dtype}")
         h.update(str((a.shape, a.dtype.str)).encode())
-        h.update(memoryview(a).cast("B"))  # no copy of the data
+        if a.size:
+            h.update(memoryview(a).cast("B"))  # no copy of the data
     return h.hexdigest()
 
 
@@ -38,8 +41,20 @@ def record(
     after its last committed row; a store of another model or data is refused.
     """
     x, y = np.asarray(x), np.asarray(y)
+    if x.ndim == 0 or y.ndim != 1:
+        raise NapkitError(
+            f"record needs one row of inputs per label and 1-D labels, got {x.shape} and {y.shape}"
+        )
     if len(x) != len(y):
         raise NapkitError(f"{len(x)} inputs but {len(y)} labels")
+    if not len(x):
+        raise NapkitError("no data to record")
+    floats = y.dtype.kind == "f"
+    whole = y.dtype.kind in "iu" or (floats and np.isfinite(y).all() and (y == np.round(y)).all())
+    if not whole:
+        raise NapkitError(f"labels must be whole numbers, got dtype {y.dtype}")
+    if y.min() < 0:
+        raise NapkitError(f"labels must be class indices >= 0, got {y.min()}")
     fp, dfp = model_fingerprint(model), data_fingerprint(x, y)
     p = Path(path)
     store: ActivationStore | None = None
@@ -52,10 +67,17 @@ def record(
             raise NapkitError(f"the store at {p} holds {store.mode} activations, not {mode}")
         start = store.n_committed
         batch_size = store.chunk_rows
+        if isinstance(layers, list | tuple) and list(layers) != store.layer_names:
+            raise NapkitError(f"the store at {p} records layers {store.layer_names}, not {list(layers)}")
         if store.complete:
             return store
     for batch in iter_activations(model, x, layers, batch_size, start=start, progress=progress):
         if store is None:
+            if y.max() >= batch.logits.shape[1]:
+                raise NapkitError(
+                    f"labels must lie in 0..{batch.logits.shape[1] - 1} (the model has "
+                    f"{batch.logits.shape[1]} outputs), got {y.max()}"
+                )
             sizes = {k: a.shape[1] for k, a in batch.acts.items()}
             store = ActivationStore.create(p, sizes, len(x), fp, dfp, mode, chunk_rows=batch_size)
         elif list(batch.acts) != store.layer_names:
