@@ -28,8 +28,8 @@ def as_rows(x: Any, name: str = "input") -> np.ndarray:
         a = a.reshape(-1, 1)
     elif a.ndim > 2:
         a = a.reshape(a.shape[0], -1)
-    if a.dtype != bool and not np.issubdtype(a.dtype, np.number):
-        raise NapkitError(f"{name}: expected numbers, got dtype {a.dtype}")
+    if a.dtype.kind not in "biuf":  # complex would lose its imaginary part in "> 0"
+        raise NapkitError(f"{name}: expected real numbers, got dtype {a.dtype}")
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise NapkitError(f"{name}: contains NaN or infinity")
     return a

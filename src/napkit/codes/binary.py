@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from napkit.codes._input import as_rows
+from napkit.codes._input import as_numpy, as_rows
 from napkit.errors import NapkitError
 from napkit.network import ReluNetwork
 
@@ -66,6 +66,8 @@ def on_off_and_predictions(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`network_on_off` and the network's predicted classes, in one batched pass."""
     chosen = _layer_indices(net, layers)
+    if isinstance(batch, bool) or not isinstance(batch, int | np.integer) or batch < 1:
+        raise NapkitError(f"batch must be a whole number >= 1, got {batch!r}")
     a = as_rows(x, "inputs")
     if a.shape[0] == 0:
         raise NapkitError("no inputs given")
@@ -78,13 +80,23 @@ def on_off_and_predictions(
 
 
 def pack_codes(bits: np.ndarray) -> np.ndarray:
-    """Bit-pack a boolean (samples, bits) matrix row-wise into uint8 bytes."""
-    return np.packbits(np.asarray(bits, dtype=bool), axis=1)
+    """Bit-pack a boolean (samples, bits) matrix row-wise into uint8 bytes (0/1 numbers too)."""
+    b = as_numpy(bits, "bits")
+    if b.ndim != 2:
+        raise NapkitError(f"bits: expected a (samples, bits) matrix, got shape {b.shape}")
+    if b.dtype != bool:
+        if b.dtype.kind not in "iuf" or not np.isin(b, (0, 1)).all():
+            raise NapkitError("bits: expected booleans or 0/1; threshold activations first (on_off)")
+        b = b.astype(bool)
+    return np.packbits(b, axis=1)
 
 
 def unpack_codes(codes: np.ndarray, n_bits: int | None = None) -> np.ndarray:
     """Inverse of :func:`pack_codes`: a boolean (samples, n_bits) matrix."""
     c = check_codes(codes)
+    lo, hi = 8 * c.shape[1] - 7, 8 * c.shape[1]  # pack_codes of n bits gives ceil(n / 8) bytes
+    if n_bits is not None and not (isinstance(n_bits, int | np.integer) and lo <= n_bits <= hi):
+        raise NapkitError(f"n_bits must lie in {lo}..{hi} for codes of {c.shape[1]} bytes, got {n_bits}")
     return np.unpackbits(c, axis=1, count=n_bits).astype(bool)
 
 

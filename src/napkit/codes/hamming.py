@@ -27,6 +27,13 @@ def as_words(codes: Any) -> np.ndarray:
     return np.ascontiguousarray(c).view(np.uint64)
 
 
+def _same_width(a: Any, b: Any) -> None:
+    """Codes compared must have as many bytes (zero padding to words would hide a mismatch)."""
+    na, nb = check_codes(a, "a").shape[1], check_codes(b, "b").shape[1]
+    if na != nb:
+        raise NapkitError(f"codes of different lengths: {na} and {nb} bytes")
+
+
 def _block_distances(q: np.ndarray, r: np.ndarray) -> np.ndarray:
     """(len q, len r) int32 Hamming distances between word matrices."""
     x = q[:, None, 0] ^ r[None, :, 0]
@@ -39,6 +46,7 @@ def _block_distances(q: np.ndarray, r: np.ndarray) -> np.ndarray:
 
 def hamming_distances(a: Any, b: Any) -> np.ndarray:
     """Full (len a, len b) Hamming distance matrix between packed codes (for small inputs)."""
+    _same_width(a, b)
     wa, wb = as_words(a), as_words(b)
     if wa.shape[1] != wb.shape[1]:
         raise NapkitError(f"codes of different lengths: {wa.shape[1]} and {wb.shape[1]} words")
@@ -52,6 +60,7 @@ def hamming_kneighbors(
 
     Memory is about ``block_bytes`` beyond inputs and outputs, whatever the sizes.
     """
+    _same_width(queries, refs)
     wq, wr = as_words(queries), as_words(refs)
     if wq.shape[1] != wr.shape[1]:
         raise NapkitError("queries and references have codes of different lengths")

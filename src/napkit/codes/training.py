@@ -29,6 +29,8 @@ def make_mlp(
     """
     if not hidden or any(int(h) < 1 for h in hidden):
         raise NapkitError(f"hidden widths must be positive, got {list(hidden)}")
+    if int(n_inputs) < 1 or int(n_classes) < 1:
+        raise NapkitError(f"a network needs >= 1 input and >= 1 class, got {n_inputs} and {n_classes}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         layers: list[nn.Module] = []
@@ -87,6 +89,12 @@ def train_checkpoints(
     if not stops or stops[0] < 0:
         raise NapkitError(f"epochs must be non-negative, got {list(epochs)}")
     n_cls = int(n_classes or ys.max() + 1)
+    if ys.max() >= n_cls:
+        raise NapkitError(f"labels must be 0 .. n_classes - 1 = {n_cls - 1}, got {ys.max()}")
+    if not (isinstance(batch_size, int | np.integer) and batch_size >= 1):
+        raise NapkitError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+    if not (isinstance(lr, int | float | np.number) and 0 < lr < np.inf):
+        raise NapkitError(f"the learning rate must be a finite number > 0, got {lr!r}")
     model = make_mlp(xs.shape[1], hidden, n_cls, seed, batch_norm)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)

@@ -17,8 +17,10 @@ def as_patterns(x: Any, name: str = "patterns", dtype: Any = np.float64) -> np.n
         a = np.asarray(x)
     except Exception as exc:  # broken __array__ implementations fail in many ways
         raise NapkitError(f"{name}: cannot be read as an array ({exc})") from exc
-    if a.dtype != bool and not np.issubdtype(a.dtype, np.number):
-        raise NapkitError(f"{name}: expected numbers, got dtype {a.dtype}")
+    if a.dtype.kind not in "biuf":  # complex would silently lose its imaginary part
+        raise NapkitError(f"{name}: expected real numbers, got dtype {a.dtype}")
+    if np.dtype(dtype).kind != "f":
+        raise NapkitError(f"{name}: compute in a float dtype (float32 or float64), not {np.dtype(dtype)}")
     if a.ndim < 2:
         raise NapkitError(f"{name}: expected (patterns, units), got shape {a.shape}")
     a = np.asarray(a.reshape(a.shape[0], -1), dtype=dtype)
@@ -31,11 +33,22 @@ def as_patterns(x: Any, name: str = "patterns", dtype: Any = np.float64) -> np.n
     return a
 
 
-def as_vector(x: Any, name: str) -> np.ndarray:
-    """A finite 1-D float64 vector."""
+def as_real(x: Any, name: str) -> np.ndarray:
+    """Any array of real numbers as float64 (torch tensors detached); others refused by name."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):
         x = x.detach().cpu().numpy()
-    a = np.asarray(x, dtype=np.float64)
+    try:
+        a = np.asarray(x)
+    except Exception as exc:  # ragged lists, broken __array__
+        raise NapkitError(f"{name}: cannot be read as an array ({exc})") from exc
+    if a.dtype.kind not in "biuf":
+        raise NapkitError(f"{name}: expected real numbers, got dtype {a.dtype}")
+    return a.astype(np.float64)
+
+
+def as_vector(x: Any, name: str) -> np.ndarray:
+    """A finite 1-D float64 vector."""
+    a = as_real(x, name)
     if a.ndim != 1:
         raise NapkitError(f"{name}: expected a vector, got shape {a.shape}")
     if not np.isfinite(a).all():

@@ -15,6 +15,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from napkit.errors import NapkitError
+from napkit.geometry._input import as_vector
 from napkit.geometry.rdm import to_condensed
 
 COMPARISONS = ("spearman", "kendall_tau_a", "pearson", "cosine")
@@ -50,7 +51,7 @@ def _pairs_in_runs(same_as_previous: np.ndarray) -> int:
 
 def kendall_tau_a(x: Any, y: Any) -> float:
     """Kendall's tau-a of two equally long vectors (no correction for ties)."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    x, y = as_vector(x, "x"), as_vector(y, "y")  # NaN sorted as a value gave tau = 1
     m = x.shape[0]
     if m < 2 or y.shape[0] != m:
         raise NapkitError(f"tau-a needs two vectors of equal length >= 2, got {m} and {y.shape[0]}")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from napkit.errors import NapkitError
-from napkit.geometry._input import as_patterns, as_vector
+from napkit.geometry._input import as_patterns, as_real, as_vector
 
 METHODS = ("correlation", "cosine", "euclidean")
 
@@ -47,6 +47,10 @@ def rdm_blocks(
     dtype: Any = np.float64,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield (start, stop, D[start:stop, start:]) over the upper triangle of the RDM."""
+    if block_rows is not None and (
+        isinstance(block_rows, bool) or not isinstance(block_rows, int | np.integer) or block_rows < 1
+    ):
+        raise NapkitError(f"block_rows must be a whole number >= 1 (or None), got {block_rows!r}")
     x = as_patterns(patterns, dtype=dtype)
     u, sq = _prepare(x, method)
     n = u.shape[0]
@@ -100,8 +104,10 @@ def rdm(
 
 def condensed_size(m: int) -> int:
     """Number of patterns n of a condensed RDM with m = n(n−1)/2 entries."""
+    if isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 1:
+        raise NapkitError(f"{m!r} values are not a condensed RDM (n(n-1)/2 for some n >= 2)")
     n = int(round((1 + np.sqrt(1 + 8 * m)) / 2))
-    if m < 1 or n * (n - 1) // 2 != m:
+    if n * (n - 1) // 2 != m:
         raise NapkitError(f"{m} values are not a condensed RDM (n(n-1)/2 for some n >= 2)")
     return n
 
@@ -109,9 +115,9 @@ def condensed_size(m: int) -> int:
 def to_condensed(rdm_: Any, atol: float = 1e-8) -> np.ndarray:
     """Condensed vector of an RDM; a vector passes through (checked), a square is checked
     for symmetry and a zero diagonal."""
-    if hasattr(rdm_, "detach"):
-        rdm_ = rdm_.detach().cpu().numpy()
-    a = np.asarray(rdm_, dtype=np.float64)
+    if not atol >= 0:
+        raise NapkitError(f"atol must be >= 0, got {atol}")
+    a = as_real(rdm_, "rdm")
     if a.ndim == 1:
         condensed_size(a.shape[0])
         return as_vector(a, "rdm")
