@@ -17,13 +17,18 @@ from napkit.network import ReluNetwork, from_onnx, onnx_logits, save_model, to_o
         (([[1.0, 2.0], [3.0]],), "rectangular"),
         ((np.array([["a", "b"]]),), "real numbers"),
         ((np.ones((2, 2)) * 1j,), "real numbers"),  # the imaginary part was silently dropped
-        ((np.ones((0, 2)),), "do not fit"),
         (None, "sequences of arrays"),
     ],
 )
 def test_network_refuses_weights_that_are_not_real_matrices(weights, match):
     with pytest.raises(NapkitError, match=match):
         ReluNetwork(weights, (np.zeros(2),) if weights is not None else None)
+
+
+def test_network_refuses_a_layer_without_units():
+    """A (0, 2) weight with a (0,) bias made a network with no outputs."""
+    with pytest.raises(NapkitError, match="do not fit"):
+        ReluNetwork((np.ones((0, 2)),), (np.zeros(0),))
 
 
 def test_network_refuses_non_string_layer_names_and_negative_input_shapes():

@@ -8,11 +8,13 @@ import pytest
 
 from helpers import random_net
 from napkit.errors import NapkitError
+from napkit.network import to_onnx
 from napkit.verify import (
     InputBox,
     MilpEncoding,
     OutputSpec,
     PatternSearch,
+    Property,
     VerifyOptions,
     check_phases,
     check_point,
@@ -27,10 +29,13 @@ from napkit.verify import (
     output_lower,
     pgd_attack,
     propagate,
+    read_vnnlib,
     robustness_spec,
+    run_batch,
     spec_lower,
     tighten_bounds,
     verify_disjoint,
+    verify_property,
     verify_robustness,
     vnnlib_text,
     write_vnnlib,
@@ -192,3 +197,40 @@ def test_vnnlib_phases_must_be_minus_one_zero_one_and_writes_leave_nothing_behin
     with pytest.raises(NapkitError, match="cannot write"):
         write_vnnlib(tmp_path / "missing" / "q.vnnlib", domain_box(4), robustness_spec(0, 3))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_verify_property_refuses_a_property_or_onnx_model_that_is_not_one():
+    prop = Property(domain_box(4), robustness_spec(0, 3))
+    with pytest.raises(NapkitError, match="must be a Property"):
+        verify_property(NET, "prop", timeout=1)
+    with pytest.raises(NapkitError, match="onnx.ModelProto"):
+        verify_property(NET, prop, timeout=1, onnx_model="model.onnx")
+
+
+def test_an_onnx_model_of_another_network_is_refused():
+    """It re-checked counterexamples of NET on other weights, without a word."""
+    prop = Property(domain_box(4), robustness_spec(1, 3))
+    with pytest.raises(NapkitError, match="other logits"):
+        verify_property(NET, prop, timeout=1, onnx_model=to_onnx(random_net(5)))
+    with pytest.raises(NapkitError, match="does not run on the network's inputs|do not fit"):
+        verify_property(NET, prop, timeout=1, onnx_model=to_onnx(random_net(5, sizes=(5, 8, 3))))
+
+
+def test_the_onnx_model_of_the_network_itself_is_accepted():
+    centre = np.full(4, 0.5)
+    prop = Property(linf_ball(centre, 0.01), robustness_spec(int(NET.predict(centre)[0]), 3))
+    assert verify_property(NET, prop, timeout=5, onnx_model=to_onnx(NET)).verdict in ("verified", "falsified")
+
+
+def test_run_batch_refuses_zero_workers_and_jobs_that_are_not_jobs(tmp_path):
+    with pytest.raises(NapkitError, match="workers"):
+        run_batch([], tmp_path / "r.jsonl", workers=0, progress=False)
+    with pytest.raises(NapkitError, match="BatchJob"):
+        run_batch(["job"], tmp_path / "r.jsonl", progress=False)
+
+
+def test_read_vnnlib_given_text_points_to_read_vnnlib_text():
+    """The text was taken as a file name ("File name too long")."""
+    text = vnnlib_text(domain_box(4), robustness_spec(0, 3))
+    with pytest.raises(NapkitError, match="read_vnnlib_text"):
+        read_vnnlib(text)

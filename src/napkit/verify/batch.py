@@ -145,7 +145,13 @@ def run_batch(
     ``dask.distributed`` scheduler address to run on a cluster instead. ``retry_errors``
     runs again the jobs whose recorded result is ``error``.
     """
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
+        raise NapkitError(f"workers must be a whole number >= 1 (or None), got {workers!r}")
     jobs = list(jobs)
+    if not all(isinstance(j, BatchJob) for j in jobs):
+        raise NapkitError("run_batch takes BatchJob objects (instance_jobs makes them from a CSV)")
     ids = [j.id for j in jobs]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)

@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from napkit.errors import NapkitError
-from napkit.network import ReluNetwork
+from napkit.network import ReluNetwork, onnx_logits
 from napkit.verify.attack import check_point
 from napkit.verify.bounds import propagate
 from napkit.verify.options import VerifyOptions
@@ -68,7 +68,7 @@ from napkit.verify.properties import (
 from napkit.verify.query import Query
 from napkit.verify.stages import FALSIFY_STAGES, FALSIFY_STAGES_PLAIN, PREFIX_STAGES, PROVE_STAGES, STAGES
 from napkit.verify.threads import one_thread
-from napkit.verify.tolerances import PROOF_SLACK
+from napkit.verify.tolerances import ONNX_AGREEMENT, PROOF_SLACK
 from napkit.verify.verdict import VNNLIB_ANSWER, VerificationResult
 from napkit.verify.vnnlib import VnnlibSpec, read_vnnlib
 
@@ -116,7 +116,13 @@ def verify_property(
 
 
 def _run_stages(net, prop, opts: VerifyOptions, onnx_model, witness) -> VerificationResult:
+    if not isinstance(net, ReluNetwork):
+        raise NapkitError(f"net must be a ReluNetwork, not {type(net).__name__}")
+    if not isinstance(prop, Property):
+        raise NapkitError(f"prop must be a Property (box, output spec, phases), not {type(prop).__name__}")
     prop = prop.check(net.layer_sizes, net.n_inputs, net.n_outputs)
+    if onnx_model is not None:
+        _check_onnx_of(net, onnx_model, prop.box)
     q = Query(net, prop, opts, onnx_model)
     if witness is not None:
         # kept in its own dtype: the data stage converts a batch at a time to float64, inside
@@ -168,6 +174,29 @@ def _in_order(q: Query, stages) -> VerificationResult | None:
         if res is not None:
             return res
     return None
+
+
+def _check_onnx_of(net: ReluNetwork, model, box: InputBox) -> None:
+    """The ONNX model that re-checks counterexamples must compute ``net``'s logits (checked
+    at the box centre, to float32 precision); a model of another network is refused."""
+    import onnx
+
+    if not isinstance(model, onnx.ModelProto):
+        raise NapkitError(
+            f"onnx_model must be an onnx.ModelProto (load_onnx_model), not {type(model).__name__}"
+        )
+    try:
+        y32 = onnx_logits(model, box.center[None], net.input_shape)
+    except NapkitError:
+        raise
+    except Exception as exc:  # onnxruntime refuses inputs of another shape in its own words
+        raise NapkitError(f"the ONNX model does not run on the network's inputs: {exc}") from None
+    y64 = net.logits(box.center[None])
+    scale = 1.0 + float(np.abs(y64).max())
+    if y32.shape != y64.shape or not np.allclose(y32, y64, rtol=0, atol=ONNX_AGREEMENT * scale):
+        raise NapkitError(
+            "the ONNX model computes other logits than the network: pass the model it was loaded from"
+        )
 
 
 def verify_robustness(

@@ -19,3 +19,9 @@ STRICT_MARGIN = 1e-6
 # LP optima (HiGHS, primal feasibility 1e-7) used as neuron bounds are widened by
 # LP_BOUND_PAD * (1 + |value|) before they are trusted.
 LP_BOUND_PAD = 1e-6
+
+# An ONNX model given to re-check counterexamples must agree with the network's float64
+# logits at the box centre to ONNX_AGREEMENT * (1 + max |logit|): float32 inference of the
+# same weights stays orders of magnitude closer; a model of other weights is off by O(1).
+# It only refuses a mismatched model; it never changes a verdict.
+ONNX_AGREEMENT = 1e-3

@@ -256,6 +256,8 @@ def read_vnnlib_text(text: str) -> VnnlibSpec:
 
 def read_vnnlib(path: str | Path) -> VnnlibSpec:
     """Read a ``.vnnlib`` or ``.vnnlib.gz`` file."""
+    if isinstance(path, str) and ("\n" in path or path.lstrip().startswith(("(", ";"))):
+        raise NapkitError("read_vnnlib takes a file path; this looks like VNN-LIB text: use read_vnnlib_text")
     p = Path(path)
     try:
         data = p.read_bytes()
