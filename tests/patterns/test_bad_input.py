@@ -11,6 +11,7 @@ from napkit.errors import NapkitError
 from napkit.patterns import (
     NAPMiner,
     NAPMonitor,
+    NAPSet,
     delta_sweep,
     mine,
     mine_store,
@@ -131,3 +132,29 @@ def test_miner_update_refuses_nan_patterns_and_short_predictions():
     with pytest.raises(NapkitError, match="1 predictions for 2 labels"):
         miner.update(np.ones((2, 3), bool), np.array([0, 1]), np.array([0]))
     assert miner.totals.sum() == 0
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"active": np.full((1, 3), np.nan)}, "active masks"),
+        ({"delta": 5.0}, "δ"),
+        ({"delta": "0.9"}, "δ"),
+        ({"labels": np.array([-1])}, "class indices"),
+        ({"labels": np.array([0.5])}, "class indices"),
+    ],
+)
+def test_napset_refuses_masks_deltas_and_labels_out_of_their_domain(kw, match):
+    """All of these made a NAPSet (NaN masks read as 'constrained everywhere')."""
+    args = {
+        "layer_names": ("a",),
+        "layer_sizes": (3,),
+        "fingerprint": "fp",
+        "delta": 0.9,
+        "labels": np.array([0]),
+        "active": np.zeros((1, 3), bool),
+        "inactive": np.zeros((1, 3), bool),
+        "support": np.array([5]),
+    }
+    with pytest.raises(NapkitError, match=match):
+        NAPSet(**{**args, **kw})

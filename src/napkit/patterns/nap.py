@@ -69,9 +69,18 @@ class NAPSet:
     _packed: list = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.labels = np.asarray(self.labels, dtype=np.int64)
-        self.active = np.asarray(self.active, dtype=bool)
-        self.inactive = np.asarray(self.inactive, dtype=bool)
+        from napkit.patterns.membership import as_signs
+
+        labels = np.asarray(self.labels)
+        if labels.ndim != 1 or labels.dtype.kind not in "iu" or (labels < 0).any():
+            raise NapkitError(f"NAP labels must be class indices >= 0, got {labels.tolist()}")
+        if not isinstance(self.delta, int | float | np.integer | np.floating) or not 0.5 < self.delta <= 1.0:
+            raise NapkitError(f"a NAP set's δ must satisfy 0.5 < δ ≤ 1, got {self.delta}")
+        if len(self.layer_names) != len(self.layer_sizes):
+            raise NapkitError(f"{len(self.layer_names)} layer names for {len(self.layer_sizes)} layer sizes")
+        self.labels = labels.astype(np.int64)
+        self.active = as_signs(self.active, "active masks")  # NaN or 0.5 read as "constrained" before
+        self.inactive = as_signs(self.inactive, "inactive masks")
         self.support = np.asarray(self.support, dtype=np.int64)
         n = int(sum(self.layer_sizes))
         shape = (len(self.labels), n)
