@@ -8,6 +8,7 @@ import pytest
 
 from helpers import random_net
 from napkit.codes import (
+    HammingKNN,
     hamming_distances,
     hamming_kneighbors,
     make_mlp,
@@ -83,3 +84,12 @@ def test_training_refuses_bad_hyper_parameters_and_labels():
         train_mlp(x, y, (5,), epochs=1, batch_size=0)
     with pytest.raises(NapkitError, match="0 .. n_classes - 1 = 2"):  # was a torch IndexError
         train_mlp(x, y + 9, (5,), epochs=1, n_classes=3)
+
+
+def test_knn_score_refuses_fractional_labels():
+    """scikit-learn's score raised its own ValueError about continuous targets."""
+    codes, y = pack_codes(BITS), np.arange(20) % 3
+    knn = HammingKNN(3).fit(codes, y)
+    with pytest.raises(NapkitError, match="integers"):
+        knn.score(codes, y + 0.5)
+    assert knn.score(codes, y) == pytest.approx(np.mean(knn.predict(codes) == y))

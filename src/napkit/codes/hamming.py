@@ -122,3 +122,14 @@ class HammingKNN(ClassifierMixin, BaseEstimator):
         counts = np.zeros((votes.shape[0], self.classes_.shape[0]), dtype=np.int64)
         np.add.at(counts, (np.arange(votes.shape[0])[:, None], votes), 1)
         return self.classes_[counts.argmax(axis=1)]
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy on ``(X, y)``; labels are checked as in ``fit`` (whole numbers, one per code)."""
+        pred = self.predict(X)
+        labels = as_labels(y, pred.shape[0])
+        if sample_weight is None:
+            return float(np.mean(pred == labels))
+        w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+        if w.shape != pred.shape or not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
+            raise NapkitError(f"sample_weight must be {pred.shape[0]} finite weights >= 0, not all zero")
+        return float(np.average(pred == labels, weights=w))
