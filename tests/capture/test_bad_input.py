@@ -77,3 +77,11 @@ def test_store_reads_refuse_bad_ranges_and_modes(tmp_path):
             list(store.iter_signs(**kw))
     with pytest.raises(NapkitError, match="read-only"):
         ActivationStore.open(tmp_path / "acts.zarr", mode="w")
+
+
+def test_batch_signs_of_an_unrecorded_layer_names_it():
+    """A KeyError from the dict of activations before."""
+    batch = next(iter_activations(NET, X, progress=False))
+    with pytest.raises(NapkitError, match="no layer 'zz'"):
+        batch.signs(["zz"])
+    assert batch.signs("relu0").shape == (50, 8)

@@ -33,7 +33,10 @@ class ActivationBatch:
 
     def signs(self, names: list[str] | None = None) -> np.ndarray:
         """On/off pattern (pre-activation > 0) of the chosen layers, concatenated."""
-        names = list(self.acts) if names is None else names
+        names = list(self.acts) if names is None else [names] if isinstance(names, str) else list(names)
+        missing = [n for n in names if n not in self.acts]
+        if missing:
+            raise NapkitError(f"this batch recorded no layer {missing[0]!r}; it has {list(self.acts)}")
         widths = [self.acts[n].shape[1] for n in names]
         out = np.empty((len(self.logits), sum(widths)), dtype=bool)
         lo = 0
