@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from napkit.cli.common import (
+    ForceOpt,
     HiOpt,
     JsonOpt,
     LoOpt,
@@ -19,6 +20,7 @@ from napkit.cli.common import (
     ProgressOpt,
     SplitOpt,
     app,
+    atomic_path,
     check_output,
     layer_list,
     load_pair,
@@ -37,6 +39,18 @@ def _image_shape(text: str | None) -> tuple[int, int] | None:
     if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise NapkitError(f"--image-shape must be two positive integers H,W, got {text!r}")
     return int(parts[0]), int(parts[1])
+
+
+def _figure_path(path: Path, force: bool) -> Path:
+    """``--png``: a new file (or ``force``) whose suffix names a format matplotlib writes."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    check_output(path, force)
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    if path.suffix.lower().lstrip(".") not in formats:
+        known = ", .".join(formats)
+        raise NapkitError(f"--png {path}: the name must end in a format matplotlib writes (.{known})")
+    return path
 
 
 @app.command()
@@ -205,6 +219,7 @@ def similarity(
     samples: Annotated[int, typer.Option("--samples", help="Use the first N inputs")] = 2000,
     pre: Annotated[bool, typer.Option("--pre", help="Compare pre-activations, not ReLU outputs")] = False,
     png: Annotated[Path | None, typer.Option("--png", help="Write the heat map here")] = None,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Layer × layer representational similarity of two models (or one with itself)."""
@@ -218,7 +233,7 @@ def similarity(
     if samples < 2:
         raise NapkitError("--samples must be at least 2")
     if png is not None:
-        check_output(png)
+        _figure_path(png, force)
     *models, data = paths
     x, _ = load_npz(data, split)
     x = x[:samples]
@@ -243,7 +258,9 @@ def similarity(
         ) from None
     if png is not None:
         labels = (models[0].name, models[-1].name)
-        plot_similarity(matrix, names_a, names_b, title=f"{method} between layers", labels=labels, path=png)
+        title = f"{method} between layers"
+        with atomic_path(png) as tmp:
+            plot_similarity(matrix, names_a, names_b, title=title, labels=labels, path=tmp)
     if not as_json:
         table = Table(title=f"{method}: rows {models[0].name}, columns {models[-1].name}")
         table.add_column("")

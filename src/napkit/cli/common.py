@@ -106,6 +106,16 @@ def check_output(path: Path, force: bool = True) -> Path:
     return path
 
 
+def check_results(path: Path | None) -> Path | None:
+    """``--results``: a file in an existing folder, new or a results file to resume from."""
+    if path is None:
+        return None
+    from napkit.verify.batch import check_results_file
+
+    check_output(path)
+    return check_results_file(path)
+
+
 def check_folder(path: Path, force: bool) -> Path:
     """An output folder: created when missing; a non-empty one is refused unless ``force``."""
     if path.exists() and not path.is_dir():

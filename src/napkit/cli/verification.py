@@ -27,6 +27,7 @@ from napkit.cli.common import (
     WorkersOpt,
     app,
     check_output,
+    check_results,
     out_console,
     positive_seconds,
 )
@@ -152,6 +153,7 @@ def _verify_all(model, naps, region, timeout, workers, results, scheduler, progr
     from napkit.verify import BatchJob, Property, linf_ball, query_id, robustness_spec
 
     domain, center, index, eps, split, lo, hi = region
+    check_results(results)
     net = load_model(model)
     napset = None if naps is None else NAPSet.load(naps, net)
     box, _, notes = query_region(net, *region)  # validates the region once

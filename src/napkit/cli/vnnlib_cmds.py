@@ -28,6 +28,7 @@ from napkit.cli.common import (
     atomic_path,
     check_folder,
     check_output,
+    check_results,
     out_console,
 )
 from napkit.cli.queries import (
@@ -97,6 +98,7 @@ def _vnnlib_instances(instances: Path, out: Path, workers, results, scheduler, f
     from napkit.verify import instance_jobs, read_instances, vnncomp_result, write_vnncomp_csv
 
     check_output(out, force)
+    check_results(results)
     todo = read_instances(instances)
     jobs = instance_jobs(todo)
     recs = run_batch_cli(jobs, results, workers, scheduler, progress)
