@@ -165,6 +165,8 @@ def _train_test(data: Path, split: str | None, test_split: str | None, seed: int
     if test_split is not None:
         xt, yt = load_npz(data, test_split)
         return x, y, xt, yt
+    if len(x) < 2:
+        raise NapkitError(f"{data} holds {len(x)} input: splitting it into train and test needs at least 2")
     x, xt, y, yt = train_test_split(x, y, test_size=0.2, random_state=seed)
     return x, y, xt, yt
 

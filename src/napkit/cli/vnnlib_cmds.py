@@ -82,6 +82,8 @@ def vnnlib(
         raise NapkitError("give MODEL PROP, or --instances instances.csv")
     if scheduler is not None or results is not None:
         raise NapkitError("--results and --scheduler apply to --instances")
+    if label is not None and naps is None:
+        raise NapkitError("--label names the class of a NAP: give --naps NAPS.json too, or leave --label out")
     net = load_model(model)
     if label is not None:
         check_label(net, label)
