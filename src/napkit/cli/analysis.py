@@ -151,15 +151,10 @@ def _train_test(data: Path, split: str | None, test_split: str | None, seed: int
     """(x_train, y_train, x_test, y_test): named splits, the file's train/test, or a seeded 80/20 split."""
     from sklearn.model_selection import train_test_split
 
-    from napkit.datasets import load_npz
+    from napkit.datasets import load_npz, npz_keys
 
     if split is None and test_split is None:
-        try:
-            with np.load(data, allow_pickle=False) as f:
-                keys = set(f.files)
-        except (OSError, ValueError) as exc:
-            raise NapkitError(f"{data} is not a readable .npz file: {exc}") from None
-        if {"x_train", "y_train", "x_test", "y_test"} <= keys:
+        if {"x_train", "y_train", "x_test", "y_test"} <= set(npz_keys(data)):
             split, test_split = "train", "test"
     x, y = load_npz(data, split)
     if test_split is not None:

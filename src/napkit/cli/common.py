@@ -91,12 +91,18 @@ def positive_seconds(value: float | None) -> float | None:
     return value
 
 
-def check_output(path: Path, force: bool = True) -> Path:
-    """``path`` can be written; an existing file is refused unless ``force``."""
+def _check_parent(path: Path) -> Path:
+    """The folder ``path`` goes into exists (and is a folder)."""
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         what = "is a file, not a folder" if parent.exists() else "does not exist"
         raise NapkitError(f"cannot write {path}: {parent} {what}")
+    return parent
+
+
+def check_output(path: Path, force: bool = True) -> Path:
+    """``path`` can be written; an existing file is refused unless ``force``."""
+    parent = _check_parent(path)
     if path.is_dir():  # even with --force: replacing a folder by a file would lose it
         raise NapkitError(f"cannot write {path}: it is a folder, give a file name")
     if path.exists() and not force:
@@ -114,6 +120,15 @@ def check_results(path: Path | None) -> Path | None:
 
     check_output(path)
     return check_results_file(path)
+
+
+def check_new_store(path: Path) -> Path:
+    """Where ``napkit capture`` creates a store: a new path or an empty folder, in a folder."""
+    _check_parent(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        what = "a file" if not path.is_dir() else "a folder that holds no activation store"
+        raise NapkitError(f"cannot write a store at {path}: it is {what}; choose a new path")
+    return path
 
 
 def check_folder(path: Path, force: bool) -> Path:

@@ -75,8 +75,8 @@ def vnnlib(
     from napkit.verify import verify_vnnlib
 
     if instances is not None:
-        if model is not None or prop is not None or naps is not None:
-            raise NapkitError("--instances takes no MODEL, PROP or --naps: the CSV names them")
+        if model is not None or prop is not None or naps is not None or label is not None:
+            raise NapkitError("--instances takes no MODEL, PROP, --naps or --label: the CSV names them")
         return _vnnlib_instances(instances, out, workers, results, scheduler, force, progress, as_json)
     if model is None or prop is None:
         raise NapkitError("give MODEL PROP, or --instances instances.csv")
