@@ -156,6 +156,19 @@ def test_vnnlib_label_without_naps_is_refused(setup, capsys):
     assert "--label" in refused(capsys, "vnnlib", "--instances", tmp / "p.vnnlib", "--label", "1")
 
 
+def test_verify_witnesses_without_naps_is_refused(setup, capsys):
+    tmp, model, data, *_ = setup
+    line = refused(capsys, "verify", model, "--label", "0", "--domain", "--witnesses", data, "--timeout", "2")
+    assert "--witnesses" in line and "--naps" in line
+
+
+def test_minimize_data_split_without_data_is_refused(setup, capsys):
+    tmp, model, data, naps, _ = setup
+    line = refused(capsys, "minimize", model, "--naps", naps, "--label", "0", "--domain", "--data-split",
+                   "test", "--out", tmp / "m.json", "--timeout", "2", "--no-progress")
+    assert "--data-split needs --data" in line and not (tmp / "m.json").exists()
+
+
 # ---- data files ---------------------------------------------------------------------------------
 
 

@@ -92,6 +92,8 @@ def verify(
         return _verify_all(model, naps, region, timeout, workers, results, scheduler, progress, as_json)
     if scheduler is not None or results is not None:
         raise NapkitError("--results and --scheduler apply to --label all")
+    if witnesses is not None and naps is None:
+        raise NapkitError("--witnesses are inputs that follow a NAP: give --naps NAPS.json too")
     from napkit.progress import status_line
     from napkit.verify import verify_robustness
 
@@ -346,6 +348,8 @@ def minimize(
     from napkit.progress import status_line
     from napkit.verify import minimize_nap
 
+    if data_split is not None and data is None:
+        raise NapkitError("--data-split needs --data")
     if out.resolve() == naps.resolve():
         raise NapkitError(f"--out {out} is the --naps file: minimize would overwrite its own input")
     check_output(out, force)
