@@ -146,6 +146,20 @@ def test_capture_into_an_empty_folder_and_not_into_another_folder(setup, capsys)
     assert [p.name for p in (tmp / "other").iterdir()] == ["keep"]
 
 
+def test_capture_interrupted_while_creating_its_store_leaves_no_folder(setup, capsys, monkeypatch):
+    from napkit.capture import ActivationStore
+
+    tmp, model, data, *_ = setup
+
+    def interrupt(self, n):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ActivationStore, "_write_committed", interrupt)
+    code, out, err = run_cli(capsys, "capture", model, data, "--out", tmp / "acts.zarr", "--no-progress")
+    assert code == 130 and "interrupted" in one_line(err)
+    assert sorted(os.listdir(tmp)) == ["d.npz", "m.onnx", "naps.json"]
+
+
 # ---- options that would be silently ignored -----------------------------------------------------
 
 
