@@ -170,6 +170,13 @@ def test_vnnlib_label_without_naps_is_refused(setup, capsys):
     assert "--label" in refused(capsys, "vnnlib", "--instances", tmp / "p.vnnlib", "--label", "1")
 
 
+def test_vnnlib_out_without_instances_is_refused(setup, capsys):
+    tmp, model, *_ = setup
+    (tmp / "p.vnnlib").write_text("(declare-const X_0 Real)\n")
+    line = refused(capsys, "vnnlib", model, tmp / "p.vnnlib", "--out", tmp / "r.csv")
+    assert "--out" in line and "--instances" in line and not (tmp / "r.csv").exists()
+
+
 def test_verify_witnesses_without_naps_is_refused(setup, capsys):
     tmp, model, data, *_ = setup
     line = refused(capsys, "verify", model, "--label", "0", "--domain", "--witnesses", data, "--timeout", "2")

@@ -60,8 +60,9 @@ def vnnlib(
         ),
     ] = None,
     out: Annotated[
-        Path, typer.Option("--out", help="With --instances: the results CSV (VNN-COMP's format)")
-    ] = Path("results.csv"),
+        Path | None,
+        typer.Option("--out", help="With --instances: the results CSV, VNN-COMP's format (results.csv)"),
+    ] = None,
     workers: WorkersOpt = None,
     results: ResultsOpt = None,
     scheduler: SchedulerOpt = None,
@@ -77,11 +78,12 @@ def vnnlib(
     if instances is not None:
         if model is not None or prop is not None or naps is not None or label is not None:
             raise NapkitError("--instances takes no MODEL, PROP, --naps or --label: the CSV names them")
+        out = Path("results.csv") if out is None else out
         return _vnnlib_instances(instances, out, workers, results, scheduler, force, progress, as_json)
     if model is None or prop is None:
         raise NapkitError("give MODEL PROP, or --instances instances.csv")
-    if scheduler is not None or results is not None:
-        raise NapkitError("--results and --scheduler apply to --instances")
+    if scheduler is not None or results is not None or out is not None:
+        raise NapkitError("--out, --results and --scheduler apply to --instances")
     if label is not None and naps is None:
         raise NapkitError("--label names the class of a NAP: give --naps NAPS.json too, or leave --label out")
     net = load_model(model)
