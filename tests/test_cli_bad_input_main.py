@@ -82,6 +82,14 @@ def test_vnnlib_instances_refuses_a_results_file_that_is_not_one(setup, capsys):
     assert model.read_bytes() == kept and not (tmp / "r.csv").exists()
 
 
+def test_vnnlib_instances_results_and_out_must_differ(setup, capsys):
+    tmp, *_ = setup
+    (tmp / "instances.csv").write_text("m.onnx,p.vnnlib,5\n")
+    line = refused(capsys, "vnnlib", "--instances", tmp / "instances.csv", "--out", tmp / "r.csv",
+                   "--results", tmp / "r.csv")
+    assert "is the --out CSV" in line and not (tmp / "r.csv").exists()
+
+
 def test_run_batch_keeps_a_file_that_is_not_a_results_file(tmp_path):
     from napkit.errors import NapkitError
     from napkit.verify import run_batch

@@ -101,6 +101,8 @@ def vnnlib(
 def _vnnlib_instances(instances: Path, out: Path, workers, results, scheduler, force, progress, as_json):
     from napkit.verify import instance_jobs, read_instances, vnncomp_result, write_vnncomp_csv
 
+    if results is not None and results.resolve() == out.resolve():
+        raise NapkitError(f"--results {results} is the --out CSV: give the finished queries their own file")
     check_output(out, force)
     check_results(results)
     todo = read_instances(instances)
