@@ -109,6 +109,23 @@ def test_a_torn_results_file_is_still_resumable(tmp_path):
     assert check_results_file(path) == path
 
 
+@pytest.mark.parametrize("which", ["model", "data"])
+def test_mine_out_equal_to_an_input_is_refused_even_with_force(setup, capsys, which):
+    tmp, model, data, *_ = setup
+    target = {"model": model, "data": data}[which]
+    kept = target.read_bytes()
+    line = refused(capsys, "mine", model, data, "--delta", "0.9", "--out", target, "--force", "--no-progress")
+    assert "would lose the input" in line and target.read_bytes() == kept
+
+
+def test_minimize_out_equal_to_its_data_is_refused_even_with_force(setup, capsys):
+    tmp, model, data, naps, _ = setup
+    kept = data.read_bytes()
+    line = refused(capsys, "minimize", model, "--naps", naps, "--label", "0", "--center", data, "--eps",
+                   "0.05", "--data", data, "--out", data, "--force", "--timeout", "2", "--no-progress")
+    assert "is the --center file" in line and data.read_bytes() == kept
+
+
 # ---- similarity --png ---------------------------------------------------------------------------
 
 

@@ -122,6 +122,13 @@ def check_results(path: Path | None) -> Path | None:
     return check_results_file(path)
 
 
+def check_not_input(out: Path, inputs: dict[str, Path | None]) -> None:
+    """``--out`` is none of the command's own inputs: even ``--force`` must not replace those."""
+    for option, path in inputs.items():
+        if path is not None and out.resolve() == path.resolve():
+            raise NapkitError(f"--out {out} is the {option} file: writing it would lose the input")
+
+
 def check_new_store(path: Path) -> Path:
     """Where ``napkit capture`` creates a store: a new path or an empty folder, in a folder."""
     _check_parent(path)

@@ -21,6 +21,7 @@ from napkit.cli.common import (
     ToleranceOpt,
     app,
     check_new_store,
+    check_not_input,
     check_output,
     fmt3,
     layer_list,
@@ -120,6 +121,7 @@ def mine(
     from napkit.patterns import mine as mine_naps
 
     check_delta(delta)
+    check_not_input(out, {"MODEL": model, "DATA": data})
     check_output(out, force)
     net = load_model(model)
     t0 = time.perf_counter()

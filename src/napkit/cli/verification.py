@@ -26,6 +26,7 @@ from napkit.cli.common import (
     TimeoutOpt,
     WorkersOpt,
     app,
+    check_not_input,
     check_output,
     check_results,
     out_console,
@@ -352,6 +353,7 @@ def minimize(
         raise NapkitError("--data-split needs --data")
     if out.resolve() == naps.resolve():
         raise NapkitError(f"--out {out} is the --naps file: minimize would overwrite its own input")
+    check_not_input(out, {"MODEL": model, "--center": center, "--data": data})
     check_output(out, force)
     region = (domain, center, index, eps, split, lo, hi)
     net, napset, phases, box, notes = nap_query(model, naps, label, region)
