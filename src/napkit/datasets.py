@@ -27,17 +27,32 @@ def scale_inputs(x: np.ndarray) -> np.ndarray:
     return x if x.dtype.kind == "f" else x.astype(np.float32)
 
 
-def load_npz(path: str | Path, split: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``x`` and ``y`` (or ``x_<split>``/``y_<split>``) from an ``.npz`` file, validated."""
-    p = Path(path)
+NPZ_SIGNATURE = b"PK"  # an .npz is a zip archive of .npy arrays
+NPY_SIGNATURE = b"\x93NUMPY"
+
+
+def npz_keys(path: str | Path) -> list[str]:
+    """The array names of an ``.npz`` file (NapkitError when it is not one)."""
+    with _open_npz(Path(path)) as f:
+        return sorted(f.files)
+
+
+def _open_npz(p: Path):
+    """``p`` opened as an .npz archive, never unpickled; a one-line NapkitError otherwise.
+
+    The file's first bytes are checked first: numpy reads any other file as a pickle (and
+    refuses it as "pickled data") and a bare .npy as one array, not as an archive.
+    """
     try:
-        with np.load(p, allow_pickle=False) as f:
-            keys = set(f.files)
-            xk, yk = ("x", "y") if split is None else (f"x_{split}", f"y_{split}")
-            if xk not in keys or yk not in keys:
-                hint = "" if split else " (use --split for x_train/y_train style files)"
-                raise NapkitError(f"{p} has no arrays {xk!r} and {yk!r}; it has {sorted(keys)}{hint}")
-            x, y = f[xk], f[yk]
+        with open(p, "rb") as fh:
+            head = fh.read(len(NPY_SIGNATURE))
+        if not head:
+            raise EOFError
+        if head.startswith(NPY_SIGNATURE):
+            raise NapkitError(f"{p} is a single .npy array, not an .npz file: save x and y with np.savez")
+        if not head.startswith(NPZ_SIGNATURE):
+            raise NapkitError(f"{p} is not an .npz file (not a zip archive of arrays)")
+        return np.load(p, allow_pickle=False)
     except FileNotFoundError:
         raise NapkitError(f"data file not found: {p}") from None
     except EOFError:  # numpy's answer to an empty or cut-off file
@@ -46,12 +61,32 @@ def load_npz(path: str | Path, split: str | None = None) -> tuple[np.ndarray, np
         if isinstance(exc, NapkitError):
             raise
         raise NapkitError(f"{p} is not a readable .npz file: {exc}") from None
+
+
+def load_npz(path: str | Path, split: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``x`` and ``y`` (or ``x_<split>``/``y_<split>``) from an ``.npz`` file, validated."""
+    p = Path(path)
+    with _open_npz(p) as f:
+        keys = set(f.files)
+        xk, yk = ("x", "y") if split is None else (f"x_{split}", f"y_{split}")
+        if xk not in keys or yk not in keys:
+            hint = "" if split else " (use --split for x_train/y_train style files)"
+            raise NapkitError(f"{p} has no arrays {xk!r} and {yk!r}; it has {sorted(keys)}{hint}")
+        try:
+            x, y = f[xk], f[yk]
+        except EOFError:
+            raise NapkitError(f"{p} is not a readable .npz file: it is empty or truncated") from None
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise NapkitError(f"{p} is not a readable .npz file: {exc}") from None
     return check_data(x, y, str(p))
 
 
 def check_data(x: np.ndarray, y: np.ndarray, where: str = "data") -> tuple[np.ndarray, np.ndarray]:
     """Validate and normalise inputs and integer labels of equal length."""
-    x = scale_inputs(x)
+    try:
+        x = scale_inputs(x)
+    except NapkitError as exc:
+        raise NapkitError(f"{where}: {exc}") from None
     y = np.asarray(y)
     if x.ndim < 2:
         raise NapkitError(f"{where}: inputs must have a sample axis and features, got shape {x.shape}")

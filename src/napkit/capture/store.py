@@ -74,39 +74,42 @@ class ActivationStore:
         if p.exists() and (not p.is_dir() or any(p.iterdir())):
             raise NapkitError(f"{p} exists and is not an empty folder; choose a new store path")
         # built beside its final place and renamed at the end: an interrupted creation
-        # leaves no half-made store behind, only this folder, which the next try replaces
+        # leaves neither a half-made store nor this temporary folder behind
         tmp = p.with_name(p.name + ".creating")
         shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            g = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-        except OSError as exc:
-            raise NapkitError(f"cannot create a store at {p}: {exc.strerror or exc}") from None
-        rows = max(1, min(chunk_rows, n_total or 1))
-        for name, units in layers.items():
-            width, dtype = (units, "float32") if mode == "float32" else ((units + 7) // 8, "uint8")
-            g.create_array(name, shape=(n_total, width), chunks=(rows, width), dtype=dtype)
-        for name in ("labels", "predictions"):
-            g.create_array(name, shape=(n_total,), chunks=(rows,), dtype="int64", fill_value=-1)
-        g.attrs.update(
-            {
-                "format": STORE_FORMAT,
-                "fingerprint": fingerprint,
-                "data_fingerprint": data_fingerprint,
-                "layers": list(layers),
-                "sizes": [int(u) for u in layers.values()],
-                "mode": mode,
-                "n_total": int(n_total),
-                "chunk_rows": rows,
-                ALL_CHUNKS_WRITTEN: True,
-            }
-        )
-        cls(tmp, g)._write_committed(0)
-        try:
-            if p.exists():
-                p.rmdir()  # an empty folder
-            os.replace(tmp, p)
-        except OSError as exc:
-            raise NapkitError(f"cannot create a store at {p}: {exc.strerror or exc}") from None
+        try:  # an interrupted or failed creation removes its folder (after the rename: a no-op)
+            try:
+                g = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+            except OSError as exc:
+                raise NapkitError(f"cannot create a store at {p}: {exc.strerror or exc}") from None
+            rows = max(1, min(chunk_rows, n_total or 1))
+            for name, units in layers.items():
+                width, dtype = (units, "float32") if mode == "float32" else ((units + 7) // 8, "uint8")
+                g.create_array(name, shape=(n_total, width), chunks=(rows, width), dtype=dtype)
+            for name in ("labels", "predictions"):
+                g.create_array(name, shape=(n_total,), chunks=(rows,), dtype="int64", fill_value=-1)
+            g.attrs.update(
+                {
+                    "format": STORE_FORMAT,
+                    "fingerprint": fingerprint,
+                    "data_fingerprint": data_fingerprint,
+                    "layers": list(layers),
+                    "sizes": [int(u) for u in layers.values()],
+                    "mode": mode,
+                    "n_total": int(n_total),
+                    "chunk_rows": rows,
+                    ALL_CHUNKS_WRITTEN: True,
+                }
+            )
+            cls(tmp, g)._write_committed(0)
+            try:
+                if p.exists():
+                    p.rmdir()  # an empty folder
+                os.replace(tmp, p)
+            except OSError as exc:
+                raise NapkitError(f"cannot create a store at {p}: {exc.strerror or exc}") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         return cls(p, zarr.open_group(str(p), mode="r+", zarr_format=3))
 
     @classmethod

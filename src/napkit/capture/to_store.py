@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from napkit.capture.layers import LayerSpec
-from napkit.capture.recorder import Model, iter_activations, model_fingerprint
+from napkit.capture.recorder import Model, as_torch, iter_activations, model_fingerprint
 from napkit.capture.store import ActivationStore
 from napkit.errors import NapkitError
 
@@ -65,6 +65,9 @@ def record(
             raise NapkitError(f"the store at {p} was recorded from other data; choose a new path")
         if store.mode != mode:
             raise NapkitError(f"the store at {p} holds {store.mode} activations, not {mode}")
+        asked = list(as_torch(model, layers)[1].values())
+        if asked != store.layer_names:  # checked here too: a complete store returns below
+            raise NapkitError(f"the store at {p} records layers {store.layer_names}, not {asked}")
         start = store.n_committed
         batch_size = store.chunk_rows
         if isinstance(layers, list | tuple) and list(layers) != store.layer_names:

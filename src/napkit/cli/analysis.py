@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from napkit.cli.common import (
+    ForceOpt,
     HiOpt,
     JsonOpt,
     LoOpt,
@@ -19,6 +20,7 @@ from napkit.cli.common import (
     ProgressOpt,
     SplitOpt,
     app,
+    atomic_path,
     check_output,
     layer_list,
     load_pair,
@@ -37,6 +39,18 @@ def _image_shape(text: str | None) -> tuple[int, int] | None:
     if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise NapkitError(f"--image-shape must be two positive integers H,W, got {text!r}")
     return int(parts[0]), int(parts[1])
+
+
+def _figure_path(path: Path, force: bool) -> Path:
+    """``--png``: a new file (or ``force``) whose suffix names a format matplotlib writes."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    check_output(path, force)
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    if path.suffix.lower().lstrip(".") not in formats:
+        known = ", .".join(formats)
+        raise NapkitError(f"--png {path}: the name must end in a format matplotlib writes (.{known})")
+    return path
 
 
 @app.command()
@@ -137,20 +151,17 @@ def _train_test(data: Path, split: str | None, test_split: str | None, seed: int
     """(x_train, y_train, x_test, y_test): named splits, the file's train/test, or a seeded 80/20 split."""
     from sklearn.model_selection import train_test_split
 
-    from napkit.datasets import load_npz
+    from napkit.datasets import load_npz, npz_keys
 
     if split is None and test_split is None:
-        try:
-            with np.load(data, allow_pickle=False) as f:
-                keys = set(f.files)
-        except (OSError, ValueError) as exc:
-            raise NapkitError(f"{data} is not a readable .npz file: {exc}") from None
-        if {"x_train", "y_train", "x_test", "y_test"} <= keys:
+        if {"x_train", "y_train", "x_test", "y_test"} <= set(npz_keys(data)):
             split, test_split = "train", "test"
     x, y = load_npz(data, split)
     if test_split is not None:
         xt, yt = load_npz(data, test_split)
         return x, y, xt, yt
+    if len(x) < 2:
+        raise NapkitError(f"{data} holds {len(x)} input: splitting it into train and test needs at least 2")
     x, xt, y, yt = train_test_split(x, y, test_size=0.2, random_state=seed)
     return x, y, xt, yt
 
@@ -205,6 +216,7 @@ def similarity(
     samples: Annotated[int, typer.Option("--samples", help="Use the first N inputs")] = 2000,
     pre: Annotated[bool, typer.Option("--pre", help="Compare pre-activations, not ReLU outputs")] = False,
     png: Annotated[Path | None, typer.Option("--png", help="Write the heat map here")] = None,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Layer × layer representational similarity of two models (or one with itself)."""
@@ -218,7 +230,7 @@ def similarity(
     if samples < 2:
         raise NapkitError("--samples must be at least 2")
     if png is not None:
-        check_output(png)
+        _figure_path(png, force)
     *models, data = paths
     x, _ = load_npz(data, split)
     x = x[:samples]
@@ -243,7 +255,9 @@ def similarity(
         ) from None
     if png is not None:
         labels = (models[0].name, models[-1].name)
-        plot_similarity(matrix, names_a, names_b, title=f"{method} between layers", labels=labels, path=png)
+        title = f"{method} between layers"
+        with atomic_path(png) as tmp:
+            plot_similarity(matrix, names_a, names_b, title=title, labels=labels, path=tmp)
     if not as_json:
         table = Table(title=f"{method}: rows {models[0].name}, columns {models[-1].name}")
         table.add_column("")

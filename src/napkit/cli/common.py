@@ -91,18 +91,50 @@ def positive_seconds(value: float | None) -> float | None:
     return value
 
 
-def check_output(path: Path, force: bool = True) -> Path:
-    """``path`` can be written; an existing file is refused unless ``force``."""
+def _check_parent(path: Path) -> Path:
+    """The folder ``path`` goes into exists (and is a folder)."""
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         what = "is a file, not a folder" if parent.exists() else "does not exist"
         raise NapkitError(f"cannot write {path}: {parent} {what}")
+    return parent
+
+
+def check_output(path: Path, force: bool = True) -> Path:
+    """``path`` can be written; an existing file is refused unless ``force``."""
+    parent = _check_parent(path)
     if path.is_dir():  # even with --force: replacing a folder by a file would lose it
         raise NapkitError(f"cannot write {path}: it is a folder, give a file name")
     if path.exists() and not force:
         raise NapkitError(f"{path} exists: choose another path, or pass --force to replace it")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise NapkitError(f"cannot write {path}: permission denied")
+    return path
+
+
+def check_results(path: Path | None) -> Path | None:
+    """``--results``: a file in an existing folder, new or a results file to resume from."""
+    if path is None:
+        return None
+    from napkit.verify.batch import check_results_file
+
+    check_output(path)
+    return check_results_file(path)
+
+
+def check_not_input(out: Path, inputs: dict[str, Path | None]) -> None:
+    """``--out`` is none of the command's own inputs: even ``--force`` must not replace those."""
+    for option, path in inputs.items():
+        if path is not None and out.resolve() == path.resolve():
+            raise NapkitError(f"--out {out} is the {option} file: writing it would lose the input")
+
+
+def check_new_store(path: Path) -> Path:
+    """Where ``napkit capture`` creates a store: a new path or an empty folder, in a folder."""
+    _check_parent(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        what = "a file" if not path.is_dir() else "a folder that holds no activation store"
+        raise NapkitError(f"cannot write a store at {path}: it is {what}; choose a new path")
     return path
 
 

@@ -20,6 +20,8 @@ from napkit.cli.common import (
     SplitOpt,
     ToleranceOpt,
     app,
+    check_new_store,
+    check_not_input,
     check_output,
     fmt3,
     layer_list,
@@ -119,6 +121,7 @@ def mine(
     from napkit.patterns import mine as mine_naps
 
     check_delta(delta)
+    check_not_input(out, {"MODEL": model, "DATA": data})
     check_output(out, force)
     net = load_model(model)
     t0 = time.perf_counter()
@@ -196,11 +199,11 @@ def capture(
     from napkit.datasets import load_npz
     from napkit.network import load_model
 
+    if not (out / "zarr.json").exists():
+        check_new_store(out)
     net = load_model(model)
     x, y = load_npz(data, split)
     resumed = ActivationStore.open(out).n_committed if (out / "zarr.json").exists() else 0
-    if not (out / "zarr.json").exists():
-        check_output(out)
     t0 = time.perf_counter()
     try:
         mode = "bits" if bits else "float32"

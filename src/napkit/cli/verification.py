@@ -26,7 +26,9 @@ from napkit.cli.common import (
     TimeoutOpt,
     WorkersOpt,
     app,
+    check_not_input,
     check_output,
+    check_results,
     out_console,
     positive_seconds,
 )
@@ -91,6 +93,8 @@ def verify(
         return _verify_all(model, naps, region, timeout, workers, results, scheduler, progress, as_json)
     if scheduler is not None or results is not None:
         raise NapkitError("--results and --scheduler apply to --label all")
+    if witnesses is not None and naps is None:
+        raise NapkitError("--witnesses are inputs that follow a NAP: give --naps NAPS.json too")
     from napkit.progress import status_line
     from napkit.verify import verify_robustness
 
@@ -152,6 +156,7 @@ def _verify_all(model, naps, region, timeout, workers, results, scheduler, progr
     from napkit.verify import BatchJob, Property, linf_ball, query_id, robustness_spec
 
     domain, center, index, eps, split, lo, hi = region
+    check_results(results)
     net = load_model(model)
     napset = None if naps is None else NAPSet.load(naps, net)
     box, _, notes = query_region(net, *region)  # validates the region once
@@ -344,8 +349,11 @@ def minimize(
     from napkit.progress import status_line
     from napkit.verify import minimize_nap
 
+    if data_split is not None and data is None:
+        raise NapkitError("--data-split needs --data")
     if out.resolve() == naps.resolve():
         raise NapkitError(f"--out {out} is the --naps file: minimize would overwrite its own input")
+    check_not_input(out, {"MODEL": model, "--center": center, "--data": data})
     check_output(out, force)
     region = (domain, center, index, eps, split, lo, hi)
     net, napset, phases, box, notes = nap_query(model, naps, label, region)

@@ -28,6 +28,7 @@ from napkit.cli.common import (
     atomic_path,
     check_folder,
     check_output,
+    check_results,
     out_console,
 )
 from napkit.cli.queries import (
@@ -59,8 +60,9 @@ def vnnlib(
         ),
     ] = None,
     out: Annotated[
-        Path, typer.Option("--out", help="With --instances: the results CSV (VNN-COMP's format)")
-    ] = Path("results.csv"),
+        Path | None,
+        typer.Option("--out", help="With --instances: the results CSV, VNN-COMP's format (results.csv)"),
+    ] = None,
     workers: WorkersOpt = None,
     results: ResultsOpt = None,
     scheduler: SchedulerOpt = None,
@@ -74,13 +76,16 @@ def vnnlib(
     from napkit.verify import verify_vnnlib
 
     if instances is not None:
-        if model is not None or prop is not None or naps is not None:
-            raise NapkitError("--instances takes no MODEL, PROP or --naps: the CSV names them")
+        if model is not None or prop is not None or naps is not None or label is not None:
+            raise NapkitError("--instances takes no MODEL, PROP, --naps or --label: the CSV names them")
+        out = Path("results.csv") if out is None else out
         return _vnnlib_instances(instances, out, workers, results, scheduler, force, progress, as_json)
     if model is None or prop is None:
         raise NapkitError("give MODEL PROP, or --instances instances.csv")
-    if scheduler is not None or results is not None:
-        raise NapkitError("--results and --scheduler apply to --instances")
+    if scheduler is not None or results is not None or out is not None:
+        raise NapkitError("--out, --results and --scheduler apply to --instances")
+    if label is not None and naps is None:
+        raise NapkitError("--label names the class of a NAP: give --naps NAPS.json too, or leave --label out")
     net = load_model(model)
     if label is not None:
         check_label(net, label)
@@ -96,7 +101,10 @@ def vnnlib(
 def _vnnlib_instances(instances: Path, out: Path, workers, results, scheduler, force, progress, as_json):
     from napkit.verify import instance_jobs, read_instances, vnncomp_result, write_vnncomp_csv
 
+    if results is not None and results.resolve() == out.resolve():
+        raise NapkitError(f"--results {results} is the --out CSV: give the finished queries their own file")
     check_output(out, force)
+    check_results(results)
     todo = read_instances(instances)
     jobs = instance_jobs(todo)
     recs = run_batch_cli(jobs, results, workers, scheduler, progress)

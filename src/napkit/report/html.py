@@ -98,7 +98,8 @@ def check_report_target(out: Path, merge: bool = False) -> None:
         raise NapkitError(f"--out {out} is a folder with other content; give a new or empty folder")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
-        raise NapkitError(f"cannot write {out}: folder {parent} does not exist")
+        what = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise NapkitError(f"cannot write {out}: {parent} {what}")
     if not os.access(parent, os.W_OK):
         raise NapkitError(f"cannot write {out}: folder {parent} is not writable")
 

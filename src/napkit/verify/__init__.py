@@ -14,6 +14,7 @@ _WHERE = {
     "check_point": "attack",
     "pgd_attack": "attack",
     "BatchJob": "batch",
+    "check_results_file": "batch",
     "read_results": "batch",
     "run_batch": "batch",
     "query_id": "batch",

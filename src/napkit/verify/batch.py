@@ -98,6 +98,44 @@ def run_job(job: BatchJob) -> dict:
                 "traceback": "" if isinstance(err, NapkitError) else traceback.format_exc()}
 
 
+RECORD_START = b'{"id": '  # how every line this module writes begins (json.dumps, id first)
+
+
+def check_results_file(path: str | Path) -> Path:
+    """``path`` can hold a batch's results: absent, or a results file to resume from.
+
+    Refused (NapkitError) before any work: a folder, a path under a file, and an existing
+    file that is not a results file (a line that is no result record, or a torn last line
+    that is no record's beginning), which resuming would cut and append to.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise NapkitError(f"cannot use {p} for results: it is a folder, give a file name")
+    parent = next((a for a in p.parents if a.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise NapkitError(f"cannot use {p} for results: {parent} is a file, not a folder")
+    if not p.exists():
+        return p
+    data = p.read_bytes()
+    end = data.rfind(b"\n") + 1
+    torn = data[end:]
+    whole = not torn or RECORD_START.startswith(torn[: len(RECORD_START)])
+    if not (whole and all(_is_record(line) for line in data[:end].splitlines())):
+        raise NapkitError(
+            f"{p} is not a napkit results file (JSON lines of finished queries); resuming would "
+            "cut and append to it: choose another path"
+        )
+    return p
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        rec = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(rec, dict) and "id" in rec and "result" in rec
+
+
 def read_results(path: str | Path, repair: bool = False) -> dict[str, dict]:
     """The complete records of a results file by id (a later line for an id wins).
 
@@ -156,8 +194,11 @@ def run_batch(
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise NapkitError(f"job ids must be unique within a batch; {dup!r} repeats")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = check_results_file(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NapkitError(f"cannot write {out}: {exc.strerror or exc}") from None
     done = read_results(out, repair=True)
     if retry_errors:
         done = {k: v for k, v in done.items() if v.get("result") != "error"}
