@@ -35,7 +35,7 @@ def test_pickled_npz_is_not_loaded(tmp_path):
 
 def test_not_an_npz(tmp_path):
     (tmp_path / "f.npz").write_text("hello")
-    with pytest.raises(NapkitError, match="not a readable"):
+    with pytest.raises(NapkitError, match=r"is not an \.npz file"):
         load_npz(tmp_path / "f.npz")
 
 

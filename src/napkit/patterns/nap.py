@@ -72,6 +72,8 @@ class NAPSet:
         from napkit.patterns.membership import as_signs
 
         labels = np.asarray(self.labels)
+        if labels.size == 0:  # no class (e.g. built from an empty list): nothing to check
+            labels = labels.reshape(0).astype(np.int64)
         if labels.ndim != 1 or labels.dtype.kind not in "iu" or (labels < 0).any():
             raise NapkitError(f"NAP labels must be class indices >= 0, got {labels.tolist()}")
         if not isinstance(self.delta, int | float | np.integer | np.floating) or not 0.5 < self.delta <= 1.0:
