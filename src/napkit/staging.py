@@ -1,12 +1,49 @@
-"""Folders written atomically: staged beside their destination, then moved there by one rename."""
+"""Outputs written atomically: staged beside their destination, then moved there by one rename.
+
+A reader never sees half a file or half a folder, and a failed or interrupted write leaves
+the earlier output (if any) in place and no temporary behind.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from napkit.errors import NapkitError
+
+
+@contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """A temporary sibling of ``path`` to write (same suffix, so writers that go by it still
+    work); it replaces ``path`` by one rename when the block succeeds and is removed either way.
+    An ``OSError`` becomes one :class:`NapkitError` naming ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except IsADirectoryError:
+        raise NapkitError(f"cannot write {path}: it is a folder") from None
+    except OSError as exc:
+        raise NapkitError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_png(fig, path: str | Path, dpi: int) -> Path:
+    """Write a matplotlib figure as a PNG atomically and close it (also when writing fails)."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    try:
+        with replacing(path) as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
+    return path
 
 
 def staging_folder(out: Path) -> Path:

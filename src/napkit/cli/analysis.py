@@ -20,7 +20,6 @@ from napkit.cli.common import (
     ProgressOpt,
     SplitOpt,
     app,
-    atomic_path,
     check_output,
     layer_list,
     load_pair,
@@ -29,6 +28,7 @@ from napkit.cli.common import (
 from napkit.cli.queries import onnx_proto
 from napkit.cli_output import emit_json as emit
 from napkit.errors import NapkitError
+from napkit.staging import replacing
 
 
 def _image_shape(text: str | None) -> tuple[int, int] | None:
@@ -256,7 +256,7 @@ def similarity(
     if png is not None:
         labels = (models[0].name, models[-1].name)
         title = f"{method} between layers"
-        with atomic_path(png) as tmp:
+        with replacing(png) as tmp:
             plot_similarity(matrix, names_a, names_b, title=title, labels=labels, path=tmp)
     if not as_json:
         table = Table(title=f"{method}: rows {models[0].name}, columns {models[-1].name}")

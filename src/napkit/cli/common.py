@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -149,17 +148,6 @@ def check_folder(path: Path, force: bool) -> Path:
     except OSError as exc:
         raise NapkitError(f"cannot create {path}: {exc.strerror or exc}") from None
     return path
-
-
-@contextmanager
-def atomic_path(path: Path):
-    """Yield a temporary path beside ``path``; renamed to ``path`` only when the block succeeds."""
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def fmt3(v) -> str:

@@ -25,7 +25,6 @@ from napkit.cli.common import (
     TimeoutOpt,
     WorkersOpt,
     app,
-    atomic_path,
     check_folder,
     check_output,
     check_results,
@@ -43,6 +42,7 @@ from napkit.cli.queries import (
 )
 from napkit.cli_output import emit_json as emit
 from napkit.errors import NapkitError
+from napkit.staging import replacing
 
 
 @app.command()
@@ -160,9 +160,9 @@ def export_vnnlib(
     check_folder(out, force)
     onnx_path = check_output(out / f"{model.name.split('.')[0]}-preacts.onnx")
     spec_path = check_output(out / f"nap_class{label}.vnnlib")
-    with atomic_path(onnx_path) as tmp:
+    with replacing(onnx_path) as tmp:
         to_onnx(net, tmp, expose_preactivations=True)
-    with atomic_path(spec_path) as tmp:
+    with replacing(spec_path) as tmp:
         write_vnnlib(tmp, box, robustness_spec(label, net.n_outputs), phases)
     if not as_json:
         out_console.print(f"wrote {onnx_path} and {spec_path}")

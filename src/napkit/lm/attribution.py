@@ -20,6 +20,7 @@ from torch import nn
 from napkit.errors import NapkitError
 from napkit.lm._parts import check_ids, hooked, last_positions, model_parts, out_bias, out_matrix
 from napkit.lm.patching import Site, patch
+from napkit.staging import save_png
 
 
 @dataclass
@@ -163,9 +164,4 @@ def plot_attention(patterns: torch.Tensor, tokens: list[str], path: str | Path, 
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_png(fig, path, dpi=120)

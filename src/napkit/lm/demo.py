@@ -19,6 +19,7 @@ from napkit.errors import NapkitError
 from napkit.lm.evaluate import task_accuracies
 from napkit.lm.experiments import probe_binding, steer_regime
 from napkit.lm.models import load, load_tiny
+from napkit.staging import save_png
 
 
 def _accuracy_step(lm, out: Path) -> dict:
@@ -78,10 +79,7 @@ def _heatmap(
         ax.set_xticks(range(len(cols)), [str(c) for c in cols])
         ax.set_yticks(range(len(rows)), [r.replace(".hook_resid_post", "") if k == 0 else "" for r in rows])
     fig.colorbar(im, ax=axes[0].tolist(), label="CV accuracy")
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_png(fig, path, dpi=100)
 
 
 def run_demo(out: str | Path, model=None, steps: list[str] | None = None, log=None) -> dict:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ import torch
 from napkit.errors import NapkitError
 from napkit.lm.models import LanguageModel, load
 from napkit.lm.targets import Target, resolve
+from napkit.staging import replacing
 
 FORMAT = "napkit.intervention/1"
 OPS = ("add", "replace", "project_out", "ablate")
@@ -104,7 +104,7 @@ class Intervention:
             vec_name = path.with_suffix(".safetensors").name
             if vec_name == path.name:
                 raise NapkitError(f"{path}: give the intervention a .json name; its vector goes beside it")
-            with _replacing(path.with_name(vec_name)) as tmp:
+            with replacing(path.with_name(vec_name)) as tmp:
                 save_file({"vector": self.vector.contiguous()}, str(tmp))
         doc = {
             "format": FORMAT,
@@ -115,7 +115,7 @@ class Intervention:
             "vector": vec_name,
             "model_fingerprint": lm.fingerprint,
         }
-        with _replacing(path) as tmp:
+        with replacing(path) as tmp:
             tmp.write_text(json.dumps(doc, indent=2) + "\n")
         return path
 
@@ -148,19 +148,6 @@ class Intervention:
         iv = cls(doc["module"], doc["op"], vec, doc.get("alpha", 1.0), doc.get("positions"))
         iv.check_width(target_width(lm, iv.module))
         return iv
-
-
-@contextmanager
-def _replacing(path: Path) -> Iterator[Path]:
-    """A temporary sibling that replaces ``path`` when the block succeeds; removed either way."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except IsADirectoryError:
-        raise NapkitError(f"cannot write {path}: it is a folder") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _positions(positions: Sequence[int], s: int):

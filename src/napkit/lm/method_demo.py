@@ -8,13 +8,13 @@ promises); details go to ``<out>/methods.json`` and plots to PNG files next to i
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from napkit.cli_output import json_text
 from napkit.lm import method_figures as mf
+from napkit.staging import replacing, save_png
 
 
 def _scalars(figures: dict) -> dict:
@@ -25,9 +25,8 @@ def _keep_details(out: Path, name: str, figures: dict) -> None:
     path = out / "methods.json"
     details = json.loads(path.read_text()) if path.exists() else {}
     details[name] = figures
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json_text(details, indent=2) + "\n")
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        tmp.write_text(json_text(details, indent=2) + "\n")
 
 
 def _line_plot(path: Path, series: dict[str, list[float]], xlabel: str, ylabel: str, title: str) -> None:
@@ -44,10 +43,7 @@ def _line_plot(path: Path, series: dict[str, list[float]], xlabel: str, ylabel: 
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_png(fig, path, dpi=110)
 
 
 def snmf_step(lm, out: Path) -> dict:

@@ -29,6 +29,7 @@ from napkit.lm.models import LanguageModel, load, random_init_like
 from napkit.lm.occupations import occupation_prompts, pronoun_ids
 from napkit.lm.probes import C_GRID, control_labels, fold_accuracies, select_and_score
 from napkit.lm.targets import final_norm_name
+from napkit.staging import save_png
 
 FOLDS = 6
 
@@ -200,7 +201,6 @@ def probe_occupations(
 
 def plot_probe(res: OccupationProbe, path) -> str:
     """Accuracy per layer of the probes and their baselines, as a PNG."""
-    from pathlib import Path
 
     import matplotlib
 
@@ -219,9 +219,4 @@ def plot_probe(res: OccupationProbe, path) -> str:
     ax.set_ylim(0.3, 1.12)
     ax.legend(fontsize=7, loc="upper left", ncol=3)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return str(path)
+    return str(save_png(fig, path, dpi=110))

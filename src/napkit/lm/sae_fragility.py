@@ -35,6 +35,7 @@ from napkit.lm.models import LanguageModel, load
 from napkit.lm.sae import SparseAutoencoder
 from napkit.lm.targets import resolve
 from napkit.lm.tokenizer import known_token_id
+from napkit.staging import save_png
 
 ANIMALS = ("cat", "dog", "bird", "horse")
 SCALES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -287,9 +288,4 @@ def plot_fragility(maps: dict[str, FragilityMap], path: str | Path) -> Path:
             if r == len(rows) - 1:
                 ax.set_xlabel("α / median residual norm", fontsize=7)
         fig.colorbar(im, ax=axes[r].tolist(), fraction=0.02)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_png(fig, path, dpi=110)

@@ -15,6 +15,7 @@ import numpy as np
 from napkit.errors import NapkitError
 from napkit.network.onnx_io import from_onnx
 from napkit.network.relu_network import ReluNetwork, check_network
+from napkit.staging import replacing
 
 MODEL_FORMAT = "napkit.model/1"
 
@@ -40,14 +41,14 @@ def save_model(net: ReluNetwork, path: str | Path) -> Path:
         ),
     }
     p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    try:  # a temporary file, then a rename: never a half-written model
-        save_file(tensors, str(tmp), metadata=meta)
-        tmp.replace(p)
+    if not p.parent.is_dir():
+        raise NapkitError(f"cannot write {p}: folder {p.parent} does not exist")
+    try:
+        with replacing(p) as tmp:  # never a half-written model
+            save_file(tensors, str(tmp), metadata=meta)
+    except NapkitError:
+        raise
     except Exception as exc:  # safetensors reports I/O failures as its own error type
-        tmp.unlink(missing_ok=True)
-        if not p.parent.is_dir():
-            raise NapkitError(f"cannot write {p}: folder {p.parent} does not exist") from None
         raise NapkitError(f"cannot write {p}: {getattr(exc, 'strerror', None) or exc}") from None
     return p
 

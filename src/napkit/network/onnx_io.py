@@ -19,6 +19,7 @@ from onnx import helper, numpy_helper
 from napkit.errors import NapkitError
 from napkit.network.affine_chain import AffineChain
 from napkit.network.relu_network import ReluNetwork, check_network
+from napkit.staging import replacing
 
 _SHAPE_OPS = {"Flatten", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Dropout"}
 _FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16}
@@ -171,13 +172,8 @@ def to_onnx(
     if path is not None:
         data = model.SerializeToString()
         p = Path(path)
-        tmp = p.with_name(p.name + ".tmp")
-        try:  # a temporary file, then a rename: never a half-written model
+        with replacing(p) as tmp:  # never a half-written model
             tmp.write_bytes(gzip.compress(data) if p.suffix == ".gz" else data)
-            os.replace(tmp, p)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise NapkitError(f"cannot write {p}: {exc.strerror or exc}") from None
     return model
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from napkit.errors import NapkitError
+from napkit.staging import replacing
 
 NAP_FORMAT = "napkit.naps/1"
 NEAREST_LAYERS = 3  # valid layer names suggested when a NAP file names an unknown one
@@ -228,13 +228,8 @@ class NAPSet:
     def save(self, path: str | Path) -> Path:
         """Write the JSON file atomically (a temporary file, then a rename)."""
         p = Path(path)
-        tmp = p.with_name(p.name + ".tmp")
-        try:
+        with replacing(p) as tmp:
             tmp.write_text(json.dumps(self.to_dict()))
-            os.replace(tmp, p)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise NapkitError(f"cannot write {p}: {exc.strerror or exc}") from None
         return p
 
     @classmethod

@@ -8,12 +8,12 @@ order): ``(>= Y_k 0.0)`` for an active and ``(<= Y_k 0.0)`` for an inactive neur
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 import numpy as np
 
 from napkit.errors import NapkitError
+from napkit.staging import replacing
 from napkit.verify.properties import InputBox, OutputSpec, Phases, real_array
 
 
@@ -62,11 +62,6 @@ def write_vnnlib(
     """Write a query as VNN-LIB 1.0 (gzip-compressed when the name ends in ``.gz``)."""
     p = Path(path)
     data = vnnlib_text(box, output, phases).encode()
-    tmp = p.with_name(p.name + ".tmp")
-    try:  # a temporary file, then a rename: never a half-written spec
+    with replacing(p) as tmp:  # never a half-written spec
         tmp.write_bytes(gzip.compress(data) if p.suffix == ".gz" else data)
-        os.replace(tmp, p)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise NapkitError(f"cannot write {p}: {exc.strerror or exc}") from None
     return p
