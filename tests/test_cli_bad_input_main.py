@@ -250,7 +250,7 @@ def _bad_data(tmp, kind):
         ("text", "is not an .npz file (not a zip archive of arrays)"),
         ("cut", "is not a readable .npz file"),
         ("nan", "inputs contain NaN or infinity"),
-        ("zip", "inputs must be numeric"),
+        ("zip", "inputs must be real numbers"),
     ],
 )
 def test_a_broken_data_file_is_one_line_naming_it(setup, capsys, command, kind, msg):

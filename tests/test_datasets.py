@@ -19,7 +19,7 @@ def test_uint8_pixels_are_scaled(tmp_path):
         (np.zeros((3, 2)), np.array([0.5, 1, 2]), "whole numbers"),
         (np.zeros((3, 2)), np.array([-1, 0, 1]), "≥ 0"),
         (np.zeros((0, 2)), np.zeros(0), "no samples"),
-        (np.array([["a", "b"]]), np.zeros(1), "numeric"),
+        (np.array([["a", "b"]]), np.zeros(1), "real numbers"),
     ],
 )
 def test_bad_arrays(x, y, msg):

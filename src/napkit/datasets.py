@@ -12,16 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
+from napkit.arrays import real_numbers
 from napkit.errors import NapkitError
 
 
 def scale_inputs(x: np.ndarray) -> np.ndarray:
     """uint8 pixels (0..255) become float32 in [0, 1]; other numbers keep their values."""
-    x = np.asarray(x)
+    x = real_numbers(x, "inputs")
     if x.dtype == np.uint8:
         return x.astype(np.float32) / np.float32(255.0)
-    if x.dtype.kind not in "iuf":
-        raise NapkitError(f"inputs must be numeric, got dtype {x.dtype}")
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise NapkitError("inputs contain NaN or infinity")
     return x if x.dtype.kind == "f" else x.astype(np.float32)

@@ -65,7 +65,7 @@ def test_a_torch_model_given_inputs_of_the_wrong_width_names_the_shape():
 def test_select_layers_and_fingerprints_name_what_they_got():
     with pytest.raises(NapkitError, match="torch module"):
         select_layers("model")
-    with pytest.raises(NapkitError, match="numeric"):  # hashed the objects' pointers
+    with pytest.raises(NapkitError, match="real numbers"):  # hashed the objects' pointers
         data_fingerprint(np.array([None, 1], dtype=object), np.array([0, 1]))
 
 

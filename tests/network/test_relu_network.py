@@ -55,5 +55,5 @@ def test_bad_inputs_are_refused(tiny_net):
         tiny_net.forward(np.zeros((4, 3)))
     with pytest.raises(NapkitError, match="NaN"):
         tiny_net.forward(np.array([[np.nan, 0.0]]))
-    with pytest.raises(NapkitError, match="numeric"):
+    with pytest.raises(NapkitError, match="real numbers"):
         tiny_net.forward(np.array([["a", "b"]]))

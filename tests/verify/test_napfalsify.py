@@ -123,7 +123,7 @@ def test_witness_rows_that_are_not_numbers_are_one_clear_error():
     from napkit.errors import NapkitError
 
     prop = Property(domain_box(1), robustness_spec(0, 2), [np.array([0, 0, -1], np.int8)])
-    with pytest.raises(NapkitError, match="witness rows must be numbers"):
+    with pytest.raises(NapkitError, match="witness rows must be real numbers"):
         verify_property(_step_net(), prop, timeout=5, witness=np.array([["a"], ["b"]]), workers=1)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from napkit.arrays import real_numbers
 from napkit.capture.layers import LayerSpec, check_layer_names, expose_functional_relus, select_layers
 from napkit.errors import NapkitError
 from napkit.network import ReluNetwork, to_torch
@@ -98,10 +99,7 @@ def as_torch(
 
 def _inputs(model: Model, x: np.ndarray) -> np.ndarray:
     """The inputs as a numeric array shaped for the model (no copy, no conversion yet)."""
-    x = model.reshape_inputs(x) if isinstance(model, ReluNetwork) else np.asarray(x)
-    if x.dtype.kind not in "biuf":
-        raise NapkitError(f"inputs must be numeric, got dtype {x.dtype}")
-    return x
+    return model.reshape_inputs(x) if isinstance(model, ReluNetwork) else real_numbers(x, "inputs")
 
 
 def _batch_tensor(module: nn.Module, xb: np.ndarray) -> torch.Tensor:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napkit.arrays import real_numbers
 from napkit.capture.layers import LayerSpec
 from napkit.capture.recorder import Model, as_torch, iter_activations, model_fingerprint
 from napkit.capture.store import ActivationStore
@@ -17,8 +18,7 @@ def data_fingerprint(x: np.ndarray, y: np.ndarray) -> str:
     """sha256 of the inputs and labels: a resumed capture must see the same data."""
     h = hashlib.sha256()
     for name, a in (("inputs", np.ascontiguousarray(x)), ("labels", np.ascontiguousarray(y))):
-        if a.dtype.kind not in "biuf":  # an object array would hash its pointers
-            raise NapkitError(f"{name} must be numeric, got dtype {a.dtype}")
+        real_numbers(a, name)  # an object array would hash its pointers
         h.update(str((a.shape, a.dtype.str)).encode())
         if a.size:
             h.update(memoryview(a).cast("B"))  # no copy of the data

@@ -15,18 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from napkit.arrays import real_numbers
 from napkit.errors import NapkitError
 
 
 def _real(a, name: str) -> np.ndarray:
     """A contiguous float64 copy of real numbers; ragged lists, strings and complex refused."""
-    try:
-        arr = np.asarray(a)
-    except ValueError as exc:
-        raise NapkitError(f"{name} is not a rectangular array ({exc})") from None
-    if arr.dtype.kind not in "biuf":
-        raise NapkitError(f"{name} must be real numbers, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=np.float64)
+    return np.ascontiguousarray(real_numbers(a, name), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -103,12 +98,7 @@ class ReluNetwork:
     # ---- evaluation --------------------------------------------------------------------
     def reshape_inputs(self, x: np.ndarray | Sequence) -> np.ndarray:
         """Inputs as an (n, n_inputs) matrix of their own dtype; one input may come unbatched."""
-        try:
-            a = np.asarray(x)
-        except ValueError as exc:  # ragged nested lists
-            raise NapkitError(f"inputs are not a rectangular array ({exc})") from None
-        if a.dtype.kind not in "biuf":
-            raise NapkitError(f"inputs must be numeric, got dtype {a.dtype}")
+        a = real_numbers(x, "inputs")
         if a.size == self.n_inputs and a.ndim <= len(self.input_shape):
             return a.reshape(1, -1)
         if a.ndim >= 1 and a.shape[0] and a[0].size == self.n_inputs:

@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napkit.arrays import real_numbers
 from napkit.errors import NapkitError
 from napkit.network import ReluNetwork, onnx_logits
 from napkit.verify.attack import check_point
@@ -127,9 +128,7 @@ def _run_stages(net, prop, opts: VerifyOptions, onnx_model, witness) -> Verifica
     if witness is not None:
         # kept in its own dtype: the data stage converts a batch at a time to float64, inside
         # its share of the clock (a whole-dataset copy here ran outside any budget)
-        pts = np.asarray(witness)
-        if pts.dtype.kind not in "biuf":
-            raise NapkitError(f"witness rows must be numbers, got dtype {pts.dtype}")
+        pts = real_numbers(witness, "witness rows")
         if pts.size == 0 or pts.size % net.n_inputs:
             raise NapkitError(f"witness has {pts.size} values: not rows of the network's "
                               f"{net.n_inputs} inputs")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from napkit.arrays import real_numbers
 from napkit.errors import NapkitError
 
 Phases = list[np.ndarray]
@@ -20,13 +21,7 @@ Phases = list[np.ndarray]
 
 def real_array(x, name: str) -> np.ndarray:
     """``x`` as a float64 array; strings, objects and complex numbers are refused by name."""
-    try:
-        a = np.asarray(x)
-    except ValueError as exc:  # ragged nested lists
-        raise NapkitError(f"{name} is not a rectangular array of numbers ({exc})") from None
-    if a.dtype.kind not in "biuf":
-        raise NapkitError(f"{name} must be real numbers, got dtype {a.dtype}")
-    return a.astype(np.float64)
+    return real_numbers(x, name).astype(np.float64)
 
 
 def whole_number(x, name: str) -> int:
