@@ -137,3 +137,41 @@ def test_replacing_resid_mid_sets_the_state_the_mlp_adds_to(tiny):
         want = u + block.mlp(block.ln_2(u[None, None]))[0, 0]
     assert fired[0] == 1
     np.testing.assert_allclose(got.acts["blocks.2.hook_resid_post"][0], want.numpy(), atol=1e-5)
+
+
+def test_a_resid_mid_write_commutes_with_mlp_out_interventions_and_captures(tiny):
+    """As in TransformerLens, adding v at resid_mid is adding it to the attention output,
+    whatever else runs at the MLP's output and in which order; the MLP's output captured
+    meanwhile is the MLP's own (of the changed state), without v."""
+    ids = torch.randint(1, 40, (2, 7), generator=torch.Generator().manual_seed(4))
+    v = torch.randn(tiny.model.config.n_embd, generator=torch.Generator().manual_seed(5))
+    mid = Intervention("blocks.1.hook_resid_mid", "add", v, 3.0)
+    attn = Intervention("blocks.1.hook_attn_out", "add", v, 3.0)
+    for other in (Intervention("blocks.1.hook_mlp_out", "ablate"),
+                  Intervention("blocks.1.hook_resid_post", "project_out", v)):
+        want = _ids_logits(tiny, ids, [attn, other])
+        torch.testing.assert_close(_ids_logits(tiny, ids, [mid, other]), want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(_ids_logits(tiny, ids, [other, mid]), want, atol=1e-5, rtol=1e-5)
+    enc = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    sites, got = ["blocks.1.hook_mlp_out", "blocks.1.hook_resid_post"], {}
+    for name, iv in (("mid", mid), ("attn", attn)):
+        with applied(tiny, [iv]):
+            got[name] = capture(tiny, enc, sites, stop_after=False)
+    for site in sites:
+        np.testing.assert_allclose(got["mid"].acts[site], got["attn"].acts[site], atol=1e-5)
+
+
+def test_a_pass_stopped_early_leaves_no_change_for_the_next(tiny):
+    """A capture that ends the forward pass right after resid_mid was written (``stop_after``)
+    must not hand that change to a later pass that writes nothing (one new token, position
+    4 absent)."""
+    one = torch.tensor([[5]])
+    plain = _ids_logits(tiny, one)
+    six = torch.randint(1, 40, (2, 6), generator=torch.Generator().manual_seed(6))
+    v = torch.randn(tiny.model.config.n_embd, generator=torch.Generator().manual_seed(7))
+    iv = Intervention("blocks.0.hook_resid_mid", "add", v, 3.0, positions=[4])
+    with applied(tiny, [iv]), torch.no_grad():
+        enc = {"input_ids": six, "attention_mask": torch.ones_like(six)}
+        capture(tiny, enc, ["blocks.0.hook_resid_mid"], batch_size=1)  # stops each pass early
+        after = tiny.model(input_ids=one).logits
+    assert torch.equal(after, plain)

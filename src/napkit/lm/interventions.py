@@ -202,9 +202,10 @@ def _hooks(t: Target, iv: Intervention, counts: dict[int, int], i: int) -> list:
         raise NapkitError(f"{t.name}: interventions on {what} are not supported; name the module instead")
 
     if t.read == "input":
-        pending: list[torch.Tensor] = []  # the change at the input, for the carrier's output
+        pending: list[torch.Tensor] = []  # this pass's change at the input, for the carrier
 
         def changed_input(old):
+            pending.clear()  # a change left by a pass that stopped early is not this pass's
             new = _changed(iv, old, t)
             if t.carrier is not None and new is not None:
                 pending.append(new - old)
@@ -229,7 +230,9 @@ def _hooks(t: Target, iv: Intervention, counts: dict[int, int], i: int) -> list:
                     return type(output)((output[0] + delta, *output[1:]))
                 return output + delta
 
-            handles.append(t.carrier.register_forward_hook(carry))
+            # first among the carrier's hooks: captures and interventions there see its output
+            # with the change, whatever the order they were registered in
+            handles.append(t.carrier.register_forward_hook(carry, prepend=True))
         return handles
 
     def post(mod, args, output):

@@ -15,7 +15,7 @@ Aliases (``{i}`` a layer index), GPT-2 (``gpt2``) | Llama family (``llama``, ``m
 - ``blocks.{i}.hook_resid_pre``: input of ``transformer.h.{i}`` | of ``model.layers.{i}``;
 - ``blocks.{i}.hook_resid_mid``: input of ``transformer.h.{i}.ln_2`` |
   of ``model.layers.{i}.post_attention_layernorm``; an intervention there also adds its change
-  to the MLP's output (``hook_mlp_out``), so the residual stream carries it, as in TransformerLens;
+  to the block's output, so the residual stream carries it, as in TransformerLens;
 - ``blocks.{i}.hook_resid_post``: output of ``transformer.h.{i}`` | of ``model.layers.{i}``;
 - ``blocks.{i}.mlp.hook_pre``: input of ``transformer.h.{i}.mlp.act`` | of ``model.layers.{i}.mlp.act_fn``
   (the gate);
@@ -73,9 +73,10 @@ ARCHITECTURES = {"gpt2": (GPT2, "transformer.ln_f"), "llama": (LLAMA, "model.nor
 for _family in ("mistral", "qwen2", "qwen3", "smollm3"):
     ARCHITECTURES[_family] = ARCHITECTURES["llama"]
 # An alias read at the input of a module beside the residual stream: a write there reaches only
-# that module (the MLP's norm), so an intervention also adds its change to this sibling's output,
-# whose sum with the residual is the block's output (TransformerLens semantics: resid_mid changes).
-RESIDUAL_CARRIERS = {"hook_resid_mid": "hook_mlp_out"}
+# that module (the MLP's norm), so an intervention also adds its change to the output of the
+# alias given here, the block's (TransformerLens semantics: resid_mid itself changes, and so
+# resid_post; the MLP's output stays the MLP's).
+RESIDUAL_CARRIERS = {"hook_resid_mid": "hook_resid_post"}
 FINAL_NORM_ALIAS = "ln_final.hook_normalized"
 TL_PATTERN_HOOKS = ("hook_pattern", "hook_attn_scores")  # TransformerLens: (batch, heads, query, key)
 _BLOCK_ALIAS = re.compile(r"^blocks\.(\d+)\.(.+)$")
