@@ -153,3 +153,43 @@ def test_export_with_trailing_singleton_input_reads_back_and_verifies(tmp_path, 
     got = verify_vnnlib(back, spec_path, timeout=30, onnx_model=model, workers=1)
     want = verify_vnnlib(net, spec_path, timeout=30, workers=1)
     assert got.verdict == want.verdict and got.verdict in ("sat", "unsat")
+
+
+def _two_layer_model(input_type: int, input_dims: list[int], batched: bool) -> onnx.ModelProto:
+    """y = W2 relu(W1 x) as ONNX, with an input of ``input_type`` and ``input_dims``."""
+    rng = np.random.default_rng(7)
+    np_type = {TensorProto.FLOAT: np.float32, TensorProto.DOUBLE: np.float64}[input_type]
+    w1, w2 = rng.normal(size=(3, 5)).astype(np_type), rng.normal(size=(2, 3)).astype(np_type)
+    if batched:
+        nodes = [helper.make_node("Flatten", ["x"], ["f"], axis=1),
+                 helper.make_node("Gemm", ["f", "W1"], ["h"], transB=1),
+                 helper.make_node("Relu", ["h"], ["r"]),
+                 helper.make_node("Gemm", ["r", "W2"], ["y"], transB=1)]
+        out_dims = [1, 2]
+    else:
+        nodes = [helper.make_node("MatMul", ["W1", "x"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+                 helper.make_node("MatMul", ["W2", "r"], ["y"])]
+        out_dims = [2]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", input_type, input_dims)],
+        [helper.make_tensor_value_info("y", input_type, out_dims)],
+        [numpy_helper.from_array(w1, "W1"), numpy_helper.from_array(w2, "W2")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize(
+    "input_type, dims, batched",
+    [(TensorProto.DOUBLE, [1, 5], True), (TensorProto.FLOAT, [5], False), (TensorProto.DOUBLE, [5], False)],
+)
+def test_onnxruntime_recheck_feeds_the_models_own_input_type_and_rank(input_type, dims, batched):
+    """float64 inputs and inputs without a batch axis (both read by from_onnx) run in
+    onnxruntime as the model declares them, and agree with napkit's logits."""
+    model = _two_layer_model(input_type, dims, batched)
+    net = from_onnx(model)
+    x = np.random.default_rng(8).random((4, 5))
+    got = onnx_logits(model, x, net.input_shape)
+    tol = 1e-12 if input_type == TensorProto.DOUBLE else 1e-5
+    np.testing.assert_allclose(got, net.logits(x), atol=tol, rtol=tol)

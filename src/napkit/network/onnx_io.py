@@ -177,19 +177,29 @@ def to_onnx(
     return model
 
 
+ORT_FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16}
+
+
 def onnx_logits(model: onnx.ModelProto, x: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
-    """Logits of ``model`` computed by onnxruntime (an independent re-check of napkit's)."""
+    """Logits of ``model`` computed by onnxruntime (an independent re-check of napkit's).
+
+    The inputs are fed in the element type the model declares (float32, float64 or float16),
+    with a batch axis when the model's input has one, else one input per run."""
     import onnxruntime as ort
 
     m = onnx.ModelProto()
     m.CopyFrom(model)
     dims = m.graph.input[0].type.tensor_type.shape.dim
-    if dims:
+    batched = len(dims) != len(input_shape)  # an input of the network's own rank has no batch axis
+    if dims and batched:
         dims[0].dim_param = "batch"  # make a fixed batch of 1 dynamic
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     sess = ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
+    dtype = ORT_FLOAT_TYPES.get(inp.type)
+    if dtype is None:
+        raise NapkitError(f"the ONNX model takes {inp.type}: napkit re-checks models of float inputs")
     xs = np.asarray(x)
     n_in = int(np.prod(input_shape))
     if xs.dtype.kind not in "biuf" or xs.ndim < 1 or xs.size != len(xs) * n_in:
@@ -198,5 +208,8 @@ def onnx_logits(model: onnx.ModelProto, x: np.ndarray, input_shape: tuple[int, .
         )
     if not np.isfinite(xs).all():
         raise NapkitError("inputs contain NaN or infinity")
-    xs = xs.astype(np.float32).reshape(len(xs), *input_shape)
-    return np.asarray(sess.run(None, {inp.name: xs})[0]).reshape(len(xs), -1)
+    xs = xs.astype(dtype).reshape(len(xs), *input_shape)
+    if batched:
+        return np.asarray(sess.run(None, {inp.name: xs})[0]).reshape(len(xs), -1)
+    # no batch axis (rare; re-checks run on a few points): one run per input
+    return np.stack([np.asarray(sess.run(None, {inp.name: row})[0]).reshape(-1) for row in xs])
