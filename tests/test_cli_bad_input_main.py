@@ -282,3 +282,15 @@ def test_report_out_under_a_file_says_so(setup, capsys):
                    "--no-progress")
     assert "a_file is a file, not a folder" in line
     assert sorted(os.listdir(tmp)) == sorted(["a_file", "d.npz", "m.onnx", "naps.json"])
+
+
+def test_a_results_file_damaged_after_its_first_record_is_left_to_repair(tmp_path):
+    """A crash can leave a bad middle line or a NUL-filled tail: the file is still ours (its
+    first line is a record), so resuming repairs it instead of refusing it."""
+    from napkit.verify.batch import check_results_file, read_results
+
+    path = tmp_path / "r.jsonl"
+    good = json.dumps({"id": "q0", "result": "verified"}) + "\n"
+    path.write_bytes(good.encode() + b"garbage\n" + b"\x00" * 64)
+    assert check_results_file(path) == path
+    assert list(read_results(path, repair=True)) == ["q0"]

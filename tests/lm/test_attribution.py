@@ -111,3 +111,14 @@ def test_attention_patterns_and_plot(tiny_gpt2, tmp_path):
 def test_bad_answers_refused(tiny_gpt2):
     with pytest.raises(NapkitError, match="one correct and one wrong"):
         direct_logit_attribution(tiny_gpt2, IDS, CORRECT[:2], WRONG[:2])
+
+
+def test_rotary_models_take_prompts_past_their_nominal_context(make_llama, tiny_gpt2):
+    """Only learned absolute positions (GPT-2's n_positions) end the context; a rotary model's
+    max_position_embeddings (64 here) is nominal, so 70 tokens are attributed, not refused."""
+    ids = torch.randint(1, 40, (1, 70), generator=GEN)
+    one = torch.tensor([1])
+    dla = direct_logit_attribution(make_llama(), ids, one, one + 1)
+    assert dla.sum_error() <= 1e-4
+    with pytest.raises(NapkitError, match="exceed the model's context of 32"):
+        direct_logit_attribution(tiny_gpt2, ids, one, one + 1)

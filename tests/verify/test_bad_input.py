@@ -234,3 +234,20 @@ def test_read_vnnlib_given_text_points_to_read_vnnlib_text():
     text = vnnlib_text(domain_box(4), robustness_spec(0, 3))
     with pytest.raises(NapkitError, match="read_vnnlib_text"):
         read_vnnlib(text)
+
+
+def test_valid_inputs_of_other_types_are_accepted(tmp_path):
+    """The boundary checks take what users pass: 0-d arrays and tensors as labels, phases as
+    one 2-D array (equal widths), numpy integers as worker counts."""
+    import torch
+
+    net = random_net(5, sizes=(4, 6, 6, 3))
+    assert robustness_spec(np.array(2), 3).label == robustness_spec(torch.tensor(2), 3).label == 2
+    phases = np.zeros((2, 6), np.int8)
+    phases[0, 1], phases[1, 2] = 1, -1
+    as_list = check_phases(net.layer_sizes, [phases[0], phases[1]])
+    as_rows = check_phases(net.layer_sizes, phases)
+    assert all(np.array_equal(a, b) for a, b in zip(as_rows, as_list, strict=True))
+    assert run_batch([], tmp_path / "r.jsonl", workers=np.int64(2), progress=False) == {}
+    with pytest.raises(NapkitError, match="workers"):
+        run_batch([], tmp_path / "r.jsonl", workers=np.int64(0), progress=False)

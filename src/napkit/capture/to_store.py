@@ -50,7 +50,7 @@ def record(
     if not len(x):
         raise NapkitError("no data to record")
     floats = y.dtype.kind == "f"
-    whole = y.dtype.kind in "iu" or (floats and np.isfinite(y).all() and (y == np.round(y)).all())
+    whole = y.dtype.kind in "biu" or (floats and np.isfinite(y).all() and (y == np.round(y)).all())
     if not whole:
         raise NapkitError(f"labels must be whole numbers, got dtype {y.dtype}")
     if y.min() < 0:

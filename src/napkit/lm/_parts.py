@@ -161,7 +161,8 @@ def check_ids(input_ids: torch.Tensor, model: nn.Module) -> torch.Tensor:
     vocab = model.get_output_embeddings().weight.shape[0]
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
         raise NapkitError(f"token ids must lie in [0, {vocab}), got {int(ids.min())}..{int(ids.max())}")
-    context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    # learned absolute positions (GPT-2's n_positions) end there; rotary ones have no hard end
+    context = getattr(getattr(model, "config", None), "n_positions", None)
     if isinstance(context, int) and ids.shape[1] > context:
         raise NapkitError(
             f"sequences of {ids.shape[1]} tokens exceed the model's context of {context} positions"

@@ -91,7 +91,10 @@ def load(x, tokenizer=None) -> LanguageModel:
 
 
 # files that hold a tokenizer's vocabulary; without one transformers builds an empty tokenizer
-VOCAB_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "vocab.txt", "spiece.model")
+VOCAB_FILES = (
+    "tokenizer.json", "vocab.json", "tokenizer.model", "vocab.txt", "spiece.model",
+    "sentencepiece.bpe.model", "tekken.json", "vocab.model",
+)  # fmt: skip
 
 
 def _tokenizer(path: Path):

@@ -155,7 +155,7 @@ class NAPMonitor(OutlierMixin, BaseEstimator):
     def evaluate(self, X: np.ndarray, y: np.ndarray, novel_classes: list[int] | None = None) -> MonitorReport:
         """Flagged rate, misclassifications caught and AUROCs on labelled data."""
         y = np.asarray(y)
-        if y.dtype.kind not in "iuf" or y.ndim != 1:
+        if y.dtype.kind not in "biuf" or y.ndim != 1:
             raise NapkitError(
                 f"labels must be a 1-D array of class indices, got {y.dtype} of shape {y.shape}"
             )

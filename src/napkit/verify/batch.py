@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import numbers
 import os
 import pickle
 import signal
@@ -105,8 +106,9 @@ def check_results_file(path: str | Path) -> Path:
     """``path`` can hold a batch's results: absent, or a results file to resume from.
 
     Refused (NapkitError) before any work: a folder, a path under a file, and an existing
-    file that is not a results file (a line that is no result record, or a torn last line
-    that is no record's beginning), which resuming would cut and append to.
+    file that is not a results file (its first line is no result record, nor the torn start
+    of one), which resuming would cut and append to. Damage after a first good record (a torn
+    or NUL-filled tail after a crash) is ``read_results``'s to repair, as before.
     """
     p = Path(path)
     if p.is_dir():
@@ -116,11 +118,13 @@ def check_results_file(path: str | Path) -> Path:
         raise NapkitError(f"cannot use {p} for results: {parent} is a file, not a folder")
     if not p.exists():
         return p
-    data = p.read_bytes()
-    end = data.rfind(b"\n") + 1
-    torn = data[end:]
-    whole = not torn or RECORD_START.startswith(torn[: len(RECORD_START)])
-    if not (whole and all(_is_record(line) for line in data[:end].splitlines())):
+    with p.open("rb") as f:
+        first = f.readline()
+    if first.endswith(b"\n"):
+        ours = _is_record(first)
+    else:  # no complete line yet: empty, or the torn start of the first record
+        ours = RECORD_START.startswith(first[: len(RECORD_START)])
+    if not ours:
         raise NapkitError(
             f"{p} is not a napkit results file (JSON lines of finished queries); resuming would "
             "cut and append to it: choose another path"
@@ -184,9 +188,10 @@ def run_batch(
     runs again the jobs whose recorded result is ``error``.
     """
     if workers is not None and (
-        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+        isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1
     ):
         raise NapkitError(f"workers must be a whole number >= 1 (or None), got {workers!r}")
+    workers = None if workers is None else int(workers)
     jobs = list(jobs)
     if not all(isinstance(j, BatchJob) for j in jobs):
         raise NapkitError("run_batch takes BatchJob objects (instance_jobs makes them from a CSV)")

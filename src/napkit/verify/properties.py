@@ -25,7 +25,10 @@ def real_array(x, name: str) -> np.ndarray:
 
 
 def whole_number(x, name: str) -> int:
-    """``x`` as an int when it is a whole number (3, 3.0, np.int64(3)); else a NapkitError."""
+    """``x`` as an int when it is a whole number (3, 3.0, np.int64(3), a 0-d array or tensor);
+    else a NapkitError."""
+    if not isinstance(x, bool) and hasattr(x, "item") and np.ndim(x) == 0:  # 0-d array or tensor
+        x = x.item()
     if isinstance(x, bool) or not isinstance(x, int | np.integer | float | np.floating):
         raise NapkitError(f"{name} must be a whole number, got {x!r}")
     if not float(x).is_integer():
@@ -158,6 +161,8 @@ def check_phases(layer_sizes: Sequence[int], phases: Sequence | None) -> Phases 
     """Validate phases (+1 active, -1 inactive, 0 free per hidden unit); None if all free."""
     if phases is None:
         return None
+    if isinstance(phases, np.ndarray) and phases.ndim == 2:  # one row per layer (equal widths)
+        phases = list(phases)
     if isinstance(phases, str | bytes | np.ndarray) or not isinstance(phases, Sequence):
         raise NapkitError(
             f"phases must be a list of one array per hidden layer, not {type(phases).__name__}"
