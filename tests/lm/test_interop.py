@@ -2,7 +2,8 @@
 
 - capture by TL-style alias on the HF tiny model equals TransformerLens's ``run_with_cache``
   on the same weights (≤1e-4), padded sequences included;
-- a write by alias (``add``) on the HF tiny model changes the logits as TL's hook of that name;
+- a write by alias (add, replace, ablate, project_out, with positions) on the HF tiny model
+  changes the logits as TL's hook of that name does;
 - the same two checks on a tiny random Llama (GQA, rotary, gated MLP, RMSNorm) against TL's
   Llama conversion of its weights;
 - direct logit attribution per head and MLP equals TL's stacked components through the final norm;
@@ -92,32 +93,53 @@ def test_alias_capture_on_hf_model_equals_transformer_lens_cache(tiny):
             np.testing.assert_allclose(mine, tl_rows(cache, name, n), atol=ATOL, rtol=RTOL, err_msg=name)
 
 
+WRITE_OPS = ["add", "replace", "ablate", "project_out"]
 WRITE_ALIASES = [n for n in ALIASES if not n.endswith(("hook_pattern", "hook_normalized"))]
 
 
+@pytest.mark.parametrize("op", WRITE_OPS)
 @pytest.mark.parametrize("name", WRITE_ALIASES)
-def test_adding_at_an_alias_on_hf_model_equals_transformer_lens_hook(tiny, name):
+def test_writing_at_an_alias_on_hf_model_equals_transformer_lens_hook(tiny, name, op):
     """A write by alias changes what TL's hook of that name changes (resid_mid: the residual
     stream, not only the MLP's input)."""
     ids = tiny.tokenizer(TEXTS[1], return_tensors="pt")["input_ids"]
-    assert_same_add(tiny, hooked_tiny(tiny), ids, name)
+    assert_same_write(tiny, hooked_tiny(tiny), ids, name, op)
 
 
-def assert_same_add(lm, model, ids: torch.Tensor, name: str) -> None:
-    """Adding 0.5·v at alias ``name`` of the HF model gives the logits of TL's hook there."""
+def _tl_write(op: str, v: torch.Tensor, positions):
+    """TL's hook doing what napkit's ``op`` does: on rows flattened over heads, at positions."""
+
+    def hook(value, hook):
+        flat = value.reshape(*value.shape[:2], -1).clone()
+        at = slice(None) if positions is None else [p % flat.shape[1] for p in positions]
+        if op == "add":
+            flat[:, at] += 0.5 * v
+        elif op == "replace":
+            flat[:, at] = v
+        elif op == "ablate":
+            flat[:, at] = 0
+        else:
+            u = v / v.norm()
+            flat[:, at] -= (flat[:, at] @ u)[..., None] * u
+        return flat.reshape(value.shape)
+
+    return hook
+
+
+def assert_same_write(lm, model, ids: torch.Tensor, name: str, op: str = "add") -> None:
+    """napkit's ``op`` at alias ``name`` of the HF model gives the logits of TL's hook there
+    (add: 0.5·v everywhere; replace: v at two positions; ablate: one position; project_out)."""
     from napkit.lm.interventions import Intervention, applied
 
     rows = capture(lm, {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, [name]).acts[name]
     v = torch.randn(rows.shape[1], generator=torch.Generator().manual_seed(0))
-
-    def tl_add(value, hook):
-        return value + 0.5 * v.reshape(value.shape[2:])
-
+    positions = {"add": None, "replace": [2, -1], "ablate": [1], "project_out": None}[op]
+    iv = Intervention(name, op, None if op == "ablate" else v, 0.5, positions=positions)
     with torch.no_grad():
-        want = model.run_with_hooks(ids, fwd_hooks=[(name, tl_add)])
-        with applied(lm, [Intervention(name, "add", v, 0.5)]):
+        want = model.run_with_hooks(ids, fwd_hooks=[(name, _tl_write(op, v, positions))])
+        with applied(lm, [iv]):
             got = lm.model(input_ids=ids).logits
-        assert not torch.allclose(want, model(ids), atol=1e-3), name
+        assert not torch.allclose(want, model(ids), atol=1e-3), (name, op)
     torch.testing.assert_close(got, want, atol=ATOL * 10, rtol=RTOL * 10)
 
 
@@ -261,6 +283,7 @@ def test_alias_capture_on_hf_llama_equals_transformer_lens_cache(llama_pair):
 
 
 @pytest.mark.parametrize("name", [n for n in LLAMA_ALIASES if not n.endswith("hook_normalized")])
-def test_adding_at_an_alias_on_hf_llama_equals_transformer_lens_hook(llama_pair, name):
+@pytest.mark.parametrize("op", WRITE_OPS)
+def test_writing_at_an_alias_on_hf_llama_equals_transformer_lens_hook(llama_pair, name, op):
     lm, model = llama_pair
-    assert_same_add(lm, model, LLAMA_IDS, name)
+    assert_same_write(lm, model, LLAMA_IDS, name, op)
