@@ -14,6 +14,7 @@ from rich.table import Table
 from napkit.cli.common import (
     ForceOpt,
     HiOpt,
+    Interrupted,
     JsonOpt,
     LoOpt,
     ModelArg,
@@ -100,24 +101,34 @@ def report(
     x, y = load_npz(data, split)
     mined = load_npz(mine_data, mine_split) if mine_data is not None else None
     t0 = time.perf_counter()
-    figs = build_report(
-        net,
-        napset,
-        x,
-        y,
-        out,
-        mine_data=mined,
-        verify_timeout=verify_timeout,
-        eps=eps,
-        max_queries=max_queries,
-        image_shape=shape,
-        lo=lo,
-        hi=hi,
-        source=str(model),
-        data_name=data.name + (f" ({split})" if split else ""),
-        onnx_model=onnx_proto(model),
-        progress=progress,
-    )
+    try:
+        figs = build_report(
+            net,
+            napset,
+            x,
+            y,
+            out,
+            mine_data=mined,
+            verify_timeout=verify_timeout,
+            eps=eps,
+            max_queries=max_queries,
+            image_shape=shape,
+            lo=lo,
+            hi=hi,
+            source=str(model),
+            data_name=data.name + (f" ({split})" if split else ""),
+            onnx_model=onnx_proto(model),
+            progress=progress,
+            resumable=True,
+        )
+    except KeyboardInterrupt:
+        from napkit.report.journal import journal_path
+
+        if journal_path(out).is_file():
+            raise Interrupted(
+                f"finished verification queries are in {journal_path(out)}; the same command resumes"
+            ) from None
+        raise
     figs["seconds"] = round(time.perf_counter() - t0, 3)
     if not as_json:
         from napkit.report import fmt

@@ -27,6 +27,7 @@ from napkit.report.figures import (
 )
 from napkit.report.fmt import DIGITS, fmt, rounded
 from napkit.report.html import DRAWN_PREFIX, check_report_target, page_html, publish
+from napkit.report.journal import QueryJournal, journal_path
 from napkit.report.plots import plot_delta_sweep, plot_naps
 from napkit.report.plots_monitor import plot_roc, plot_violation_hist
 from napkit.report.plots_verify import plot_ambiguity, plot_counterexample
@@ -95,13 +96,16 @@ def build_report(
     novelty: dict | None = None,
     merge: bool = False,
     progress: bool = False,
+    resumable: bool = False,
 ) -> dict:
     """Write ``out/index.html`` with its images and ``figures.json``; return the figures.
 
     ``mine_data`` (inputs, labels) adds the δ sweep (mined from it, evaluated on the data)
     and is where counterexamples find their nearest image; ``sweep`` gives the sweep's rows
     directly (as :func:`napkit.patterns.delta_sweep` returns them). ``merge`` adds the
-    report's files to an existing folder instead of replacing it.
+    report's files to an existing folder instead of replacing it. ``resumable`` keeps the
+    finished verification queries beside ``out`` (:func:`napkit.report.journal.journal_path`)
+    until the report is written, so that a rerun after Ctrl-C does not run them again.
     """
     out = Path(out)
     check_report_target(out, merge)
@@ -118,7 +122,9 @@ def build_report(
         sweep = delta_sweep(net, *mine_data, sweep_deltas(naps.delta), x, y, naps.all_samples,
                             progress=progress)
     mon = monitor_figures(net, naps, x, y, progress)
-    ver = verify_for_report(net, naps, x, y, verify_timeout, eps, max_queries, lo, hi, onnx_model, progress)
+    journal = QueryJournal(journal_path(out)) if resumable else None
+    ver = verify_for_report(net, naps, x, y, verify_timeout, eps, max_queries, lo, hi, onnx_model, progress,
+                            journal=journal)
     figures = {
         "model": model_summary(net, accuracy, len(x), source),
         "naps": {"delta": naps.delta, "all_samples": naps.all_samples, "classes": nap_rows(naps, stats)},
@@ -151,6 +157,8 @@ def build_report(
         (staged / "index.html").write_text(page_html(name, subtitle, page), encoding="utf-8")
         (staged / "figures.json").write_text(json_text(figures, indent=1), encoding="utf-8")
         publish(staged, out, merge)
+        if journal is not None:
+            journal.remove()
     except OSError as exc:
         raise NapkitError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
     finally:

@@ -56,10 +56,22 @@ class _Budget:
         return True
 
 
-def _query(net, res) -> Query:
-    ce = None if res.counterexample is None else np.asarray(res.counterexample, dtype=np.float64)
+def _query(net, verdict: str, reason: str, seconds: float, counterexample) -> Query:
+    ce = None if counterexample is None else np.asarray(counterexample, dtype=np.float64)
     pred = None if ce is None else int(net.predict(ce[None])[0])
-    return Query(res.verdict, res.reason, float(res.seconds), ce, pred)
+    return Query(verdict, reason, float(seconds), ce, pred)
+
+
+def _journaled(net, journal, key: str, run) -> Query:
+    """The query of ``key``: from the journal when it finished in an earlier run, else ``run()``
+    (a verifier result), recorded there as it finishes."""
+    rec = None if journal is None else journal.get(key)
+    if rec is not None:
+        return _query(net, rec["verdict"], rec["reason"], rec["seconds"], rec["counterexample"])
+    res = run()
+    if journal is not None:
+        journal.add(key, res.verdict, res.reason, float(res.seconds), res.counterexample)
+    return _query(net, res.verdict, res.reason, res.seconds, res.counterexample)
 
 
 def _centres(net, phases_of, labels, x: np.ndarray, y: np.ndarray, box,
@@ -96,8 +108,13 @@ def verify_for_report(
     hi: float = 1.0,
     onnx_model=None,
     progress: bool = False,
+    journal=None,
 ) -> dict:
-    """Per-class domain and local verdicts, and the C×C non-ambiguity matrix."""
+    """Per-class domain and local verdicts, and the C×C non-ambiguity matrix.
+
+    ``journal`` (a :class:`napkit.report.journal.QueryJournal`) keeps finished queries, so that
+    a rerun after an interruption does not run them again."""
+    from napkit.report.journal import query_key
     from napkit.verify import domain_box, linf_ball, verify_disjoint, verify_robustness
 
     if not timeout > 0:
@@ -107,6 +124,7 @@ def verify_for_report(
     labels = naps.labels.tolist()
     phases_of = {c: naps.phases(c, net.layer_names, net.layer_sizes) for c in labels}
     box = domain_box(net.n_inputs, lo, hi)
+    fp = net.fingerprint()
     centres = _centres(net, phases_of, labels, x, y, box)
     syntactic = syntactic_disjoint(naps)
     n = len(labels)
@@ -122,10 +140,12 @@ def verify_for_report(
         def robust(c: int, region, witness) -> Query:
             if not budget.take():
                 return skipped
-            res = verify_robustness(net, region, c, phases_of[c], timeout=timeout, onnx_model=onnx_model,
-                                    witness=witness)
+            key = query_key("robust", fp, c, phases_of[c], region.lower, region.upper,
+                            witness, timeout)
+            q = _journaled(net, journal, key, lambda: verify_robustness(
+                net, region, c, phases_of[c], timeout=timeout, onnx_model=onnx_model, witness=witness))
             advance()
-            return _query(net, res)
+            return q
 
         for c in labels:
             i = centres[c]
@@ -147,9 +167,11 @@ def verify_for_report(
                     matrix[a, b] = skipped
                 else:
                     pa, pb = phases_of[labels[a]], phases_of[labels[b]]
-                    res = verify_disjoint(net, box, pa, pb, timeout=timeout)
+                    key = query_key("disjoint", fp, labels[a], labels[b], pa, pb,
+                                    box.lower, box.upper, timeout)
+                    run = lambda pa=pa, pb=pb: verify_disjoint(net, box, pa, pb, timeout=timeout)  # noqa: E731
+                    matrix[a, b] = _journaled(net, journal, key, run)
                     advance()
-                    matrix[a, b] = _query(net, res)
     return {
         "labels": labels,
         "eps": float(eps),
