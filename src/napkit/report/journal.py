@@ -11,13 +11,12 @@ crash mid-write) is ignored and cut before appending.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from napkit.errors import NapkitError
+from napkit.jsonlines import append_record, read_records
 
 
 def query_key(*parts) -> str:
@@ -41,20 +40,8 @@ class QueryJournal:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.done: dict[str, dict] = {}
-        if self.path.is_file():
-            data = self.path.read_bytes()
-            end = data.rfind(b"\n") + 1
-            for line in data[:end].splitlines():
-                try:
-                    rec = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    continue
-                if isinstance(rec, dict) and isinstance(rec.get("key"), str):
-                    self.done[rec["key"]] = rec
-            if end < len(data):
-                with open(self.path, "r+b") as f:
-                    f.truncate(end)
+        records = read_records(self.path, repair=True)
+        self.done: dict[str, dict] = {r["key"]: r for r in records if isinstance(r.get("key"), str)}
 
     def get(self, key: str) -> dict | None:
         """The recorded query of ``key`` (``verdict``, ``reason``, ``seconds``, ``counterexample``)."""
@@ -66,9 +53,7 @@ class QueryJournal:
                "counterexample": None if counterexample is None else np.asarray(counterexample).tolist()}
         try:
             with open(self.path, "ab") as f:
-                f.write((json.dumps(rec) + "\n").encode())
-                f.flush()
-                os.fsync(f.fileno())
+                append_record(f, rec)
         except OSError as exc:
             raise NapkitError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         self.done[key] = rec

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from napkit.errors import NapkitError
+from napkit.jsonlines import append_record, read_records
 from napkit.network import ReluNetwork
 from napkit.progress import progress_bar
 from napkit.verify.properties import Phases, Property
@@ -132,12 +133,16 @@ def check_results_file(path: str | Path) -> Path:
     return p
 
 
+def _is_result(rec) -> bool:
+    """A finished query's record: a JSON object with its id and result."""
+    return isinstance(rec, dict) and "id" in rec and "result" in rec
+
+
 def _is_record(line: bytes) -> bool:
     try:
-        rec = json.loads(line)
+        return _is_result(json.loads(line))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return False
-    return isinstance(rec, dict) and "id" in rec and "result" in rec
 
 
 def read_results(path: str | Path, repair: bool = False) -> dict[str, dict]:
@@ -146,31 +151,8 @@ def read_results(path: str | Path, repair: bool = False) -> dict[str, dict]:
     With ``repair`` a torn last line (no final newline) is cut off the file, so that
     appending starts on a fresh line.
     """
-    path = Path(path)
-    if not path.exists():
-        return {}
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if repair and end < len(data):
-        with open(path, "r+b") as f:
-            f.truncate(end)
-            f.flush()
-            os.fsync(f.fileno())
-    out: dict[str, dict] = {}
-    for line in data[:end].splitlines():
-        try:
-            rec = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if isinstance(rec, dict) and "id" in rec and "result" in rec:
-            out[str(rec["id"])] = rec
-    return out
-
-
-def _append(f, rec: dict) -> None:
-    f.write((json.dumps(rec) + "\n").encode())
-    f.flush()
-    os.fsync(f.fileno())
+    records = read_records(path, repair=repair)
+    return {str(rec["id"]): rec for rec in records if _is_result(rec)}
 
 
 def run_batch(
@@ -213,7 +195,7 @@ def run_batch(
         return results
     with open(out, "ab") as f, progress_bar(len(pending), "verifying", progress) as advance:
         def record(rec: dict) -> None:
-            _append(f, rec)
+            append_record(f, rec)
             results[rec["id"]] = rec
             advance(1)
 
