@@ -24,6 +24,7 @@ import zarr
 
 from napkit.capture.integrity import GuardedArray, damaged, missing_chunks, read, reading_metadata
 from napkit.errors import NapkitError
+from napkit.staging import staging_folder
 
 STORE_FORMAT = "napkit.store/1"
 PROGRESS_FILE = "napkit-progress.json"
@@ -73,15 +74,13 @@ class ActivationStore:
         p = Path(path)
         if p.exists() and (not p.is_dir() or any(p.iterdir())):
             raise NapkitError(f"{p} exists and is not an empty folder; choose a new store path")
-        # built beside its final place and renamed at the end: an interrupted creation
-        # leaves neither a half-made store nor this temporary folder behind
-        tmp = p.with_name(p.name + ".creating")
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:  # an interrupted or failed creation removes its folder (after the rename: a no-op)
-            try:
-                g = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-            except OSError as exc:
-                raise NapkitError(f"cannot create a store at {p}: {exc.strerror or exc}") from None
+        if not (p.parent if str(p.parent) else Path(".")).is_dir():
+            raise NapkitError(f"cannot create a store at {p}: folder {p.parent} does not exist")
+        # built beside its final place and renamed at the end: an interrupted or failed
+        # creation leaves neither a half-made store nor the staging folder behind
+        tmp = staging_folder(p)
+        try:
+            g = zarr.open_group(str(tmp), mode="w", zarr_format=3)
             rows = max(1, min(chunk_rows, n_total or 1))
             for name, units in layers.items():
                 width, dtype = (units, "float32") if mode == "float32" else ((units + 7) // 8, "uint8")
@@ -102,14 +101,13 @@ class ActivationStore:
                 }
             )
             cls(tmp, g)._write_committed(0)
-            try:
-                if p.exists():
-                    p.rmdir()  # an empty folder
-                os.replace(tmp, p)
-            except OSError as exc:
-                raise NapkitError(f"cannot create a store at {p}: {exc.strerror or exc}") from None
+            if p.exists():
+                p.rmdir()  # an empty folder
+            os.replace(tmp, p)
+        except OSError as exc:
+            raise NapkitError(f"cannot create a store at {p}: {exc.strerror or exc}") from None
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)  # after the rename: a no-op
         return cls(p, zarr.open_group(str(p), mode="r+", zarr_format=3))
 
     @classmethod
