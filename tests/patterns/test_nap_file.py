@@ -130,3 +130,93 @@ def test_layer_subset_nap_still_loads(tmp_path):
     naps = mine(net, x, pred, 0.9, layers=["relu1"], classes=classes, progress=False)
     back = NAPSet.load(naps.save(tmp_path / "sub.json"), net)
     assert back.layer_names == ("relu1",)
+
+
+# ---- fields out of their domain: one message naming the file, the class and the field ----------
+
+
+def _edit(d: dict, what: str) -> tuple[str, str]:
+    """Spoil field ``what`` of the second NAP (or of the file); the class and field to name."""
+    nap = d["naps"][1]
+    label, layer = nap["label"], d["layers"][0]["name"]
+    if what == "negative_support":
+        nap["support"] = -3
+        return f"class {label}", "'support'"
+    if what == "fractional_support":
+        nap["support"] = 2.5
+        return f"class {label}", "'support'"
+    if what == "string_support":
+        nap["support"] = "12"
+        return f"class {label}", "'support'"
+    if what == "repeated_active":
+        nap["active"][layer] = [1, 1]
+        nap["inactive"][layer] = []
+        return f"class {label}", f"'active' units of layer '{layer}'"
+    if what == "repeated_inactive":
+        nap["inactive"][layer] = [2, 0, 2]
+        nap["active"][layer] = []
+        return f"class {label}", f"'inactive' units of layer '{layer}'"
+    if what == "active_and_inactive":
+        nap["active"][layer] = [3]
+        nap["inactive"][layer] = [3]
+        return f"class {label}", f"layer '{layer}'"
+    if what == "index_too_large":
+        nap["active"][layer] = [d["layers"][0]["size"]]
+        return f"class {label}", f"'active' units of layer '{layer}'"
+    if what == "negative_index":
+        nap["inactive"][layer] = [-1]
+        nap["active"][layer] = []
+        return f"class {label}", f"'inactive' units of layer '{layer}'"
+    if what == "delta_too_small":
+        d["delta"] = 0.5
+        return "", "'delta'"
+    if what == "delta_not_a_number":
+        d["delta"] = "high"
+        return "", "'delta'"
+    if what == "negative_label":
+        nap["label"] = -1
+        return "-1", "'label'"
+    if what == "label_of_no_class":
+        nap["label"] = 7
+        return "class 7", "3 output classes"
+    raise AssertionError(what)
+
+
+@pytest.mark.parametrize(
+    "what",
+    [
+        "negative_support", "fractional_support", "string_support", "repeated_active",
+        "repeated_inactive", "active_and_inactive", "index_too_large", "negative_index",
+        "delta_too_small", "delta_not_a_number", "negative_label", "label_of_no_class",
+    ],
+)
+def test_load_refuses_a_field_out_of_its_domain_naming_file_class_and_field(tmp_path, mined, what):
+    """Negative or fractional support and repeated units were accepted before."""
+    net, naps = mined
+    d = naps.to_dict()
+    cls, field = _edit(d, what)
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps(d))
+    with pytest.raises(NapkitError) as info:
+        NAPSet.load(p, net)
+    msg = str(info.value)
+    assert "\n" not in msg and str(p) in msg and cls in msg and field in msg, msg
+
+
+def test_from_dict_names_the_nap_file_generically_without_a_path(mined):
+    _, naps = mined
+    d = naps.to_dict()
+    d["naps"][0]["support"] = -1
+    with pytest.raises(NapkitError, match=r"the NAP file, class \d+, 'support'"):
+        NAPSet.from_dict(d)
+
+
+def test_zero_support_and_empty_patterns_still_load(tmp_path, mined):
+    """A class mined from no sample has support 0 and no constraint: still a valid file."""
+    net, naps = mined
+    d = naps.to_dict()
+    d["naps"][0].update(support=0, active={}, inactive={})
+    p = tmp_path / "z.json"
+    p.write_text(json.dumps(d))
+    back = NAPSet.load(p, net)
+    assert back.support[0] == 0 and back.sizes()[0] == 0

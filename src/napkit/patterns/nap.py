@@ -39,6 +39,38 @@ def unknown_layer(name: str, where: str, owner: str, valid) -> NapkitError:
     )
 
 
+def field_error(where: str, label: int | None, field: str, problem: str) -> NapkitError:
+    """The one message for a NAP file's field out of its domain: file, class, field, problem."""
+    of_class = "" if label is None else f", class {label}"
+    return NapkitError(f"{where}{of_class}, {field}: {problem}")
+
+
+def _unit_indices(idx: object, size: int, where: str, label: int, field: str) -> np.ndarray:
+    """The unit indices of one set of one layer: a list of distinct integers in [0, size)."""
+    if not isinstance(idx, list) or any(isinstance(i, bool) or not isinstance(i, int) for i in idx):
+        raise field_error(where, label, field, "unit indices must be a list of integers")
+    outside = [i for i in idx if not 0 <= i < size]  # before numpy, which overflows on huge ints
+    if outside:
+        raise field_error(where, label, field, f"unit index {outside[0]} out of range (the layer has {size} units)")
+    units, counts = np.unique(np.asarray(idx, dtype=np.int64), return_counts=True)
+    if (counts > 1).any():
+        raise field_error(where, label, field, f"unit {int(units[counts > 1][0])} is listed more than once")
+    return units
+
+
+def _fill_units(row: np.ndarray, nap: dict, key: str, names, off: np.ndarray, where: str) -> None:
+    """Set in ``row`` (one NAP's flat mask) the units of its set ``key`` ("active"/"inactive")."""
+    label, units = nap["label"], nap[key]
+    if not isinstance(units, dict):
+        raise field_error(where, label, repr(key), "must map layer names to lists of unit indices")
+    for name in units:
+        if name not in names:
+            raise unknown_layer(str(name), f"{where}, class {label}, {key!r} set", "the NAP file", names)
+    for k, name in enumerate(names):
+        field = f"{key!r} units of layer {name!r}"
+        row[off[k] + _unit_indices(units.get(name, []), int(off[k + 1] - off[k]), where, label, field)] = True
+
+
 @dataclass(frozen=True)
 class NAP:
     """The pattern of one class: per layer, indices of must-be-active and must-be-inactive units."""
@@ -179,26 +211,26 @@ class NAPSet:
         return self._packed[0], self._packed[1]
 
     # ---- validation --------------------------------------------------------------------------
-    def check_layers_of(self, layer_names, layer_sizes) -> None:
+    def check_layers_of(self, layer_names, layer_sizes, where: str = "the NAP file") -> None:
         """Refuse NAP layers the model lacks or sizes it, by name (a NAP may cover a subset)."""
         size_of = dict(zip(layer_names, layer_sizes, strict=True))
         for name, size in zip(self.layer_names, self.layer_sizes, strict=True):
             if name not in size_of:
-                raise unknown_layer(name, "the NAP file", "the model", layer_names)
+                raise unknown_layer(name, where, "the model", layer_names)
             if size_of[name] != size:
                 raise NapkitError(
-                    f"layer {name!r} has {size_of[name]} units in the model, {size} in the NAP file"
+                    f"{where}: layer {name!r} has {size_of[name]} units in the model, {size} in the NAPs"
                 )
 
-    def check_model(self, fingerprint: str, n_classes: int | None = None) -> None:
+    def check_model(self, fingerprint: str, n_classes: int | None = None, where: str = "these NAPs") -> None:
         """Refuse to pair these NAPs with another model (or one without their classes)."""
         if fingerprint != self.fingerprint:
-            raise NapkitError("these NAPs were mined from another model (fingerprint differs)")
+            raise NapkitError(f"{where}: mined from another model (fingerprint differs)")
         if n_classes is not None and (self.labels >= n_classes).any():
             bad = int(self.labels[self.labels >= n_classes][0])
-            raise NapkitError(
-                f"the NAP file has a NAP for class {bad}, but the model has {n_classes} output classes "
-                f"(0-{n_classes - 1})"
+            raise field_error(
+                where, bad, "'label'",
+                f"a NAP for class {bad}, but the model has {n_classes} output classes (0-{n_classes - 1})",
             )
 
     # ---- file format ----------------------------------------------------------------------------
@@ -233,60 +265,67 @@ class NAPSet:
         return p
 
     @classmethod
-    def from_dict(cls, d: dict) -> NAPSet:
+    def from_dict(cls, d: dict, where: str = "the NAP file") -> NAPSet:
+        """The NAPSet of a NAP file's JSON. Every field is checked against its domain; one out
+        of it is refused by one message naming ``where`` (the file), the class and the field."""
         try:
-            if d.get("format") != NAP_FORMAT:
-                raise NapkitError(
-                    f"not a napkit NAP file (format {d.get('format')!r}, expected {NAP_FORMAT!r})"
-                )
-            if not d.get("naps"):
-                raise NapkitError("the NAP file holds no NAPs")
-            delta = float(d["delta"])
-            if not 0.5 < delta <= 1.0:
-                raise NapkitError(f"the NAP file's δ {delta} is outside (0.5, 1]")
-            for nap in d["naps"]:
-                label = nap["label"]
-                if isinstance(label, bool) or not isinstance(label, int) or label < 0:
-                    raise NapkitError(f"NAP label {label!r} is not a class index (an integer ≥ 0)")
-                for key in ("active", "inactive"):
-                    for idx in nap[key].values():
-                        if any(isinstance(i, bool) or not isinstance(i, int) for i in idx):
-                            raise NapkitError(f"class {label}: unit indices must be integers")
-            names = tuple(str(layer["name"]) for layer in d["layers"])
-            sizes = tuple(int(layer["size"]) for layer in d["layers"])
-            for nap in d["naps"]:
-                for key in ("active", "inactive"):
-                    for name in nap[key]:
-                        if name not in names:
-                            where = f"class {nap['label']}'s {key!r} set"
-                            raise unknown_layer(str(name), where, "the NAP file", names)
-            off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-            c = len(d["naps"])
-            active, inactive = np.zeros((c, off[-1]), bool), np.zeros((c, off[-1]), bool)
-            for r, nap in enumerate(d["naps"]):
-                for mask, key in ((active, "active"), (inactive, "inactive")):
-                    for k, name in enumerate(names):
-                        idx = np.asarray(nap[key].get(name, []), dtype=np.int64)
-                        if idx.size and (idx.min() < 0 or idx.max() >= sizes[k]):
-                            raise NapkitError(
-                                f"class {nap['label']}: unit index out of range in layer {name!r}"
-                            )
-                        mask[r, off[k] + idx] = True
-            return cls(
-                layer_names=names,
-                layer_sizes=sizes,
-                fingerprint=str(d["fingerprint"]),
-                delta=float(d["delta"]),
-                labels=np.array([int(n["label"]) for n in d["naps"]], dtype=np.int64),
-                active=active,
-                inactive=inactive,
-                support=np.array([int(n.get("support", 0)) for n in d["naps"]], dtype=np.int64),
-                all_samples=bool(d.get("all_samples", False)),
-            )
+            return cls._from_checked(d, where)
         except NapkitError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise NapkitError(f"malformed NAP file: missing or invalid field ({exc})") from None
+            raise NapkitError(f"{where} is malformed: missing or invalid field ({exc})") from None
+
+    @classmethod
+    def _from_checked(cls, d: dict, where: str) -> NAPSet:
+        if d.get("format") != NAP_FORMAT:
+            raise NapkitError(
+                f"{where}: not a napkit NAP file (format {d.get('format')!r}, expected {NAP_FORMAT!r})"
+            )
+        if not d.get("naps"):
+            raise NapkitError(f"{where} holds no NAPs")
+        delta = d.get("delta")
+        if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0.5 < delta <= 1.0:
+            raise NapkitError(f"{where}, 'delta': {delta!r} is outside (0.5, 1], the range of the mining δ")
+        names = tuple(str(layer["name"]) for layer in d["layers"])
+        sizes = tuple(layer["size"] for layer in d["layers"])
+        if len(set(names)) != len(names) or any(
+            isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in sizes
+        ):
+            raise NapkitError(f"{where}, 'layers': layer names must be unique and sizes integers ≥ 0")
+        off = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
+        c = len(d["naps"])
+        labels, support = np.zeros(c, np.int64), np.zeros(c, np.int64)
+        active, inactive = np.zeros((c, off[-1]), bool), np.zeros((c, off[-1]), bool)
+        for r, nap in enumerate(d["naps"]):
+            label = nap["label"]
+            if isinstance(label, bool) or not isinstance(label, int) or label < 0:
+                raise field_error(where, None, "'label'", f"{label!r} is not a class index (an integer ≥ 0)")
+            if label in labels[:r]:
+                raise field_error(where, label, "'label'", "a second NAP for this class (one per class)")
+            count = nap.get("support", 0)
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                problem = f"{count!r} is not a sample count (an integer ≥ 0)"
+                raise field_error(where, label, "'support'", problem)
+            labels[r], support[r] = label, count
+            _fill_units(active[r], nap, "active", names, off, where)
+            _fill_units(inactive[r], nap, "inactive", names, off, where)
+            both = np.flatnonzero(active[r] & inactive[r])
+            if both.size:
+                k = int(np.searchsorted(off, both[0], side="right")) - 1
+                unit = int(both[0] - off[k])
+                problem = f"unit {unit} is both active and inactive (in both sets)"
+                raise field_error(where, label, f"layer {names[k]!r}", problem)
+        return cls(
+            layer_names=names,
+            layer_sizes=sizes,
+            fingerprint=str(d["fingerprint"]),
+            delta=float(delta),
+            labels=labels,
+            active=active,
+            inactive=inactive,
+            support=support,
+            all_samples=bool(d.get("all_samples", False)),
+        )
 
     @classmethod
     def load(cls, path: str | Path, model=None) -> NAPSet:
@@ -300,15 +339,16 @@ class NAPSet:
             raise NapkitError(f"{p} is not valid JSON: {exc}") from None
         if not isinstance(d, dict):
             raise NapkitError(f"{p} is not a napkit NAP file")
-        naps = cls.from_dict(d)
+        where = f"NAP file {p}"
+        naps = cls.from_dict(d, where)
         if model is not None:
             from napkit.network import ReluNetwork
 
             if isinstance(model, ReluNetwork):  # no torch needed
-                naps.check_model(model.fingerprint(), n_classes=model.n_outputs)
-                naps.check_layers_of(model.layer_names, model.layer_sizes)
+                naps.check_model(model.fingerprint(), n_classes=model.n_outputs, where=where)
+                naps.check_layers_of(model.layer_names, model.layer_sizes, where=where)
             else:
                 from napkit.capture import model_fingerprint
 
-                naps.check_model(model_fingerprint(model))
+                naps.check_model(model_fingerprint(model), where=where)
         return naps
