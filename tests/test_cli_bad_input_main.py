@@ -82,6 +82,15 @@ def test_vnnlib_instances_refuses_a_results_file_that_is_not_one(setup, capsys):
     assert model.read_bytes() == kept and not (tmp / "r.csv").exists()
 
 
+def test_vnnlib_instances_refuses_results_in_a_missing_folder_before_any_work(setup, capsys):
+    tmp, *_ = setup
+    (tmp / "instances.csv").write_text("m.onnx,p.vnnlib,5\n")
+    line = refused(capsys, "vnnlib", "--instances", tmp / "instances.csv", "--out", tmp / "r.csv",
+                   "--results", tmp / "nowhere" / "r.jsonl")
+    assert "nowhere does not exist" in line
+    assert not (tmp / "nowhere").exists() and not (tmp / "r.csv").exists()
+
+
 def test_vnnlib_instances_results_and_out_must_differ(setup, capsys):
     tmp, *_ = setup
     (tmp / "instances.csv").write_text("m.onnx,p.vnnlib,5\n")
@@ -294,3 +303,17 @@ def test_a_results_file_damaged_after_its_first_record_is_left_to_repair(tmp_pat
     path.write_bytes(good.encode() + b"garbage\n" + b"\x00" * 64)
     assert check_results_file(path) == path
     assert list(read_results(path, repair=True)) == ["q0"]
+
+
+# ---- export-vnnlib: where --out goes ------------------------------------------------------------
+
+
+def test_export_vnnlib_refuses_a_missing_parent_folder_as_report_does(setup, capsys):
+    """export-vnnlib created the missing folders; report refused them: both refuse now."""
+    tmp, model, data, naps, _ = setup
+    before = sorted(os.listdir(tmp))
+    for command in (["export-vnnlib", model, "--naps", naps, "--label", "0", "--domain"],
+                    ["report", model, "--naps", naps, "--data", data, "--no-progress"]):
+        line = refused(capsys, *command, "--out", tmp / "nowhere" / "exp")
+        assert "nowhere does not exist" in line, line
+    assert sorted(os.listdir(tmp)) == before

@@ -45,3 +45,28 @@ def test_save_png_writes_a_png_and_closes_the_figure(tmp_path):
     out = save_png(fig, tmp_path / "f.png", dpi=50)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not plt.fignum_exists(fig.number)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png"]
+
+
+def test_check_parent_refuses_a_missing_parent_folder_and_creates_none(tmp_path):
+    from napkit.staging import check_parent
+
+    with pytest.raises(NapkitError, match=r"cannot write .*out\.json: .*nowhere does not exist"):
+        check_parent(tmp_path / "nowhere" / "out.json")
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_check_parent_refuses_a_parent_that_is_a_file(tmp_path):
+    from napkit.staging import check_parent
+
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(NapkitError, match="a_file is a file, not a folder"):
+        check_parent(tmp_path / "a_file" / "out.json")
+
+
+def test_check_parent_returns_the_folder_and_dot_for_a_bare_name(tmp_path):
+    from pathlib import Path
+
+    from napkit.staging import check_parent
+
+    assert check_parent(tmp_path / "out.json") == tmp_path
+    assert check_parent(Path("out.json")) == Path(".")

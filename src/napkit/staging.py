@@ -15,6 +15,21 @@ from pathlib import Path
 from napkit.errors import NapkitError
 
 
+def check_parent(path: str | Path) -> Path:
+    """The folder ``path`` is to be written into, refused unless it exists as a folder.
+
+    Every output of napkit (files, stores, report and export folders, results files) goes
+    through this one check: a missing parent folder is never created (a mistyped path would
+    scatter folders), and the refusal is the same one line everywhere.
+    """
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        what = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise NapkitError(f"cannot write {path}: {parent} {what}")
+    return parent
+
+
 @contextmanager
 def replacing(path: str | Path) -> Iterator[Path]:
     """A temporary sibling of ``path`` to write (same suffix, so writers that go by it still

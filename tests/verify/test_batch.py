@@ -11,7 +11,7 @@ from verify_helpers import random_net
 
 from napkit.errors import NapkitError
 from napkit.verify import Property, domain_box, linf_ball, robustness_spec, verify_property
-from napkit.verify.batch import BatchJob, read_results, run_batch
+from napkit.verify.batch import BatchJob, check_results_file, read_results, run_batch
 from napkit.verify.marabou import marabou_available
 
 
@@ -98,3 +98,23 @@ def test_batch_returns_with_its_worker_pool_shut_down(tmp_path):
     res = run_batch(_jobs(2), tmp_path / "r.jsonl", workers=1, progress=False)
     assert len(res) == 2
     assert not _pool_threads()
+
+
+def test_run_batch_refuses_a_missing_parent_folder_and_creates_none(tmp_path):
+    """It created the missing folders before, where every other output refuses them."""
+    with pytest.raises(NapkitError, match="nowhere does not exist"):
+        run_batch(_jobs(1), tmp_path / "nowhere" / "r.jsonl", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "where, msg",
+    [("folder", "it is a folder"), ("under_file", "is a file, not a folder"), ("missing", "does not exist")],
+)
+def test_check_results_file_refuses_paths_no_results_file_can_take(tmp_path, where, msg):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    path = {"folder": tmp_path / "folder", "under_file": tmp_path / "a_file" / "r.jsonl",
+            "missing": tmp_path / "nowhere" / "r.jsonl"}[where]
+    with pytest.raises(NapkitError, match=msg):
+        check_results_file(path)

@@ -25,7 +25,6 @@ from napkit.cli.common import (
     TimeoutOpt,
     WorkersOpt,
     app,
-    check_folder,
     check_output,
     check_results,
     out_console,
@@ -42,7 +41,6 @@ from napkit.cli.queries import (
 )
 from napkit.cli_output import emit_json as emit
 from napkit.errors import NapkitError
-from napkit.staging import replacing
 
 
 @app.command()
@@ -152,18 +150,12 @@ def export_vnnlib(
     as_json: JsonOpt = False,
 ) -> None:
     """Write an ONNX exposing the pre-activations and a VNN-LIB spec of the NAP property."""
-    from napkit.network import to_onnx
-    from napkit.verify import robustness_spec, write_vnnlib
+    from napkit.verify import export_nap_query
 
     net, _, phases, box, notes = nap_query(model, naps, label, (domain, center, index, eps, split, lo, hi))
     print_notes(notes)
-    check_folder(out, force)
-    onnx_path = check_output(out / f"{model.name.split('.')[0]}-preacts.onnx")
-    spec_path = check_output(out / f"nap_class{label}.vnnlib")
-    with replacing(onnx_path) as tmp:
-        to_onnx(net, tmp, expose_preactivations=True)
-    with replacing(spec_path) as tmp:
-        write_vnnlib(tmp, box, robustness_spec(label, net.n_outputs), phases)
+    stem = model.name.split(".")[0]
+    onnx_path, spec_path = export_nap_query(net, label, phases, box, out, stem, force)
     if not as_json:
         out_console.print(f"wrote {onnx_path} and {spec_path}")
     emit({"onnx": str(onnx_path), "vnnlib": str(spec_path), "label": label, "notes": notes}, as_json)

@@ -51,7 +51,8 @@ def _unit_indices(idx: object, size: int, where: str, label: int, field: str) ->
         raise field_error(where, label, field, "unit indices must be a list of integers")
     outside = [i for i in idx if not 0 <= i < size]  # before numpy, which overflows on huge ints
     if outside:
-        raise field_error(where, label, field, f"unit index {outside[0]} out of range (the layer has {size} units)")
+        problem = f"unit index {outside[0]} out of range (the layer has {size} units)"
+        raise field_error(where, label, field, problem)
     units, counts = np.unique(np.asarray(idx, dtype=np.int64), return_counts=True)
     if (counts > 1).any():
         raise field_error(where, label, field, f"unit {int(units[counts > 1][0])} is listed more than once")

@@ -62,6 +62,7 @@ _WHERE = {
     "VnnlibSpec": "vnnlib",
     "read_vnnlib": "vnnlib",
     "read_vnnlib_text": "vnnlib",
+    "export_nap_query": "vnnlib_write",
     "vnnlib_text": "vnnlib_write",
     "write_vnnlib": "vnnlib_write",
 }

@@ -8,13 +8,14 @@ order): ``(>= Y_k 0.0)`` for an active and ``(<= Y_k 0.0)`` for an inactive neur
 from __future__ import annotations
 
 import gzip
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from napkit.errors import NapkitError
-from napkit.staging import replacing
-from napkit.verify.properties import InputBox, OutputSpec, Phases, real_array
+from napkit.staging import check_parent, replacing
+from napkit.verify.properties import InputBox, OutputSpec, Phases, real_array, robustness_spec
 
 
 def _fmt_row(c: np.ndarray, d: float) -> str:
@@ -65,3 +66,43 @@ def write_vnnlib(
     with replacing(p) as tmp:  # never a half-written spec
         tmp.write_bytes(gzip.compress(data) if p.suffix == ".gz" else data)
     return p
+
+
+def export_nap_query(
+    net, label: int, phases: Phases, box: InputBox, out: str | Path, stem: str, force: bool = False
+) -> tuple[Path, Path]:
+    """Write ``out/{stem}-preacts.onnx`` (``net`` with its hidden pre-activations as extra
+    outputs) and ``out/nap_class{label}.vnnlib`` (robustness of ``label`` over ``box`` under
+    the NAP ``phases``), so that any VNN-COMP verifier can check the NAP property.
+
+    ``out`` is a new folder in an existing one, or an empty folder (a non-empty one only with
+    ``force``). Everything is checked before anything is written; both files appear or neither,
+    and a folder made here is removed again when writing fails.
+    """
+    from napkit.network import to_onnx
+
+    out = Path(out)
+    check_parent(out)
+    if out.exists() and not out.is_dir():
+        raise NapkitError(f"cannot write into {out}: it exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise NapkitError(f"{out} is not empty: choose another folder, or pass --force to write into it")
+    onnx_path, spec_path = out / f"{stem}-preacts.onnx", out / f"nap_class{label}.vnnlib"
+    for path in (onnx_path, spec_path):
+        if path.is_dir():
+            raise NapkitError(f"cannot write {path}: it is a folder, give a file name")
+    spec = robustness_spec(label, net.n_outputs)
+    created = not out.exists()
+    try:
+        out.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise NapkitError(f"cannot create {out}: {exc.strerror or exc}") from None
+    try:
+        with replacing(onnx_path) as onnx_tmp, replacing(spec_path) as spec_tmp:
+            to_onnx(net, onnx_tmp, expose_preactivations=True)
+            write_vnnlib(spec_tmp, box, spec, phases)
+    except BaseException:  # also Ctrl-C: no half export, no folder of ours left behind
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    return onnx_path, spec_path
