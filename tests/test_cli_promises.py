@@ -222,7 +222,7 @@ def test_export_vnnlib_refuses_a_non_empty_folder_and_writes_atomically(setup, c
         Path(path).write_text("(half a spec")
         raise OSError("disk full")
 
-    monkeypatch.setattr("napkit.verify.write_vnnlib", broken_writer)
+    monkeypatch.setattr("napkit.verify.vnnlib_write.write_vnnlib", broken_writer)
     code, out, err = run(capsys, *args, "--force")
     assert code == 2 and "disk full" in one_line(err)  # an I/O failure is one line, too
     assert not (folder / "nap_class0.vnnlib").exists()
