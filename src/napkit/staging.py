@@ -30,6 +30,20 @@ def check_parent(path: str | Path) -> Path:
     return parent
 
 
+def check_out_folder(out: str | Path, force: bool = False, option: str = "") -> Path:
+    """An output folder that may be written into, checked before any work: in an existing
+    folder (:func:`check_parent`), not a file, and empty unless ``force``. ``option`` (e.g.
+    ``"--plots"``) names it in messages. Creates nothing."""
+    out = Path(out)
+    name = f"{option} {out}" if option else str(out)
+    check_parent(out)
+    if out.exists() and not out.is_dir():
+        raise NapkitError(f"cannot write into {name}: it exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise NapkitError(f"{name} is not empty: choose another folder, or pass --force to write into it")
+    return out
+
+
 @contextmanager
 def replacing(path: str | Path) -> Iterator[Path]:
     """A temporary sibling of ``path`` to write (same suffix, so writers that go by it still

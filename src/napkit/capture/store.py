@@ -24,7 +24,7 @@ import zarr
 
 from napkit.capture.integrity import GuardedArray, damaged, missing_chunks, read, reading_metadata
 from napkit.errors import NapkitError
-from napkit.staging import staging_folder
+from napkit.staging import check_parent, staging_folder
 
 STORE_FORMAT = "napkit.store/1"
 PROGRESS_FILE = "napkit-progress.json"
@@ -74,8 +74,7 @@ class ActivationStore:
         p = Path(path)
         if p.exists() and (not p.is_dir() or any(p.iterdir())):
             raise NapkitError(f"{p} exists and is not an empty folder; choose a new store path")
-        if not (p.parent if str(p.parent) else Path(".")).is_dir():
-            raise NapkitError(f"cannot create a store at {p}: folder {p.parent} does not exist")
+        check_parent(p)
         # built beside its final place and renamed at the end: an interrupted or failed
         # creation leaves neither a half-made store nor the staging folder behind
         tmp = staging_folder(p)

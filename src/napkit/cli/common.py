@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from napkit.errors import NapkitError
+from napkit.staging import check_parent
 
 app = typer.Typer(
     add_completion=False,
@@ -90,18 +91,9 @@ def positive_seconds(value: float | None) -> float | None:
     return value
 
 
-def _check_parent(path: Path) -> Path:
-    """The folder ``path`` goes into exists (and is a folder)."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        what = "is a file, not a folder" if parent.exists() else "does not exist"
-        raise NapkitError(f"cannot write {path}: {parent} {what}")
-    return parent
-
-
 def check_output(path: Path, force: bool = True) -> Path:
     """``path`` can be written; an existing file is refused unless ``force``."""
-    parent = _check_parent(path)
+    parent = check_parent(path)
     if path.is_dir():  # even with --force: replacing a folder by a file would lose it
         raise NapkitError(f"cannot write {path}: it is a folder, give a file name")
     if path.exists() and not force:
@@ -109,16 +101,6 @@ def check_output(path: Path, force: bool = True) -> Path:
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise NapkitError(f"cannot write {path}: permission denied")
     return path
-
-
-def check_results(path: Path | None) -> Path | None:
-    """``--results``: a file in an existing folder, new or a results file to resume from."""
-    if path is None:
-        return None
-    from napkit.verify.batch import check_results_file
-
-    check_output(path)
-    return check_results_file(path)
 
 
 def check_not_input(out: Path, inputs: dict[str, Path | None]) -> None:
@@ -130,23 +112,10 @@ def check_not_input(out: Path, inputs: dict[str, Path | None]) -> None:
 
 def check_new_store(path: Path) -> Path:
     """Where ``napkit capture`` creates a store: a new path or an empty folder, in a folder."""
-    _check_parent(path)
+    check_parent(path)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         what = "a file" if not path.is_dir() else "a folder that holds no activation store"
         raise NapkitError(f"cannot write a store at {path}: it is {what}; choose a new path")
-    return path
-
-
-def check_folder(path: Path, force: bool) -> Path:
-    """An output folder: created when missing; a non-empty one is refused unless ``force``."""
-    if path.exists() and not path.is_dir():
-        raise NapkitError(f"cannot write into {path}: it exists and is not a folder")
-    if path.is_dir() and any(path.iterdir()) and not force:
-        raise NapkitError(f"{path} is not empty: choose another folder, or pass --force to write into it")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise NapkitError(f"cannot create {path}: {exc.strerror or exc}") from None
     return path
 
 

@@ -28,7 +28,6 @@ from napkit.cli.common import (
     app,
     check_not_input,
     check_output,
-    check_results,
     out_console,
     positive_seconds,
 )
@@ -153,10 +152,11 @@ def _verify_all(model, naps, region, timeout, workers, results, scheduler, progr
     from napkit.datasets import load_npz
     from napkit.network import load_model
     from napkit.patterns import NAPSet
-    from napkit.verify import BatchJob, Property, linf_ball, query_id, robustness_spec
+    from napkit.verify import BatchJob, Property, check_results_file, linf_ball, query_id, robustness_spec
 
     domain, center, index, eps, split, lo, hi = region
-    check_results(results)
+    if results is not None:
+        check_results_file(results)  # before any work; run_batch checks it the same way
     net = load_model(model)
     napset = None if naps is None else NAPSet.load(naps, net)
     box, _, notes = query_region(net, *region)  # validates the region once

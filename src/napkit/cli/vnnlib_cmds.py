@@ -26,7 +26,6 @@ from napkit.cli.common import (
     WorkersOpt,
     app,
     check_output,
-    check_results,
     out_console,
 )
 from napkit.cli.queries import (
@@ -97,12 +96,19 @@ def vnnlib(
 
 
 def _vnnlib_instances(instances: Path, out: Path, workers, results, scheduler, force, progress, as_json):
-    from napkit.verify import instance_jobs, read_instances, vnncomp_result, write_vnncomp_csv
+    from napkit.verify import (
+        check_results_file,
+        instance_jobs,
+        read_instances,
+        vnncomp_result,
+        write_vnncomp_csv,
+    )
 
     if results is not None and results.resolve() == out.resolve():
         raise NapkitError(f"--results {results} is the --out CSV: give the finished queries their own file")
     check_output(out, force)
-    check_results(results)
+    if results is not None:
+        check_results_file(results)  # before any work; run_batch checks it the same way
     todo = read_instances(instances)
     jobs = instance_jobs(todo)
     recs = run_batch_cli(jobs, results, workers, scheduler, progress)

@@ -175,10 +175,10 @@ def demo(
     as_json: JsonOpt = False,
 ) -> None:
     """Every LM method on the tiny model; figures.json and plots under --out."""
-    from napkit.cli.common import check_folder
     from napkit.lm.demo import run_demo
+    from napkit.staging import check_out_folder
 
-    check_folder(out, force)  # a non-empty folder is refused: its files would be replaced
+    check_out_folder(out, force)  # a non-empty folder is refused: its files would be replaced
 
     figures = run_demo(out, log=None if as_json else (lambda name: typer.echo(f"running {name} ...")))
     if not as_json:

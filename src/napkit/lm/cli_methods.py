@@ -16,6 +16,7 @@ import typer
 
 from napkit.cli_output import emit_json
 from napkit.errors import NapkitError
+from napkit.staging import check_out_folder
 
 ModelOpt = Annotated[
     str | None, typer.Option("--model", help="Local HF folder or 'smollm2'; default: the shipped tiny model.")
@@ -59,15 +60,8 @@ def _at_least(low: int, *options: tuple[str, int]) -> None:
 
 
 def _check_new_folder(out: Path, force: bool, option: str) -> None:
-    """An output folder that may be written: not a file, and not a non-empty folder unless ``force``
-    (checked before the work, so nothing is trained for an output that cannot be written)."""
-    if out.exists() and not out.is_dir():
-        raise NapkitError(f"{option} {out} exists and is not a folder")
-    above = next((p for p in out.parents if p.exists()), None)  # the folder it would be created in
-    if above is not None and not above.is_dir():
-        raise NapkitError(f"cannot create {option} {out}: {above} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise NapkitError(f"{option} {out} is not empty: choose another folder, or pass --force")
+    """Checked before the work, so nothing is trained for an output that cannot be written."""
+    check_out_folder(out, force, option)
 
 
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
@@ -258,7 +252,7 @@ def attribute(
     ]
     written = []
     if plots is not None:
-        plots.mkdir(parents=True, exist_ok=True)
+        plots.mkdir(exist_ok=True)
         n = int(enc["attention_mask"][0].sum())
         toks = lm.tokenizer.convert_ids_to_tokens(enc["input_ids"][0, :n].tolist())
         pats = attention_patterns(lm.model, enc["input_ids"][:1, :n])

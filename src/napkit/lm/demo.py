@@ -19,7 +19,7 @@ from napkit.errors import NapkitError
 from napkit.lm.evaluate import task_accuracies
 from napkit.lm.experiments import probe_binding, steer_regime
 from napkit.lm.models import load, load_tiny
-from napkit.staging import save_png
+from napkit.staging import check_parent, save_png
 
 
 def _accuracy_step(lm, out: Path) -> dict:
@@ -86,8 +86,9 @@ def run_demo(out: str | Path, model=None, steps: list[str] | None = None, log=No
     """Run the demo steps on the tiny model (or ``model``), write ``figures.json`` under ``out``."""
     t0 = time.perf_counter()
     out = Path(out)
+    check_parent(out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(exist_ok=True)
     except OSError as exc:
         raise NapkitError(f"cannot create {out}: {exc.strerror or exc}") from None
     lm = load_tiny() if model is None else load(model)

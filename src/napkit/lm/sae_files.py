@@ -19,7 +19,7 @@ from torch import nn
 from napkit.errors import NapkitError
 from napkit.lm._parts import model_fingerprint
 from napkit.lm.sae import SparseAutoencoder
-from napkit.staging import staging_folder
+from napkit.staging import check_parent, staging_folder
 
 CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
@@ -64,7 +64,7 @@ def save_sae(sae: SparseAutoencoder, folder: str | Path) -> Path:
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise NapkitError(f"{out} exists and is not a folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_parent(out)
     tmp = staging_folder(out)
     try:
         tensors = {name: getattr(sae, name).detach().float().contiguous() for name in WEIGHT_SHAPES}

@@ -15,7 +15,7 @@ import numpy as np
 from napkit.errors import NapkitError
 from napkit.network.onnx_io import from_onnx
 from napkit.network.relu_network import ReluNetwork, check_network
-from napkit.staging import replacing
+from napkit.staging import check_parent, replacing
 
 MODEL_FORMAT = "napkit.model/1"
 
@@ -41,8 +41,7 @@ def save_model(net: ReluNetwork, path: str | Path) -> Path:
         ),
     }
     p = Path(path)
-    if not p.parent.is_dir():
-        raise NapkitError(f"cannot write {p}: folder {p.parent} does not exist")
+    check_parent(p)
     try:
         with replacing(p) as tmp:  # never a half-written model
             save_file(tensors, str(tmp), metadata=meta)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from napkit.errors import NapkitError
 from napkit.report.fmt import fmt
-from napkit.staging import staging_folder
+from napkit.staging import check_parent, staging_folder
 
 MARKER = ".napkit-report"  # names a folder as a napkit report, which a new report may replace
 DRAWN_PREFIX = "cex_"  # file names of drawn counterexamples (their number varies between runs)
@@ -96,10 +96,7 @@ def check_report_target(out: Path, merge: bool = False) -> None:
         raise NapkitError(f"--out {out} is a file, not a folder")
     if out.is_dir() and not merge and any(out.iterdir()) and not (out / MARKER).exists():
         raise NapkitError(f"--out {out} is a folder with other content; give a new or empty folder")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        what = "is a file, not a folder" if parent.exists() else "does not exist"
-        raise NapkitError(f"cannot write {out}: {parent} {what}")
+    parent = check_parent(out)
     if not os.access(parent, os.W_OK):
         raise NapkitError(f"cannot write {out}: folder {parent} is not writable")
 

@@ -34,6 +34,7 @@ from napkit.errors import NapkitError
 from napkit.jsonlines import append_record, read_records
 from napkit.network import ReluNetwork
 from napkit.progress import progress_bar
+from napkit.staging import check_parent
 from napkit.verify.properties import Phases, Property
 
 BACKENDS = ("napkit", "marabou")
@@ -114,9 +115,9 @@ def check_results_file(path: str | Path) -> Path:
     p = Path(path)
     if p.is_dir():
         raise NapkitError(f"cannot use {p} for results: it is a folder, give a file name")
-    parent = next((a for a in p.parents if a.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise NapkitError(f"cannot use {p} for results: {parent} is a file, not a folder")
+    parent = check_parent(p)
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise NapkitError(f"cannot write {p}: permission denied")
     if not p.exists():
         return p
     with p.open("rb") as f:
@@ -182,10 +183,6 @@ def run_batch(
         dup = next(i for i in ids if ids.count(i) > 1)
         raise NapkitError(f"job ids must be unique within a batch; {dup!r} repeats")
     out = check_results_file(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise NapkitError(f"cannot write {out}: {exc.strerror or exc}") from None
     done = read_results(out, repair=True)
     if retry_errors:
         done = {k: v for k, v in done.items() if v.get("result") != "error"}

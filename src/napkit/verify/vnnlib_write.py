@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from napkit.errors import NapkitError
-from napkit.staging import check_parent, replacing
+from napkit.staging import check_out_folder, replacing
 from napkit.verify.properties import InputBox, OutputSpec, Phases, real_array, robustness_spec
 
 
@@ -81,12 +81,7 @@ def export_nap_query(
     """
     from napkit.network import to_onnx
 
-    out = Path(out)
-    check_parent(out)
-    if out.exists() and not out.is_dir():
-        raise NapkitError(f"cannot write into {out}: it exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise NapkitError(f"{out} is not empty: choose another folder, or pass --force to write into it")
+    out = check_out_folder(out, force)
     onnx_path, spec_path = out / f"{stem}-preacts.onnx", out / f"nap_class{label}.vnnlib"
     for path in (onnx_path, spec_path):
         if path.is_dir():
