@@ -107,8 +107,10 @@ RECORD_START = b'{"id": '  # how every line this module writes begins (json.dump
 def check_results_file(path: str | Path) -> Path:
     """``path`` can hold a batch's results: absent, or a results file to resume from.
 
-    Refused (NapkitError) before any work: a folder, a path under a file, and an existing
-    file that is not a results file (its first line is no result record, nor the torn start
+    The one check of a results file (the CLI's ``--results`` calls it before any work, and
+    ``run_batch`` again). Refused (NapkitError): a folder, a path whose folder is missing or a
+    file (:func:`napkit.staging.check_parent`; it is never created), an unwritable path, and
+    an existing file that is not a results file (its first line is no result record, nor the torn start
     of one), which resuming would cut and append to. Damage after a first good record (a torn
     or NUL-filled tail after a crash) is ``read_results``'s to repair, as before.
     """
