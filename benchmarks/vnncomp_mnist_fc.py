@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from napkit.network import from_onnx, load_onnx_model
-from napkit.verify import verify_vnnlib
+from napkit.verify import VerifyOptions, verify_vnnlib
 
 ROOT = Path(__file__).resolve().parents[1] / ".." / "shared" / "benchmarks" / "mnist_fc"
 INSTANCE_TIMEOUT = {"256x2": 120.0, "256x4": 300.0, "256x6": 300.0}
@@ -40,6 +40,10 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=None, help="processes per query (default: cores)")
     ap.add_argument("--stats", action="store_true",
                     help="after each row, the engine's statistics (root bound, tree size, ...) as JSON")
+    ap.add_argument("--refine-share", type=float, default=VerifyOptions.refine_share,
+                    help="share of the time left for MILP-refined root bounds (VerifyOptions.refine_share)")
+    ap.add_argument("--refine-side", type=float, default=VerifyOptions.refine_side_s,
+                    help="HiGHS seconds per neuron side of the refinement (VerifyOptions.refine_side_s)")
     args = ap.parse_args(argv)
     if not (args.root / "truth.csv").exists():
         print(f"benchmark data not found under {args.root}", file=sys.stderr)
@@ -63,7 +67,8 @@ def main(argv=None) -> int:
             prop = r["inst"].split("-", 2)[2]
             t = time.monotonic()
             res = verify_vnnlib(net, args.root / "vnnlib" / f"{prop}.vnnlib.gz",
-                                timeout=timeouts[net_name], onnx_model=proto, workers=args.workers)
+                                timeout=timeouts[net_name], onnx_model=proto, workers=args.workers,
+                                refine_share=args.refine_share, refine_side_s=args.refine_side)
             secs = time.monotonic() - t
             truth = r["truth"]
             wrong = res.verdict != "unknown" and truth in ("sat", "unsat") and res.verdict != truth

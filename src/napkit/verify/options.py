@@ -130,7 +130,7 @@ class VerifyOptions:
     # MILP-refined intermediate bounds before branch and bound (share of the time left; off by
     # default: on VNN-COMP 256x4 prop_0_0.05 it fixed 1 of 41 neurons asked in 60 s)
     refine_share: float = 0.0
-    refine_question_s: float = 2.0  # HiGHS time limit per "can it be positive/negative?"
+    refine_side_s: float = 0.3  # HiGHS time limit per neuron's minimum and per its maximum
     refine_min_layers: int = 3
     # NAP queries (``napfalsify.py``): of the points given with the query, how many violating
     # followers are re-checked, and how many followers closest to a violation start the

@@ -176,14 +176,13 @@ def milp_refine(q: Query) -> VerificationResult | None:
     from napkit.verify.refine import refine_with_milp
 
     t = time.monotonic()
-    points = np.array(q.starts) if q.starts else None
-    st = refine_with_milp(q.net, q.bounds, q.until(o.refine_share * q.left()), points=points,
-                          per_question=o.refine_question_s)
-    q.stats.update(refine_asked=st.asked, refine_stabilised=st.stabilised, refine_s=round(st.seconds, 3))
+    st = refine_with_milp(q.net, q.bounds, q.until(o.refine_share * q.left()), per_side=o.refine_side_s)
+    q.stats.update(refine_asked=st.asked, refine_stabilised=st.stabilised, refine_narrowed=st.narrowed,
+                   refine_s=round(st.seconds, 3))
     q.forget_encodings()
     if q.bounds.vacuous:
         return q.done("vacuous", q.bounds.reason)
-    if st.stabilised:
+    if st.narrowed:
         _optimise_open_rows(q, o.root_rows_share * q.left())
         if not q.open_ids:
             q.how = "MILP-refined bounds"

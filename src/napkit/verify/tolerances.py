@@ -20,6 +20,13 @@ STRICT_MARGIN = 1e-6
 # LP_BOUND_PAD * (1 + |value|) before they are trusted.
 LP_BOUND_PAD = 1e-6
 
+# The dual bound of a time-limited refinement MILP (``refine.py``) rests on LP relaxations
+# solved to HiGHS's dual feasibility tolerance (1e-7), whose error grows with the columns'
+# ranges (a few hundred columns of width up to ~10): it is widened by
+# REFINE_BOUND_PAD * (1 + |value|), a thousand times the LP pad and still far below the
+# widths it narrows (0.1 to 100).
+REFINE_BOUND_PAD = 1e-3
+
 # An ONNX model given to re-check counterexamples must agree with the network's float64
 # logits at the box centre to ONNX_AGREEMENT * (1 + max |logit|): float32 inference of the
 # same weights stays orders of magnitude closer; a model of other weights is off by O(1).
