@@ -21,8 +21,10 @@ _console = Console(stderr=True)
 
 
 @contextmanager
-def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator:
-    """Yield an ``advance(n)`` callable; a no-op when disabled or stderr is not a terminal."""
+def progress_bar(total: int, description: str, enabled: bool = True, start: int = 0) -> Iterator:
+    """Yield an ``advance(n)`` callable; a no-op when disabled or stderr is not a terminal.
+
+    ``start``: work already done (a resumed run), shown as done but not counted in the rate."""
     if not enabled or not sys.stderr.isatty():
         yield lambda n=1: None
         return
@@ -35,7 +37,7 @@ def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator
         transient=True,
     )
     with bar:
-        task = bar.add_task(description, total=total)
+        task = bar.add_task(description, total=total, completed=start)
         yield lambda n=1: bar.advance(task, n)
 
 

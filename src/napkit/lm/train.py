@@ -5,7 +5,8 @@ context 32) on the word-level tokenizer. Training minimises the next-token loss 
 on seeded corpora in three phases: bindings alone until they pass their gate, then
 :data:`REFERENCE_MIX` on a warm-up and cosine, then a polish on :data:`REFERENCE_POLISH_MIX`
 until every task passes the gate (:data:`~napkit.lm.evaluate.GATE`). A model below the gate
-is refused with its figures and nothing is written."""
+is refused with its figures and nothing is written. Training is checkpointed beside the
+output folder, so an interrupted run resumes (:mod:`napkit.lm.train_checkpoint`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import json
 import math
 import os
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,7 +25,9 @@ from napkit.errors import NapkitError
 from napkit.lm.corpus import GRAMMAR, Grammar
 from napkit.lm.evaluate import GATE, answer_accuracy, gate_failures, task_accuracies, task_sentences
 from napkit.lm.tokenizer import build_tokenizer
+from napkit.lm.train_checkpoint import CHECKPOINT_EVERY, PHASES, Checkpoints, Position
 from napkit.progress import progress_bar
+from napkit.staging import staging_folder
 
 INFO_FILE = "napkit.json"
 INFO_FORMAT = "napkit.lm.tiny/1"
@@ -200,38 +202,66 @@ class GatedPhase:
 
 
 def _train_until(
-    model, opt, tokenizer, grammar: Grammar, cfg: TinyConfig, phase: GatedPhase, after_chunk
+    model, opt, tokenizer, grammar: Grammar, cfg: TinyConfig, phase: GatedPhase, after_chunk,
+    start: int = 0, after_step=None,
 ) -> int:
-    """Run ``phase`` until its gate passes or its cap; ``after_chunk(steps, loss)`` after each
-    chunk; returns the steps taken."""
-    bs, steps = cfg.batch_size, 0
-    for chunk in range(phase.max_steps // max(1, cfg.polish_chunk)):
-        model.eval()
-        ok = phase.passed()
-        model.train()
-        if ok:
-            break
-        sents = grammar.corpus(cfg.polish_chunk * bs, phase.seed_of_chunk(chunk), mix=phase.mix)
+    """Run ``phase`` from its step ``start`` until its gate passes or its cap; returns the
+    phase's steps taken (``start`` included).
+
+    ``after_step(steps, loss)`` after each step, ``after_chunk(n, loss)`` after each chunk (``n``:
+    its steps run here). The gate is checked before each chunk that starts here: a run resumed
+    inside a chunk finishes it first, as the uninterrupted run did."""
+    bs, size, steps = cfg.batch_size, cfg.polish_chunk, start
+    for chunk in range(start // size, phase.max_steps // size):
+        first = steps - chunk * size
+        if not first:
+            model.eval()
+            ok = phase.passed()
+            model.train()
+            if ok:
+                break
+        sents = grammar.corpus(size * bs, phase.seed_of_chunk(chunk), mix=phase.mix)
         data, weights = encode_corpus(sents, tokenizer, cfg.context, cfg.answer_weight)
-        for step in range(cfg.polish_chunk):
+        for step in range(first, size):
             rows = slice(step * bs, (step + 1) * bs)
             loss = _step(model, opt, data[rows], weights[rows], phase.lr(steps))
             steps += 1
-        after_chunk(cfg.polish_chunk, loss)
+            if after_step is not None:
+                after_step(steps, loss)
+        after_chunk(size - first, loss)
     return steps
 
 
+def _train_fixed(model, opt, encoded, cfg: TinyConfig, peak: float, start: int, after_step) -> None:
+    """Train on every batch of ``encoded`` (ids, weights) from batch ``start`` on, the rate on a
+    warm-up and cosine to ``peak``; ``after_step(steps, loss)`` after each step."""
+    (data, weights), bs = encoded, cfg.batch_size
+    n = len(data) // bs
+    for step in range(start, n):
+        rows = slice(step * bs, (step + 1) * bs)
+        loss = _step(model, opt, data[rows], weights[rows], _lr_at(step, n, peak, cfg.warmup))
+        after_step(step + 1, loss)
+
+
 def train_model(
-    seed: int = 0, cfg: TinyConfig = TinyConfig(), grammar: Grammar = GRAMMAR, progress=True, log=None
+    seed: int = 0,
+    cfg: TinyConfig = TinyConfig(),
+    grammar: Grammar = GRAMMAR,
+    progress=True,
+    log=None,
+    checkpoints: Checkpoints | None = None,
 ):
-    """Train and return ``(model, tokenizer, accuracies)`` without writing anything.
+    """Train and return ``(model, tokenizer, accuracies)``; writes nothing but ``checkpoints``.
 
     Phase 1 trains on bindings alone at ``cfg.lr`` until they pass their gate (at most
     ``cfg.bindings_max_steps``; with 0, ``cfg.bindings_steps`` steps on a cosine), phase 2
     ``cfg.steps`` steps on ``cfg.mix`` (peak rate ``cfg.mix_lr``, warm-up then cosine);
     phase 3 trains on ``cfg.polish_mix`` at ``cfg.polish_lr`` in chunks until the gate
     passes (at most ``cfg.polish_max_steps``).
-    ``log(step, loss, accuracies)``, when given, is called every ``cfg.eval_every`` steps.
+    ``log(step, loss, accuracies)``, when given, is called every ``cfg.eval_every`` steps
+    (and after each chunk of a gated phase). With ``checkpoints``, training starts from
+    their saved position (bitwise as if never interrupted) and saves one at the end of each
+    phase and every ``checkpoints.every`` steps.
     """
     from transformers import GPT2LMHeadModel
 
@@ -240,59 +270,88 @@ def train_model(
     tokenizer = build_tokenizer(grammar)
     model = GPT2LMHeadModel(gpt2_config(len(tokenizer), cfg, tokenizer))
     opt = _adamw(model, cfg.lr, cfg)
+    at = checkpoints.restore(model, opt) if checkpoints is not None else Position()
     model.train()
     bs = cfg.batch_size
     first_mix = {"binding": 1.0} if cfg.first_mix is None else dict(cfg.first_mix)
     mix = None if cfg.mix is None else dict(cfg.mix)
     polish_mix = POLISH_MIX if cfg.polish_mix is None else dict(cfg.polish_mix)
-    phases = [(grammar.corpus(cfg.steps * bs, seed + 1, mix=mix), cfg.mix_lr)]
-    if not cfg.bindings_max_steps:
-        phases.insert(0, (grammar.corpus(cfg.bindings_steps * bs, seed, mix=first_mix), cfg.lr))
-    done = 0
+    done = at.done
 
-    def logged(n: int, loss: torch.Tensor) -> None:
-        nonlocal done
-        done += n
+    def logged(loss: torch.Tensor) -> None:
         if log is not None:
             model.eval()
             log(done, float(loss), task_accuracies(model, tokenizer, grammar, n=200))
             model.train()
 
-    if cfg.bindings_max_steps:
-        bindings = task_sentences("binding", grammar)
-        bindings_phase = GatedPhase(
+    def stepper(phase: int, advance, gated: bool):
+        """The phase's ``after_step``: count, advance the bar, log, checkpoint."""
+
+        def after_step(steps: int, loss: torch.Tensor) -> None:
+            nonlocal done
+            done += 1
+            advance(1)
+            if not gated and log is not None and cfg.eval_every and done % cfg.eval_every == 0:
+                logged(loss)
+            if checkpoints is not None and steps % checkpoints.every == 0:
+                checkpoints.save(Position(phase, steps, done), model, opt)
+
+        return after_step
+
+    def gated(phase: int, gate: GatedPhase, start: int) -> None:
+        cap = gate.max_steps // cfg.polish_chunk * cfg.polish_chunk
+        what = f"{_bar_title(phase)}, until its gate"
+        with progress_bar(cap, what, enabled=progress, start=start) as advance:
+            _train_until(model, opt, tokenizer, grammar, cfg, gate, lambda n, loss: logged(loss),
+                         start=start, after_step=stepper(phase, advance, gated=True))
+
+    def fixed(phase: int, sentences, peak: float, start: int) -> None:
+        encoded = encode_corpus(sentences, tokenizer, cfg.context, cfg.answer_weight)
+        with progress_bar(len(sentences) // bs, _bar_title(phase), enabled=progress, start=start) as advance:
+            _train_fixed(model, opt, encoded, cfg, peak, start, stepper(phase, advance, gated=False))
+
+    def bindings(start: int) -> None:
+        if not cfg.bindings_max_steps:  # the earlier recipe: a fixed phase on a cosine
+            fixed(0, grammar.corpus(cfg.bindings_steps * bs, seed, mix=first_mix), cfg.lr, start)
+            return
+        sentences = task_sentences("binding", grammar)
+        gate = GatedPhase(
             first_mix,
             seed_of_chunk=lambda c: (seed, 1, c),
             lr=lambda step: cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup)),
             max_steps=cfg.bindings_max_steps,
-            passed=lambda: answer_accuracy(model, tokenizer, bindings) >= GATE["binding"],
+            passed=lambda: answer_accuracy(model, tokenizer, sentences) >= GATE["binding"],
         )
-        # ``logged`` counts the phase's steps
-        _train_until(model, opt, tokenizer, grammar, cfg, bindings_phase, logged)
-    total = sum(len(sentences) // bs for sentences, _ in phases)
-    with progress_bar(total, "training the tiny LM", enabled=progress) as advance:
-        for sentences, peak in phases:
-            data, weights = encode_corpus(sentences, tokenizer, cfg.context, cfg.answer_weight)
-            n = len(sentences) // bs
-            for step in range(n):
-                rows = slice(step * bs, (step + 1) * bs)
-                loss = _step(model, opt, data[rows], weights[rows], _lr_at(step, n, peak, cfg.warmup))
-                done += 1
-                advance(1)
-                if log is not None and cfg.eval_every and done % cfg.eval_every == 0:
-                    logged(0, loss)
-    if cfg.polish_fresh_optimizer:
-        opt = _adamw(model, cfg.polish_lr, cfg)
-    polish = GatedPhase(
-        polish_mix,
-        seed_of_chunk=lambda c: seed + 2 + c,
-        lr=lambda step: cfg.polish_lr,
-        max_steps=cfg.polish_max_steps,
-        passed=lambda: not gate_failures(task_accuracies(model, tokenizer, grammar)),
-    )
-    _train_until(model, opt, tokenizer, grammar, cfg, polish, logged)
+        gated(0, gate, start)
+
+    def mixed(start: int) -> None:
+        fixed(1, grammar.corpus(cfg.steps * bs, seed + 1, mix=mix), cfg.mix_lr, start)
+
+    def polish(start: int) -> None:
+        nonlocal opt
+        if cfg.polish_fresh_optimizer and not start:  # resumed inside the polish: restored
+            opt = _adamw(model, cfg.polish_lr, cfg)
+        gate = GatedPhase(
+            polish_mix,
+            seed_of_chunk=lambda c: seed + 2 + c,
+            lr=lambda step: cfg.polish_lr,
+            max_steps=cfg.polish_max_steps,
+            passed=lambda: not gate_failures(task_accuracies(model, tokenizer, grammar)),
+        )
+        gated(2, gate, start)
+
+    for phase, run in enumerate((bindings, mixed, polish)):
+        if phase < at.phase:
+            continue
+        run(at.step if phase == at.phase else 0)
+        if checkpoints is not None:
+            checkpoints.save(Position(phase + 1, 0, done), model, opt)
     model.eval()
     return model, tokenizer, task_accuracies(model, tokenizer, grammar)
+
+
+def _bar_title(phase: int) -> str:
+    return f"training the tiny LM: phase {phase + 1} of {len(PHASES)}, {PHASES[phase]}"
 
 
 def recorded_config(cfg: TinyConfig) -> dict:
@@ -302,24 +361,45 @@ def recorded_config(cfg: TinyConfig) -> dict:
     }
 
 
+def tiny_checkpoints(
+    out: str | Path, seed: int, cfg: TinyConfig, every: int = CHECKPOINT_EVERY, on_save=None
+) -> Checkpoints:
+    """The checkpoints of ``train_tiny(out, seed, cfg)``: beside ``out``, tied to seed and options."""
+    return Checkpoints(Path(out), seed, recorded_config(cfg), every=every, on_save=on_save)
+
+
 def train_tiny(
-    out: str | Path, seed: int = 0, cfg: TinyConfig = TinyConfig(), progress: bool = True, log=None
+    out: str | Path,
+    seed: int = 0,
+    cfg: TinyConfig = TinyConfig(),
+    progress: bool = True,
+    log=None,
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    on_checkpoint=None,
 ) -> dict:
     """Train the tiny model, check the gate, and save it at ``out`` (an HF folder + napkit.json).
 
-    Raises :class:`TrainingGateError` with the accuracies when the gate is missed; then
-    nothing is written. Returns the contents of ``napkit.json``.
+    Training is checkpointed beside ``out`` (see :mod:`napkit.lm.train_checkpoint`; every
+    ``checkpoint_every`` steps and after each phase, ``on_checkpoint(position)`` after each):
+    an interrupted call resumes where its last checkpoint stands when called again with the
+    same ``out``, seed and options, and ends with bitwise the weights of an uninterrupted one;
+    a checkpoint of another seed or options is refused (NapkitError). Raises
+    :class:`TrainingGateError` with the accuracies when the gate is missed; then nothing is
+    written (and the checkpoint is removed). ``out`` appears, whole, only when the gate passed.
+    Returns the contents of ``napkit.json``.
     """
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise NapkitError(f"{out} exists and is not an empty folder; choose a new output folder")
     if not out.parent.is_dir():
         raise NapkitError(f"cannot write {out}: folder {out.parent} does not exist")
-    t0 = time.perf_counter()
-    model, tokenizer, acc = train_model(seed, cfg, progress=progress, log=log)
-    seconds = time.perf_counter() - t0
+    checkpoints = tiny_checkpoints(out, seed, cfg, checkpoint_every, on_checkpoint)
+    checkpoints.position()  # another training's checkpoint is refused before any work
+    model, tokenizer, acc = train_model(seed, cfg, progress=progress, log=log, checkpoints=checkpoints)
+    seconds = checkpoints.elapsed()
     failed = gate_failures(acc)
     if failed:
+        checkpoints.remove()  # a rerun would train to the same figures
         raise TrainingGateError(
             f"the tiny model missed the gate after {cfg.steps} mixed steps (seed {seed}): "
             f"{'; '.join(failed)} "
@@ -334,12 +414,16 @@ def train_tiny(
         "train_seconds": round(seconds, 1),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
-    tmp = out.with_name(out.name + ".writing")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-    if out.exists():
-        out.rmdir()
-    os.replace(tmp, out)
+    staged = staging_folder(out)
+    try:
+        model.save_pretrained(staged, safe_serialization=True)
+        tokenizer.save_pretrained(staged)
+        (staged / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        if out.exists():
+            out.rmdir()
+        os.replace(staged, out)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    checkpoints.remove()
     return info
