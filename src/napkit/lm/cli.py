@@ -68,22 +68,39 @@ def train_tiny_cmd(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train the tiny GPT-2 on the grammar; fails (exit 1) with the figures below the gate."""
+    """Train the tiny GPT-2 on the grammar; fails (exit 1) with the figures below the gate.
+
+    Training is checkpointed in the hidden folder .OUT.training beside OUT: after Ctrl-C
+    (exit 130) the same command resumes, to bitwise the same weights; a checkpoint of
+    another seed or --steps is refused (exit 2)."""
     from dataclasses import replace
 
-    from napkit.lm.train import TinyConfig, TrainingGateError, train_tiny
+    from napkit.cli.common import Interrupted
+    from napkit.lm.train import TinyConfig, TrainingGateError, tiny_checkpoints, train_tiny
 
     if steps is not None and steps < 1:
         raise NapkitError(f"--steps must be positive, got {steps}")
     cfg = TinyConfig() if steps is None else replace(TinyConfig(), steps=steps)
+    checkpoints = tiny_checkpoints(out, seed, cfg)
+    resumed = checkpoints.position()  # another training's is refused here (exit 2)
+    if resumed is not None and not as_json:
+        typer.echo(f"resuming from {checkpoints.file}: {resumed.describe()}", err=True)
     try:
         info = train_tiny(out, seed=seed, cfg=cfg, progress=not as_json)
     except TrainingGateError as exc:
         print(f"napkit: error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        at = checkpoints.position()
+        if at is None:
+            raise Interrupted("no checkpoint yet; the same command starts over") from None
+        raise Interrupted(
+            f"training is checkpointed in {checkpoints.folder}: {at.describe()}; the same command resumes"
+        ) from None
     acc = info["accuracies"]
     _say(f"saved {out}: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()), as_json)
-    _emit({"out": str(out), "seed": seed, "accuracies": acc, "seconds": info["train_seconds"]}, as_json)
+    res = {"out": str(out), "seed": seed, "accuracies": acc, "seconds": info["train_seconds"]}
+    _emit({**res, "resumed_from_step": resumed.done if resumed else 0}, as_json)
 
 
 @app.command()

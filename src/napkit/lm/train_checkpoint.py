@@ -42,11 +42,11 @@ class Position:
     done: int = 0
 
     def describe(self) -> str:
-        """E.g. ``phase 2 of 3 (mixed corpus) at step 750, 3750 steps in all``."""
+        """E.g. ``phase 2 of 3 (mixed corpus), step 750, 3750 steps in all``."""
         if self.phase >= len(PHASES):
             return f"all {len(PHASES)} phases done, {self.done} steps"
         name = f"phase {self.phase + 1} of {len(PHASES)} ({PHASES[self.phase]})"
-        return f"{name} at step {self.step}, {self.done} steps in all"
+        return f"{name}, step {self.step}, {self.done} steps in all"
 
 
 def rng_states() -> dict:
