@@ -90,6 +90,26 @@ def test_a_run_interrupted_at_a_checkpoint_resumes_to_bitwise_the_same_weights(
     assert all(torch.equal(weights[k], reference[k]) for k in reference)
 
 
+@pytest.mark.parametrize(
+    ("cfg", "stop"),
+    [
+        (replace(SMALL, polish_fresh_optimizer=True), Position(2, 0, 11)),  # before the new AdamW
+        (replace(SMALL, polish_fresh_optimizer=True), Position(2, 3, 14)),  # with it, mid-chunk
+        (replace(SMALL, bindings_max_steps=0, bindings_steps=4), Position(0, 3, 3)),  # fixed phase 1
+    ],
+)
+def test_the_other_recipes_resume_to_bitwise_the_same_weights(tmp_path, cfg, stop):
+    expected = train_model(0, cfg, progress=False)[0].state_dict()
+    with pytest.raises(KeyboardInterrupt):
+        train_model(
+            0, cfg, progress=False, checkpoints=tiny_checkpoints(tmp_path / "t", 0, cfg, EVERY, Stop(stop))
+        )
+    weights = train_model(
+        0, cfg, progress=False, checkpoints=tiny_checkpoints(tmp_path / "t", 0, cfg, EVERY)
+    )[0]
+    assert all(torch.equal(weights.state_dict()[k], v) for k, v in expected.items())
+
+
 def test_checkpoints_fall_every_n_steps_and_at_each_phase_end(tmp_path):
     hook = Stop()
     train_model(0, SMALL, progress=False, checkpoints=tiny_checkpoints(tmp_path / "t", 0, SMALL, EVERY, hook))

@@ -202,8 +202,15 @@ class GatedPhase:
 
 
 def _train_until(
-    model, opt, tokenizer, grammar: Grammar, cfg: TinyConfig, phase: GatedPhase, after_chunk,
-    start: int = 0, after_step=None,
+    model,
+    opt,
+    tokenizer,
+    grammar: Grammar,
+    cfg: TinyConfig,
+    phase: GatedPhase,
+    after_chunk,
+    start: int = 0,
+    after_step=None,
 ) -> int:
     """Run ``phase`` from its step ``start`` until its gate passes or its cap; returns the
     phase's steps taken (``start`` included).
@@ -302,8 +309,17 @@ def train_model(
         cap = gate.max_steps // cfg.polish_chunk * cfg.polish_chunk
         what = f"{_bar_title(phase)}, until its gate"
         with progress_bar(cap, what, enabled=progress, start=start) as advance:
-            _train_until(model, opt, tokenizer, grammar, cfg, gate, lambda n, loss: logged(loss),
-                         start=start, after_step=stepper(phase, advance, gated=True))
+            _train_until(
+                model,
+                opt,
+                tokenizer,
+                grammar,
+                cfg,
+                gate,
+                lambda n, loss: logged(loss),
+                start=start,
+                after_step=stepper(phase, advance, gated=True),
+            )
 
     def fixed(phase: int, sentences, peak: float, start: int) -> None:
         encoded = encode_corpus(sentences, tokenizer, cfg.context, cfg.answer_weight)

@@ -55,10 +55,18 @@ def rng_states() -> dict:
     version, internal, py_gauss = random.getstate()
     return {
         "torch": torch.get_rng_state(),
-        "numpy": {"kind": kind, "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
-        "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64),
-                   "gauss": py_gauss},
+        "numpy": {
+            "kind": kind,
+            "key": torch.from_numpy(key.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
+        "python": {
+            "version": version,
+            "internal": torch.tensor(internal, dtype=torch.int64),
+            "gauss": py_gauss,
+        },
     }
 
 
@@ -116,8 +124,11 @@ class Checkpoints:
             raise NapkitError(f"{self.file} is not a {FORMAT} checkpoint; delete {self.folder} to start over")
         saved = {"seed": state["seed"], **json.loads(state["options"])}
         wanted = {"seed": self.seed, **json.loads(json.dumps(self.options))}  # tuples as JSON lists
-        differ = [f"{k} {saved.get(k)!r} there, {wanted.get(k)!r} here"
-                  for k in sorted(set(saved) | set(wanted)) if saved.get(k) != wanted.get(k)]
+        differ = [
+            f"{k} {saved.get(k)!r} there, {wanted.get(k)!r} here"
+            for k in sorted(set(saved) | set(wanted))
+            if saved.get(k) != wanted.get(k)
+        ]
         if differ:
             raise NapkitError(
                 f"{self.folder} holds an unfinished training with other options ({'; '.join(differ)}): "
