@@ -103,7 +103,8 @@ class Checkpoints:
     @property
     def folder(self) -> Path:
         """The hidden folder beside ``out`` that holds the checkpoint."""
-        return self.out.with_name(f".{self.out.name}.training")
+        out = self.out if self.out.name else self.out.resolve()  # "." has no name to hide
+        return out.with_name(f".{out.name}.training")
 
     @property
     def file(self) -> Path:
