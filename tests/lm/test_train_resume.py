@@ -164,6 +164,12 @@ def test_a_checkpoint_of_another_seed_or_options_is_refused_and_kept(tmp_path, s
     assert tiny_checkpoints(out, 0, SMALL).position() == Position(1, 0, 6)
 
 
+def test_an_output_in_a_missing_folder_is_refused_before_any_work(tmp_path):
+    with pytest.raises(NapkitError, match="nowhere does not exist"):
+        train_tiny(tmp_path / "nowhere" / "tiny", seed=0, cfg=SMALL, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_run_below_the_gate_removes_its_checkpoint(tmp_path):
     with pytest.raises(train.TrainingGateError):
         train_tiny(tmp_path / "tiny", seed=0, cfg=SMALL, progress=False)

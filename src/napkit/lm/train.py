@@ -27,7 +27,7 @@ from napkit.lm.evaluate import GATE, answer_accuracy, gate_failures, task_accura
 from napkit.lm.tokenizer import build_tokenizer
 from napkit.lm.train_checkpoint import CHECKPOINT_EVERY, PHASES, Checkpoints, Position
 from napkit.progress import progress_bar
-from napkit.staging import staging_folder
+from napkit.staging import check_parent, staging_folder
 
 INFO_FILE = "napkit.json"
 INFO_FORMAT = "napkit.lm.tiny/1"
@@ -405,10 +405,9 @@ def train_tiny(
     Returns the contents of ``napkit.json``.
     """
     out = Path(out)
+    check_parent(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise NapkitError(f"{out} exists and is not an empty folder; choose a new output folder")
-    if not out.parent.is_dir():
-        raise NapkitError(f"cannot write {out}: folder {out.parent} does not exist")
     checkpoints = tiny_checkpoints(out, seed, cfg, checkpoint_every, on_checkpoint)
     checkpoints.position()  # another training's checkpoint is refused before any work
     model, tokenizer, acc = train_model(seed, cfg, progress=progress, log=log, checkpoints=checkpoints)
