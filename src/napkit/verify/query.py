@@ -11,6 +11,7 @@ import numpy as np
 from napkit.network import ReluNetwork, onnx_logits
 from napkit.verify.attack import Counterexample, check_point, pgd_attack
 from napkit.verify.bounds import Bounds
+from napkit.verify.compact_milp import CompactEncoding
 from napkit.verify.milp import MilpEncoding
 from napkit.verify.options import VerifyOptions
 from napkit.verify.patternlp import PatternSearch, agreement_starts
@@ -41,7 +42,7 @@ class Query:
         self.lows: list[np.ndarray] = []  # per disjunct: lower bounds of its rows
         self.open_ids: list[int] = []  # disjuncts not refuted yet
         self.how = "bounds"  # what refuted the disjuncts closed so far
-        self._encs: dict[tuple[float, float], MilpEncoding] = {}
+        self._encs: dict[tuple[float, float, bool], MilpEncoding] = {}
         # with a falsifier process beside (``parallel.py``): a poll that is True once it found
         # a counterexample, and that counterexample (re-checked here)
         self.stop: Callable[[], bool] | None = None
@@ -67,10 +68,14 @@ class Query:
         return time.monotonic() + max(0.0, min(seconds, self.left()))
 
     # ---- shared helpers ----------------------------------------------------------------------
-    def encoding(self, strict: float = 0.0, slack: float = 0.0) -> MilpEncoding:
-        if (strict, slack) not in self._encs:
-            self._encs[(strict, slack)] = MilpEncoding(self.net, self.bounds, strict=strict, slack=slack)
-        return self._encs[(strict, slack)]
+    def encoding(self, strict: float = 0.0, slack: float = 0.0, compact: bool = False) -> MilpEncoding:
+        """The MILP of the region (cached); ``compact``: stable neurons substituted out
+        (``CompactEncoding``: the same points, no column per neuron for the pattern LPs)."""
+        key = (strict, slack, compact)
+        if key not in self._encs:
+            kind = CompactEncoding if compact else MilpEncoding
+            self._encs[key] = kind(self.net, self.bounds, strict=strict, slack=slack)
+        return self._encs[key]
 
     def forget_encodings(self) -> None:
         self._encs.clear()
@@ -146,8 +151,9 @@ class Query:
         the MILP relaxed by ``PROOF_SLACK`` is infeasible; ``found``: a re-checked point."""
         c, d = self.spec.disjuncts[k]
         end = self.until(self.left() if time_limit is None else time_limit)
-        res = self.encoding(slack=PROOF_SLACK).solve(c, d, time_limit=end - time.monotonic(), stop=self.stop,
-                                                     ipm=ipm)
+        compact = self.opts.milp_compact
+        res = self.encoding(slack=PROOF_SLACK, compact=compact).solve(
+            c, d, time_limit=end - time.monotonic(), stop=self.stop, ipm=ipm)
         self.stats["milp_s"] = self.stats.get("milp_s", 0.0) + res.seconds
         if res.status == "infeasible":
             return REFUTED, None, ""
@@ -160,8 +166,8 @@ class Query:
                              deadline=min(self.until(self.opts.milp_repair_attack_cap), end))
             ce = self.confirm(att, self.spec)
         if ce is None:
-            res2 = self.encoding(strict=STRICT_MARGIN).solve(c, d, time_limit=end - time.monotonic(),
-                                                             stop=self.stop)
+            res2 = self.encoding(strict=STRICT_MARGIN, compact=compact).solve(
+                c, d, time_limit=end - time.monotonic(), stop=self.stop)
             if res2.status == "feasible":
                 ce = self.confirm_point(res2.x, self.spec)
         if ce is None:
