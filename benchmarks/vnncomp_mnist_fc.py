@@ -11,7 +11,9 @@ times --timeout-scale.
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
+import dataclasses
 import json
 import sys
 import time
@@ -40,16 +42,23 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=None, help="processes per query (default: cores)")
     ap.add_argument("--stats", action="store_true",
                     help="after each row, the engine's statistics (root bound, tree size, ...) as JSON")
-    ap.add_argument("--refine-share", type=float, default=VerifyOptions.refine_share,
-                    help="share of the time left for MILP-refined root bounds (VerifyOptions.refine_share)")
-    ap.add_argument("--refine-side", type=float, default=VerifyOptions.refine_side_s,
-                    help="HiGHS seconds per neuron side of the refinement (VerifyOptions.refine_side_s)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                    help="VerifyOptions fields other than the defaults, e.g. refine_share=0.4")
     args = ap.parse_args(argv)
+    fields = {f.name: f.type for f in dataclasses.fields(VerifyOptions)}
+    overrides = {}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        if name not in fields:
+            ap.error(f"--set: no VerifyOptions field {name!r}")
+        overrides[name] = ast.literal_eval(value)
     if not (args.root / "truth.csv").exists():
         print(f"benchmark data not found under {args.root}", file=sys.stderr)
         return 2
     rows = list(csv.DictReader(open(args.root / "truth.csv")))
     timeouts = {n: INSTANCE_TIMEOUT.get(n, 300.0) * args.timeout_scale for n in args.nets}
+    if overrides:
+        print(f"# options: {overrides}")
     print("# VNN-COMP 2022 mnist_fc, napkit; timeout per instance: "
           + ", ".join(f"{n} {t:g} s" for n, t in timeouts.items()) + "\n")
     print("| instance | truth | napkit | napkit s | reason | a-b-CROWN s | Marabou s |")
@@ -67,8 +76,7 @@ def main(argv=None) -> int:
             prop = r["inst"].split("-", 2)[2]
             t = time.monotonic()
             res = verify_vnnlib(net, args.root / "vnnlib" / f"{prop}.vnnlib.gz",
-                                timeout=timeouts[net_name], onnx_model=proto, workers=args.workers,
-                                refine_share=args.refine_share, refine_side_s=args.refine_side)
+                                timeout=timeouts[net_name], onnx_model=proto, workers=args.workers, **overrides)
             secs = time.monotonic() - t
             truth = r["truth"]
             wrong = res.verdict != "unknown" and truth in ("sat", "unsat") and res.verdict != truth

@@ -60,3 +60,19 @@ def test_refine_stage_keeps_verdicts(seed, eps):
                                                                few_unstable=0))
     assert refined.stats.get("refine_asked", 0) > 0, refined.stats
     assert {plain.verdict, refined.verdict} - {"unknown"} in ({plain.verdict}, {refined.verdict}, set())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_two_processes_refine_as_one(seed):
+    """The neurons dealt to a forked process come back: with ample time per side (every MILP
+    solved), two workers give the same intervals as one."""
+    rng = np.random.default_rng(950 + seed)
+    net = random_net(rng, 3, [8, 8, 8], 3)
+    box = InputBox(np.zeros(3), np.ones(3))
+    one, two = propagate(net, box), propagate(net, box)
+    s1 = refine_with_milp(net, one, time.monotonic() + 60, per_side=10.0, workers=1)
+    s2 = refine_with_milp(net, two, time.monotonic() + 60, per_side=10.0, workers=2)
+    assert s1.asked == s2.asked > 0
+    for k in range(len(net.layer_sizes)):
+        np.testing.assert_allclose(one.lower[k], two.lower[k], atol=1e-6)
+        np.testing.assert_allclose(one.upper[k], two.upper[k], atol=1e-6)

@@ -176,7 +176,8 @@ def milp_refine(q: Query) -> VerificationResult | None:
     from napkit.verify.refine import refine_with_milp
 
     t = time.monotonic()
-    st = refine_with_milp(q.net, q.bounds, q.until(o.refine_share * q.left()), per_side=o.refine_side_s)
+    st = refine_with_milp(q.net, q.bounds, q.until(o.refine_share * q.left()), per_side=o.refine_side_s,
+                          workers=o.n_workers)
     q.stats.update(refine_asked=st.asked, refine_stabilised=st.stabilised, refine_narrowed=st.narrowed,
                    refine_s=round(st.seconds, 3))
     q.forget_encodings()
@@ -244,13 +245,16 @@ def bab(q: Query) -> VerificationResult | None:
 
 
 def milp(q: Query) -> VerificationResult | None:
-    """The complete method on each disjunct still open, weakest bound first."""
+    """The complete method on each disjunct still open, weakest bound first; each gets an
+    equal share of the time left (a disjunct decided early leaves its rest to the others)."""
     reasons = []
-    for k in sorted(q.open_ids, key=lambda k: float(q.lows[k].max())):
+    order = sorted(q.open_ids, key=lambda k: float(q.lows[k].max()))
+    for n, k in enumerate(order):
         if q.left() <= 0:
             reasons.append("timeout")
             break
-        status, ce, why = q.milp_disjunct(k, ipm=q.opts.milp_ipm and q.prop.phases is not None)
+        status, ce, why = q.milp_disjunct(k, time_limit=q.left() / (len(order) - n),
+                                          ipm=q.opts.milp_ipm and q.prop.phases is not None)
         if status == FOUND:
             return q.done("falsified", "counterexample found by MILP", ce)
         if status == UNKNOWN:
