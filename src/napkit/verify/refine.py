@@ -43,6 +43,7 @@ _DUAL_BOUND_OPTIONS = {
 
 
 _CHILD_GRACE_S = 5.0  # a forked slice past the deadline by more than this is killed, its bounds kept
+_LONGEST_WAIT_S = 86400.0  # the pipe's poll refuses larger timeouts (a deadline far away)
 
 
 @dataclass
@@ -127,7 +128,8 @@ def _refine_layer(enc: CompactEncoding, neurons: np.ndarray, lo: np.ndarray, up:
         kids.append((part, recv, proc))
     results = [(slices[0], _refine_neurons(enc, slices[0], lo, up, per_side, deadline))]
     for part, recv, proc in kids:
-        got = recv.recv() if recv.poll(max(deadline - time.monotonic(), 0.0) + _CHILD_GRACE_S) else None
+        wait = min(max(deadline - time.monotonic(), 0.0) + _CHILD_GRACE_S, _LONGEST_WAIT_S)
+        got = recv.recv() if recv.poll(wait) else None
         if proc.is_alive():
             proc.kill()
         proc.join()

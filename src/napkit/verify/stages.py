@@ -185,6 +185,8 @@ def milp_refine(q: Query) -> VerificationResult | None:
         return q.done("vacuous", q.bounds.reason)
     if st.narrowed:
         _optimise_open_rows(q, o.root_rows_share * q.left())
+        if q.open_ids:  # the weakest open disjunct's best row (> 0 would have refuted it)
+            q.stats["refined_bound"] = round(min(float(q.lows[k].max()) for k in q.open_ids), 4)
         if not q.open_ids:
             q.how = "MILP-refined bounds"
     q.add_time("refine_total_s", t)
@@ -204,6 +206,8 @@ def bab(q: Query) -> VerificationResult | None:
 
     n = q.bounds.n_unstable
     share = o.bab_left_few if n <= o.few_unstable else o.bab_left_many if n > o.many_unstable else o.bab_left
+    if q.stats.get("refine_narrowed"):
+        share = o.bab_left_refined
     budget = share * q.left()
     ids = sorted(q.open_ids, key=lambda k: float(q.lows[k].max()))
     c = np.vstack([q.spec.disjuncts[k][0] for k in ids])
