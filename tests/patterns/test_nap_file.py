@@ -179,6 +179,18 @@ def _edit(d: dict, what: str) -> tuple[str, str]:
     if what == "label_of_no_class":
         nap["label"] = 7
         return "class 7", "3 output classes"
+    if what == "huge_label":  # beyond int64: numpy overflowed with a traceback
+        nap["label"] = 10**30
+        return str(10**30), "'label'"
+    if what == "huge_support":
+        nap["support"] = 10**30
+        return f"class {label}", "'support'"
+    if what == "huge_layer_size":
+        d["layers"][0]["size"] = 10**30
+        return "", "'layers'"
+    if what == "layer_sizes_beyond_memory":  # fits int64, not memory: MemoryError before
+        d["layers"][0]["size"] = 10**15
+        return "", "'layers'"
     raise AssertionError(what)
 
 
@@ -188,6 +200,7 @@ def _edit(d: dict, what: str) -> tuple[str, str]:
         "negative_support", "fractional_support", "string_support", "repeated_active",
         "repeated_inactive", "active_and_inactive", "index_too_large", "negative_index",
         "delta_too_small", "delta_not_a_number", "negative_label", "label_of_no_class",
+        "huge_label", "huge_support", "huge_layer_size", "layer_sizes_beyond_memory",
     ],
 )
 def test_load_refuses_a_field_out_of_its_domain_naming_file_class_and_field(tmp_path, mined, what):
