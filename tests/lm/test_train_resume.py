@@ -164,6 +164,26 @@ def test_a_checkpoint_of_another_seed_or_options_is_refused_and_kept(tmp_path, s
     assert tiny_checkpoints(out, 0, SMALL).position() == Position(1, 0, 6)
 
 
+@pytest.mark.parametrize("form", ["current_folder", "symlink_to_empty_folder"])
+def test_train_tiny_fills_an_existing_empty_output_folder(tmp_path, monkeypatch, passing_gate, form):
+    """``--out .`` (and a link to an empty folder) trained to the end, then failed to rename
+    its model into place: OSError, the whole training lost."""
+    real = tmp_path / "real"
+    real.mkdir()
+    if form == "current_folder":
+        monkeypatch.chdir(real)
+        out = "."
+    else:
+        out = tmp_path / "link"
+        out.symlink_to(real, target_is_directory=True)
+    info = train_tiny(out, seed=0, cfg=SMALL, progress=False)
+    assert (real / "model.safetensors").is_file()
+    assert json.loads((real / "napkit.json").read_text()) == json.loads(json.dumps(info))
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == (["real"] if form == "current_folder" else ["link", "real"])  # no staging, no checkpoint
+    assert form == "current_folder" or (tmp_path / "link").is_symlink()
+
+
 def test_an_output_in_a_missing_folder_is_refused_before_any_work(tmp_path):
     with pytest.raises(NapkitError, match="nowhere does not exist"):
         train_tiny(tmp_path / "nowhere" / "tiny", seed=0, cfg=SMALL, progress=False)

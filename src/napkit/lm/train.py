@@ -384,6 +384,17 @@ def tiny_checkpoints(
     return Checkpoints(Path(out), seed, recorded_config(cfg), every=every, on_save=on_save)
 
 
+def _publish(staged: Path, out: Path) -> None:
+    """Move the written model into place: ``staged`` becomes ``out``, or, when ``out`` is an
+    existing folder, its files move into it (each by one rename, napkit.json last)."""
+    if not out.is_dir():
+        os.replace(staged, out)
+        return
+    for f in sorted(staged.iterdir(), key=lambda f: f.name == INFO_FILE):
+        os.replace(f, out / f.name)
+    staged.rmdir()
+
+
 def train_tiny(
     out: str | Path,
     seed: int = 0,
@@ -429,14 +440,14 @@ def train_tiny(
         "train_seconds": round(seconds, 1),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
-    staged = staging_folder(out)
+    # an existing (empty) folder is filled, not replaced: it may be "." or a link to a folder
+    target = out.resolve() if out.is_dir() else out
+    staged = staging_folder(target)
     try:
         model.save_pretrained(staged, safe_serialization=True)
         tokenizer.save_pretrained(staged)
         (staged / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-        if out.exists():
-            out.rmdir()
-        os.replace(staged, out)
+        _publish(staged, target)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
