@@ -75,9 +75,25 @@ def save_png(fig, path: str | Path, dpi: int) -> Path:
     return path
 
 
+def named(path: str | Path) -> Path:
+    """``path``, or its resolved form when it has no name of its own (``.``, ``..``) or is a
+    link: where a sibling of it (a staging folder, a journal) must go, beside the real folder."""
+    path = Path(path)
+    return path.resolve() if path.name in ("", "..") or path.is_symlink() else path
+
+
+def kept_in_place(out: str | Path) -> bool:
+    """``out`` is an existing folder that must be filled rather than replaced by a rename:
+    a link (a rename would replace the link, not the folder it names), or the current folder
+    or one above it."""
+    out = Path(out)
+    return out.is_dir() and (out.is_symlink() or Path.cwd().resolve().is_relative_to(out.resolve()))
+
+
 def staging_folder(out: Path) -> Path:
     """A fresh temporary folder beside ``out`` (same file system, so a rename moves it), with
     the permissions ``mkdir`` would give ``out`` (``mkdtemp`` makes it private)."""
+    out = named(out)
     parent = out.parent if str(out.parent) else Path(".")
     try:
         staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from napkit.errors import NapkitError
-from napkit.staging import replacing
+from napkit.staging import named, replacing
 
 FORMAT = "napkit.lm.tiny-checkpoint/1"
 CHECKPOINT_EVERY = 250  # steps between checkpoints inside a phase (about 10 MB each, ~0.1 s)
@@ -103,7 +103,7 @@ class Checkpoints:
     @property
     def folder(self) -> Path:
         """The hidden folder beside ``out`` that holds the checkpoint."""
-        out = self.out if self.out.name else self.out.resolve()  # "." has no name to hide
+        out = named(self.out)  # ".", ".." and links: beside the folder they name
         return out.with_name(f".{out.name}.training")
 
     @property
