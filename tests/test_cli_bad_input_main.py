@@ -180,6 +180,28 @@ def test_capture_into_an_empty_folder_and_not_into_another_folder(setup, capsys)
     assert [p.name for p in (tmp / "other").iterdir()] == ["keep"]
 
 
+@pytest.mark.parametrize("form", ["current_folder", "symlink_to_empty_folder"])
+def test_capture_into_the_current_folder_or_a_linked_empty_one(setup, capsys, monkeypatch, form):
+    """Both were refused: "cannot create a store at .: Invalid argument" (rmdir of "." or of
+    a link) after the staged store was built."""
+    tmp, model, data, *_ = setup
+    real = tmp / "real"
+    real.mkdir()
+    if form == "current_folder":
+        monkeypatch.chdir(real)
+        out = "."
+    else:
+        out = tmp / "link"
+        out.symlink_to(real, target_is_directory=True)
+    code, _, err = run_cli(capsys, "capture", model, data, "--out", out, "--no-progress")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "capture", model, data, "--out", out, "--no-progress")  # resumes: done
+    assert code == 0, err
+    assert (real / "zarr.json").is_file() and (real / "relu0").is_dir()
+    links = [] if form == "current_folder" else ["link"]
+    assert sorted(os.listdir(tmp)) == sorted(["d.npz", "m.onnx", "naps.json", "real", *links])
+
+
 def test_capture_interrupted_while_creating_its_store_leaves_no_folder(setup, capsys, monkeypatch):
     from napkit.capture import ActivationStore
 

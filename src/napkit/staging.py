@@ -90,6 +90,21 @@ def kept_in_place(out: str | Path) -> bool:
     return out.is_dir() and (out.is_symlink() or Path.cwd().resolve().is_relative_to(out.resolve()))
 
 
+def move_into_place(staged: Path, out: Path, last: str | None = None) -> None:
+    """Put the finished folder ``staged`` at ``out`` (new, or an empty folder) by one rename;
+    a folder that must stay (:func:`kept_in_place`: ``.``, a link) is filled instead, entry
+    by entry, ``last`` (the file that marks the folder complete) last."""
+    out = Path(out)
+    if kept_in_place(out):
+        for f in sorted(staged.iterdir(), key=lambda f: f.name == last):
+            os.replace(f, out / f.name)
+        staged.rmdir()
+        return
+    if out.is_dir():
+        out.rmdir()  # empty: checked by the caller; rmdir refuses anything else
+    os.replace(staged, out)
+
+
 def staging_folder(out: Path) -> Path:
     """A fresh temporary folder beside ``out`` (same file system, so a rename moves it), with
     the permissions ``mkdir`` would give ``out`` (``mkdtemp`` makes it private)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,7 +26,7 @@ from napkit.lm.evaluate import GATE, answer_accuracy, gate_failures, task_accura
 from napkit.lm.tokenizer import build_tokenizer
 from napkit.lm.train_checkpoint import CHECKPOINT_EVERY, PHASES, Checkpoints, Position
 from napkit.progress import progress_bar
-from napkit.staging import check_parent, staging_folder
+from napkit.staging import check_parent, move_into_place, staging_folder
 
 INFO_FILE = "napkit.json"
 INFO_FORMAT = "napkit.lm.tiny/1"
@@ -384,17 +383,6 @@ def tiny_checkpoints(
     return Checkpoints(Path(out), seed, recorded_config(cfg), every=every, on_save=on_save)
 
 
-def _publish(staged: Path, out: Path) -> None:
-    """Move the written model into place: ``staged`` becomes ``out``, or, when ``out`` is an
-    existing folder, its files move into it (each by one rename, napkit.json last)."""
-    if not out.is_dir():
-        os.replace(staged, out)
-        return
-    for f in sorted(staged.iterdir(), key=lambda f: f.name == INFO_FILE):
-        os.replace(f, out / f.name)
-    staged.rmdir()
-
-
 def train_tiny(
     out: str | Path,
     seed: int = 0,
@@ -440,14 +428,12 @@ def train_tiny(
         "train_seconds": round(seconds, 1),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
-    # an existing (empty) folder is filled, not replaced: it may be "." or a link to a folder
-    target = out.resolve() if out.is_dir() else out
-    staged = staging_folder(target)
+    staged = staging_folder(out)
     try:
         model.save_pretrained(staged, safe_serialization=True)
         tokenizer.save_pretrained(staged)
         (staged / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-        _publish(staged, target)
+        move_into_place(staged, out, last=INFO_FILE)  # ".", a link: filled, not replaced
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
