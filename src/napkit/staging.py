@@ -7,6 +7,7 @@ the earlier output (if any) in place and no temporary behind.
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,7 +51,8 @@ def replacing(path: str | Path) -> Iterator[Path]:
     work); it replaces ``path`` by one rename when the block succeeds and is removed either way.
     An ``OSError`` becomes one :class:`NapkitError` naming ``path``."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    # unique per writer: two writers of one path at once must not share (and truncate) one file
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}-{secrets.token_hex(4)}{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
