@@ -184,6 +184,35 @@ def test_train_tiny_fills_an_existing_empty_output_folder(tmp_path, monkeypatch,
     assert form == "current_folder" or (tmp_path / "link").is_symlink()
 
 
+def test_a_second_run_on_the_same_out_is_refused_while_the_first_trains(tmp_path):
+    """Two runs on one --out wrote one checkpoint in turns (the second's seed could replace
+    the first's) and the later one ended in an OSError after all its training."""
+    out, refusals = tmp_path / "tiny", []
+
+    def second_run(position: Position) -> None:
+        if position == Position(0, 3, 3):
+            with pytest.raises(NapkitError, match="another run is training"):
+                train_tiny(out, seed=1, cfg=SMALL, progress=False)
+            refusals.append(position)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_tiny(out, seed=0, cfg=SMALL, progress=False, checkpoint_every=EVERY, on_checkpoint=second_run)
+    assert refusals == [Position(0, 3, 3)]
+    assert [p.name for p in (tmp_path / ".tiny.training").iterdir()] == ["checkpoint.pt"]
+    assert tiny_checkpoints(out, 0, SMALL).position() == Position(0, 3, 3)
+
+
+def test_an_interruption_before_the_first_checkpoint_leaves_nothing(tmp_path, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_tiny(tmp_path / "tiny", seed=0, cfg=SMALL, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_output_in_a_missing_folder_is_refused_before_any_work(tmp_path):
     with pytest.raises(NapkitError, match="nowhere does not exist"):
         train_tiny(tmp_path / "nowhere" / "tiny", seed=0, cfg=SMALL, progress=False)

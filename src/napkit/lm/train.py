@@ -408,7 +408,13 @@ def train_tiny(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise NapkitError(f"{out} exists and is not an empty folder; choose a new output folder")
     checkpoints = tiny_checkpoints(out, seed, cfg, checkpoint_every, on_checkpoint)
-    checkpoints.position()  # another training's checkpoint is refused before any work
+    with checkpoints.held():  # a second run on this --out is refused
+        checkpoints.position()  # another training's checkpoint is refused before any work
+        return _train_and_save(out, seed, cfg, progress, log, checkpoints)
+
+
+def _train_and_save(out: Path, seed: int, cfg: TinyConfig, progress: bool, log, checkpoints) -> dict:
+    """train_tiny's work once its checkpoint folder is held."""
     model, tokenizer, acc = train_model(seed, cfg, progress=progress, log=log, checkpoints=checkpoints)
     seconds = checkpoints.elapsed()
     failed = gate_failures(acc)
@@ -434,8 +440,10 @@ def train_tiny(
         tokenizer.save_pretrained(staged)
         (staged / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
         move_into_place(staged, out, last=INFO_FILE)  # ".", a link: filled, not replaced
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staged, ignore_errors=True)
+        if isinstance(exc, OSError):  # e.g. --out filled meanwhile: the checkpoint is kept
+            raise NapkitError(f"cannot write {out}: {exc.strerror or exc}") from None
         raise
     checkpoints.remove()
     return info
