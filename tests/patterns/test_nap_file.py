@@ -233,3 +233,13 @@ def test_zero_support_and_empty_patterns_still_load(tmp_path, mined):
     p.write_text(json.dumps(d))
     back = NAPSet.load(p, net)
     assert back.support[0] == 0 and back.sizes()[0] == 0
+
+
+def test_a_nap_file_without_layers_says_so_instead_of_an_empty_nearest_list(mined):
+    _, naps = mined
+    d = naps.to_dict()
+    d["layers"] = []
+    with pytest.raises(NapkitError) as info:
+        NAPSet.from_dict(d)
+    msg = str(info.value)
+    assert "lists no layers" in msg and not msg.rstrip().endswith("nearest:"), msg

@@ -40,9 +40,8 @@ def check_napset(naps: object, what: str = "naps") -> NAPSet:
 def unknown_layer(name: str, where: str, owner: str, valid) -> NapkitError:
     """The error for a layer ``name`` that ``owner`` lacks, naming the closest of its ``valid`` layers."""
     near = difflib.get_close_matches(name, [str(v) for v in valid], n=NEAREST_LAYERS, cutoff=0.0)
-    return NapkitError(
-        f"{where} names layer {name!r}, which {owner} does not have; nearest: {', '.join(near)}"
-    )
+    hint = f"nearest: {', '.join(near)}" if near else f"{owner} lists no layers"
+    return NapkitError(f"{where} names layer {name!r}, which {owner} does not have; {hint}")
 
 
 def field_error(where: str, label: int | None, field: str, problem: str) -> NapkitError:
