@@ -292,6 +292,9 @@ class NAPSet:
         delta = d.get("delta")
         if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0.5 < delta <= 1.0:
             raise NapkitError(f"{where}, 'delta': {delta!r} is outside (0.5, 1], the range of the mining δ")
+        all_samples = d.get("all_samples", False)
+        if not isinstance(all_samples, bool):
+            raise NapkitError(f"{where}, 'all_samples': {all_samples!r} is not true or false")
         names = tuple(str(layer["name"]) for layer in d["layers"])
         sizes = tuple(layer["size"] for layer in d["layers"])
         if len(set(names)) != len(names) or not all(_count(s) for s in sizes) or sum(sizes) > INDEX_MAX:
@@ -332,7 +335,7 @@ class NAPSet:
             active=active,
             inactive=inactive,
             support=support,
-            all_samples=bool(d.get("all_samples", False)),
+            all_samples=all_samples,
         )
 
     @classmethod
@@ -343,7 +346,7 @@ class NAPSet:
             d = json.loads(p.read_text())
         except FileNotFoundError:
             raise NapkitError(f"NAP file not found: {p}") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise NapkitError(f"{p} is not valid JSON: {exc}") from None
         if not isinstance(d, dict):
             raise NapkitError(f"{p} is not a napkit NAP file")
