@@ -293,7 +293,7 @@ class NAPSet:
         if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0.5 < delta <= 1.0:
             raise NapkitError(f"{where}, 'delta': {delta!r} is outside (0.5, 1], the range of the mining δ")
         all_samples = d.get("all_samples", False)
-        if not isinstance(all_samples, bool):
+        if not isinstance(all_samples, bool | np.bool_):  # np.bool_: a dict built in Python
             raise NapkitError(f"{where}, 'all_samples': {all_samples!r} is not true or false")
         names = tuple(str(layer["name"]) for layer in d["layers"])
         sizes = tuple(layer["size"] for layer in d["layers"])
@@ -335,7 +335,7 @@ class NAPSet:
             active=active,
             inactive=inactive,
             support=support,
-            all_samples=all_samples,
+            all_samples=bool(all_samples),
         )
 
     @classmethod
