@@ -137,8 +137,10 @@ class Checkpoints:
         finally:
             (self.folder / LOCK_FILE).unlink(missing_ok=True)  # while held: no one else has it
             os.close(fd)
-            if self.folder.is_dir() and not any(self.folder.iterdir()):
-                self.folder.rmdir()
+            try:
+                self.folder.rmdir()  # only when empty: no checkpoint (nor a new run's lock)
+            except OSError:
+                pass
 
     def _load(self) -> dict | None:
         """The checkpoint's contents, checked against this training; None when there is none."""
