@@ -203,6 +203,23 @@ def test_a_second_run_on_the_same_out_is_refused_while_the_first_trains(tmp_path
     assert tiny_checkpoints(out, 0, SMALL).position() == Position(0, 3, 3)
 
 
+def test_the_command_refuses_a_second_run_on_one_out_in_one_line(tmp_path, capsys, monkeypatch):
+    """It printed "resuming from ..." (the running training's checkpoint) above the refusal."""
+    monkeypatch.setattr(train, "TinyConfig", lambda: SMALL)
+    out, codes = tmp_path / "tiny", []
+
+    def second_run(position: Position) -> None:
+        if position == Position(1, 0, 6):
+            capsys.readouterr()
+            codes.append(main(["lm", "train-tiny", "--out", str(out)]))
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_tiny(out, seed=0, cfg=SMALL, progress=False, on_checkpoint=second_run)
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert codes == [2] and len(err) == 1 and "another run is training" in err[0], err
+
+
 def test_an_interruption_before_the_first_checkpoint_leaves_nothing(tmp_path, monkeypatch):
     def interrupted(*args):
         raise KeyboardInterrupt

@@ -391,6 +391,7 @@ def train_tiny(
     log=None,
     checkpoint_every: int = CHECKPOINT_EVERY,
     on_checkpoint=None,
+    on_resume=None,
 ) -> dict:
     """Train the tiny model, check the gate, and save it at ``out`` (an HF folder + napkit.json).
 
@@ -398,7 +399,8 @@ def train_tiny(
     ``checkpoint_every`` steps and after each phase, ``on_checkpoint(position)`` after each):
     an interrupted call resumes where its last checkpoint stands when called again with the
     same ``out``, seed and options, and ends with bitwise the weights of an uninterrupted one;
-    a checkpoint of another seed or options is refused (NapkitError). Raises
+    a checkpoint of another seed or options, or a second run on ``out`` while one trains, is
+    refused (NapkitError); ``on_resume(position)`` is called before a resumed run goes on. Raises
     :class:`TrainingGateError` with the accuracies when the gate is missed; then nothing is
     written (and the checkpoint is removed). ``out`` appears, whole, only when the gate passed.
     Returns the contents of ``napkit.json``.
@@ -409,7 +411,9 @@ def train_tiny(
         raise NapkitError(f"{out} exists and is not an empty folder; choose a new output folder")
     checkpoints = tiny_checkpoints(out, seed, cfg, checkpoint_every, on_checkpoint)
     with checkpoints.held():  # a second run on this --out is refused
-        checkpoints.position()  # another training's checkpoint is refused before any work
+        at = checkpoints.position()  # another training's checkpoint is refused before any work
+        if at is not None and on_resume is not None:
+            on_resume(at)
         return _train_and_save(out, seed, cfg, progress, log, checkpoints)
 
 
