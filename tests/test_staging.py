@@ -70,3 +70,18 @@ def test_check_parent_returns_the_folder_and_dot_for_a_bare_name(tmp_path):
 
     assert check_parent(tmp_path / "out.json") == tmp_path
     assert check_parent(Path("out.json")) == Path(".")
+
+
+def test_two_writers_of_one_path_at_once_each_publish_their_whole_file(tmp_path):
+    """The temporary name was fixed (``.a.partial.json``): a second writer (two train-tiny
+    runs checkpointing one --out, two commands writing one file) truncated the first one's
+    file, whose rename then published the other's bytes or failed."""
+    out = tmp_path / "a.json"
+    with replacing(out) as first:
+        first.write_text("first, long " * 100)
+        with replacing(out) as second:
+            assert second != first
+            second.write_text("second")
+        assert out.read_text() == "second"
+    assert out.read_text() == "first, long " * 100
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]

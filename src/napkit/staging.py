@@ -7,6 +7,7 @@ the earlier output (if any) in place and no temporary behind.
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,7 +51,8 @@ def replacing(path: str | Path) -> Iterator[Path]:
     work); it replaces ``path`` by one rename when the block succeeds and is removed either way.
     An ``OSError`` becomes one :class:`NapkitError` naming ``path``."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    # unique per writer: two writers of one path at once must not share (and truncate) one file
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}-{secrets.token_hex(4)}{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
@@ -75,9 +77,40 @@ def save_png(fig, path: str | Path, dpi: int) -> Path:
     return path
 
 
+def named(path: str | Path) -> Path:
+    """``path``, or its resolved form when it has no name of its own (``.``, ``..``) or is a
+    link: where a sibling of it (a staging folder, a journal) must go, beside the real folder."""
+    path = Path(path)
+    return path.resolve() if path.name in ("", "..") or path.is_symlink() else path
+
+
+def kept_in_place(out: str | Path) -> bool:
+    """``out`` is an existing folder that must be filled rather than replaced by a rename:
+    a link (a rename would replace the link, not the folder it names), or the current folder
+    or one above it."""
+    out = Path(out)
+    return out.is_dir() and (out.is_symlink() or Path.cwd().resolve().is_relative_to(out.resolve()))
+
+
+def move_into_place(staged: Path, out: Path, last: str | None = None) -> None:
+    """Put the finished folder ``staged`` at ``out`` (new, or an empty folder) by one rename;
+    a folder that must stay (:func:`kept_in_place`: ``.``, a link) is filled instead, entry
+    by entry, ``last`` (the file that marks the folder complete) last."""
+    out = Path(out)
+    if kept_in_place(out):
+        for f in sorted(staged.iterdir(), key=lambda f: f.name == last):
+            os.replace(f, out / f.name)
+        staged.rmdir()
+        return
+    if out.is_dir():
+        out.rmdir()  # empty: checked by the caller; rmdir refuses anything else
+    os.replace(staged, out)
+
+
 def staging_folder(out: Path) -> Path:
     """A fresh temporary folder beside ``out`` (same file system, so a rename moves it), with
     the permissions ``mkdir`` would give ``out`` (``mkdtemp`` makes it private)."""
+    out = named(out)
     parent = out.parent if str(out.parent) else Path(".")
     try:
         staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))

@@ -223,3 +223,45 @@ def test_saelens_reads_the_folder(tmp_path):
     theirs = sae_lens.SAE.load_from_disk(str(folder), device="cpu")
     with torch.no_grad():
         torch.testing.assert_close(theirs(x[:20]), sae(x[:20]), rtol=1e-5, atol=1e-5)
+
+
+def _small_sae():
+    return train_sae(torch.randn(200, 8), 16, kind="topk", k=2, steps=2)[0]
+
+
+@pytest.mark.parametrize("where", ["current_folder", "other_folder"])
+def test_save_sae_never_replaces_a_folder_of_other_files(tmp_path, monkeypatch, where):
+    """``lm sae --out . --force`` reached ``shutil.rmtree('.')``: every file of the current
+    folder was deleted before the rename failed; ``--out PROJECT --force`` replaced a project."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    out = folder
+    if where == "current_folder":
+        monkeypatch.chdir(folder)
+        out = "."
+    with pytest.raises(NapkitError, match="other files than an SAE"):
+        save_sae(_small_sae(), out)
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.parametrize("form", ["current_folder", "symlink"])
+def test_save_sae_fills_the_current_folder_or_a_linked_one_and_replaces_its_own_sae(
+    tmp_path, monkeypatch, form
+):
+    real = tmp_path / "real"
+    real.mkdir()
+    if form == "current_folder":
+        monkeypatch.chdir(real)
+        out = "."
+    else:
+        out = tmp_path / "link"
+        out.symlink_to(real, target_is_directory=True)
+    first, second = _small_sae(), train_sae(torch.randn(200, 8), 24, kind="topk", k=2, steps=2)[0]
+    save_sae(first, out)
+    save_sae(second, out)  # an SAE folder is replaced (what --force asks for)
+    assert sorted(p.name for p in real.iterdir()) == ["cfg.json", "sae_weights.safetensors"]
+    assert json.loads((real / "cfg.json").read_text())["d_sae"] == 24
+    links = [] if form == "current_folder" else ["link"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["real", *links])
+    assert form == "current_folder" or (tmp_path / "link").is_symlink()

@@ -164,6 +164,72 @@ def test_a_checkpoint_of_another_seed_or_options_is_refused_and_kept(tmp_path, s
     assert tiny_checkpoints(out, 0, SMALL).position() == Position(1, 0, 6)
 
 
+@pytest.mark.parametrize("form", ["current_folder", "symlink_to_empty_folder"])
+def test_train_tiny_fills_an_existing_empty_output_folder(tmp_path, monkeypatch, passing_gate, form):
+    """``--out .`` (and a link to an empty folder) trained to the end, then failed to rename
+    its model into place: OSError, the whole training lost."""
+    real = tmp_path / "real"
+    real.mkdir()
+    if form == "current_folder":
+        monkeypatch.chdir(real)
+        out = "."
+    else:
+        out = tmp_path / "link"
+        out.symlink_to(real, target_is_directory=True)
+    info = train_tiny(out, seed=0, cfg=SMALL, progress=False)
+    assert (real / "model.safetensors").is_file()
+    assert json.loads((real / "napkit.json").read_text()) == json.loads(json.dumps(info))
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == (["real"] if form == "current_folder" else ["link", "real"])  # no staging, no checkpoint
+    assert form == "current_folder" or (tmp_path / "link").is_symlink()
+
+
+def test_a_second_run_on_the_same_out_is_refused_while_the_first_trains(tmp_path):
+    """Two runs on one --out wrote one checkpoint in turns (the second's seed could replace
+    the first's) and the later one ended in an OSError after all its training."""
+    out, refusals = tmp_path / "tiny", []
+
+    def second_run(position: Position) -> None:
+        if position == Position(0, 3, 3):
+            with pytest.raises(NapkitError, match="another run is training"):
+                train_tiny(out, seed=1, cfg=SMALL, progress=False)
+            refusals.append(position)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_tiny(out, seed=0, cfg=SMALL, progress=False, checkpoint_every=EVERY, on_checkpoint=second_run)
+    assert refusals == [Position(0, 3, 3)]
+    assert [p.name for p in (tmp_path / ".tiny.training").iterdir()] == ["checkpoint.pt"]
+    assert tiny_checkpoints(out, 0, SMALL).position() == Position(0, 3, 3)
+
+
+def test_the_command_refuses_a_second_run_on_one_out_in_one_line(tmp_path, capsys, monkeypatch):
+    """It printed "resuming from ..." (the running training's checkpoint) above the refusal."""
+    monkeypatch.setattr(train, "TinyConfig", lambda: SMALL)
+    out, codes = tmp_path / "tiny", []
+
+    def second_run(position: Position) -> None:
+        if position == Position(1, 0, 6):
+            capsys.readouterr()
+            codes.append(main(["lm", "train-tiny", "--out", str(out)]))
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_tiny(out, seed=0, cfg=SMALL, progress=False, on_checkpoint=second_run)
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert codes == [2] and len(err) == 1 and "another run is training" in err[0], err
+
+
+def test_an_interruption_before_the_first_checkpoint_leaves_nothing(tmp_path, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_tiny(tmp_path / "tiny", seed=0, cfg=SMALL, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_output_in_a_missing_folder_is_refused_before_any_work(tmp_path):
     with pytest.raises(NapkitError, match="nowhere does not exist"):
         train_tiny(tmp_path / "nowhere" / "tiny", seed=0, cfg=SMALL, progress=False)

@@ -58,6 +58,7 @@ def test_nap_of_another_model_is_refused(tmp_path, mined):
         ("[1, 2]", "not a napkit NAP file"),
         ('{"format": "other/1"}', "format"),
         ('{"format": "napkit.naps/1", "layers": []}', "holds no NAPs"),
+        ("[" * 100000 + "]" * 100000, "not valid JSON"),  # RecursionError: a traceback before
     ],
 )
 def test_corrupt_files(tmp_path, text, msg):
@@ -179,6 +180,21 @@ def _edit(d: dict, what: str) -> tuple[str, str]:
     if what == "label_of_no_class":
         nap["label"] = 7
         return "class 7", "3 output classes"
+    if what == "all_samples_not_a_bool":  # "false" was read as True
+        d["all_samples"] = "false"
+        return "", "'all_samples'"
+    if what == "huge_label":  # beyond int64: numpy overflowed with a traceback
+        nap["label"] = 10**30
+        return str(10**30), "'label'"
+    if what == "huge_support":
+        nap["support"] = 10**30
+        return f"class {label}", "'support'"
+    if what == "huge_layer_size":
+        d["layers"][0]["size"] = 10**30
+        return "", "'layers'"
+    if what == "layer_sizes_beyond_memory":  # fits int64, not memory: MemoryError before
+        d["layers"][0]["size"] = 10**15
+        return "", "'layers'"
     raise AssertionError(what)
 
 
@@ -188,6 +204,8 @@ def _edit(d: dict, what: str) -> tuple[str, str]:
         "negative_support", "fractional_support", "string_support", "repeated_active",
         "repeated_inactive", "active_and_inactive", "index_too_large", "negative_index",
         "delta_too_small", "delta_not_a_number", "negative_label", "label_of_no_class",
+        "huge_label", "huge_support", "huge_layer_size", "layer_sizes_beyond_memory",
+        "all_samples_not_a_bool",
     ],
 )
 def test_load_refuses_a_field_out_of_its_domain_naming_file_class_and_field(tmp_path, mined, what):
@@ -220,3 +238,13 @@ def test_zero_support_and_empty_patterns_still_load(tmp_path, mined):
     p.write_text(json.dumps(d))
     back = NAPSet.load(p, net)
     assert back.support[0] == 0 and back.sizes()[0] == 0
+
+
+def test_a_nap_file_without_layers_says_so_instead_of_an_empty_nearest_list(mined):
+    _, naps = mined
+    d = naps.to_dict()
+    d["layers"] = []
+    with pytest.raises(NapkitError) as info:
+        NAPSet.from_dict(d)
+    msg = str(info.value)
+    assert "lists no layers" in msg and not msg.rstrip().endswith("nearest:"), msg

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,3 +120,17 @@ def test_check_results_file_refuses_paths_no_results_file_can_take(tmp_path, whe
             "missing": tmp_path / "nowhere" / "r.jsonl"}[where]
     with pytest.raises(NapkitError, match=msg):
         check_results_file(path)
+
+
+def test_a_writable_results_file_in_a_read_only_folder_is_resumable(tmp_path, monkeypatch):
+    """Appending and the in-place repair need the file writable, not its folder: such a file
+    was refused as 'permission denied'; a new file there still is."""
+    import napkit.verify.batch as batch
+
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({"id": "q0", "result": "verified"}) + "\n")
+    real = os.access
+    monkeypatch.setattr(batch.os, "access", lambda p, mode: Path(p) != tmp_path and real(p, mode))
+    assert check_results_file(path) == path
+    with pytest.raises(NapkitError, match="permission denied"):
+        check_results_file(tmp_path / "new.jsonl")

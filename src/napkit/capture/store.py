@@ -24,7 +24,7 @@ import zarr
 
 from napkit.capture.integrity import GuardedArray, damaged, missing_chunks, read, reading_metadata
 from napkit.errors import NapkitError
-from napkit.staging import check_parent, staging_folder
+from napkit.staging import check_parent, move_into_place, staging_folder
 
 STORE_FORMAT = "napkit.store/1"
 PROGRESS_FILE = "napkit-progress.json"
@@ -100,9 +100,7 @@ class ActivationStore:
                 }
             )
             cls(tmp, g)._write_committed(0)
-            if p.exists():
-                p.rmdir()  # an empty folder
-            os.replace(tmp, p)
+            move_into_place(tmp, p, last="zarr.json")  # into an empty folder; ".", a link: filled
         except OSError as exc:
             raise NapkitError(f"cannot create a store at {p}: {exc.strerror or exc}") from None
         finally:

@@ -82,11 +82,15 @@ def train_tiny_cmd(
         raise NapkitError(f"--steps must be positive, got {steps}")
     cfg = TinyConfig() if steps is None else replace(TinyConfig(), steps=steps)
     checkpoints = tiny_checkpoints(out, seed, cfg)
-    resumed = checkpoints.position()  # another training's is refused here (exit 2)
-    if resumed is not None and not as_json:
-        typer.echo(f"resuming from {checkpoints.file}: {resumed.describe()}", err=True)
+    resumed = []
+
+    def resuming(at) -> None:  # once train_tiny holds the checkpoint folder and has read it
+        resumed.append(at)
+        if not as_json:
+            typer.echo(f"resuming from {checkpoints.file}: {at.describe()}", err=True)
+
     try:
-        info = train_tiny(out, seed=seed, cfg=cfg, progress=not as_json)
+        info = train_tiny(out, seed=seed, cfg=cfg, progress=not as_json, on_resume=resuming)
     except TrainingGateError as exc:
         print(f"napkit: error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
@@ -100,7 +104,7 @@ def train_tiny_cmd(
     acc = info["accuracies"]
     _say(f"saved {out}: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()), as_json)
     res = {"out": str(out), "seed": seed, "accuracies": acc, "seconds": info["train_seconds"]}
-    _emit({**res, "resumed_from_step": resumed.done if resumed else 0}, as_json)
+    _emit({**res, "resumed_from_step": resumed[0].done if resumed else 0}, as_json)
 
 
 @app.command()

@@ -133,10 +133,11 @@ def sae(
     from napkit.lm.method_figures import token_rows
     from napkit.lm.patching import Site
     from napkit.lm.sae import ce_recovered, sae_metrics, train_sae
-    from napkit.lm.sae_files import save_sae
+    from napkit.lm.sae_files import check_sae_target, save_sae
 
     _at_least(1, ("--steps", steps), ("--expansion", expansion))
     _check_new_folder(out, force, "--out")
+    check_sae_target(out)  # even with --force, only an SAE folder is replaced
     lm = _load(model)
     if not 0 <= layer < model_parts(lm.model).n_layers:
         raise NapkitError(f"--layer must lie in [0, {model_parts(lm.model).n_layers})")

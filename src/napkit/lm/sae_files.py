@@ -19,7 +19,7 @@ from torch import nn
 from napkit.errors import NapkitError
 from napkit.lm._parts import model_fingerprint
 from napkit.lm.sae import SparseAutoencoder
-from napkit.staging import check_parent, staging_folder
+from napkit.staging import check_parent, kept_in_place, move_into_place, staging_folder
 
 CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
@@ -59,20 +59,33 @@ def sae_config(sae: SparseAutoencoder) -> dict:
     return cfg
 
 
-def save_sae(sae: SparseAutoencoder, folder: str | Path) -> Path:
-    """Write the folder atomically: a temporary sibling first, then one rename."""
+def check_sae_target(folder: str | Path) -> Path:
+    """Where an SAE may be saved: a new folder in an existing one, an empty folder, or an SAE
+    folder (which is replaced). A folder holding anything else is refused even with --force:
+    replacing it would delete those files (``--out .`` deleted the current folder's)."""
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise NapkitError(f"{out} exists and is not a folder")
     check_parent(out)
+    ours = (CFG_FILE, WEIGHTS_FILE)
+    other = sorted(p.name for p in out.iterdir() if p.name not in ours) if out.is_dir() else []
+    if other:
+        raise NapkitError(f"{out} holds other files than an SAE ({other[0]}): give a new or empty folder")
+    return out
+
+
+def save_sae(sae: SparseAutoencoder, folder: str | Path) -> Path:
+    """Write the folder atomically: a temporary sibling first, then one rename (the current
+    folder or a link to a folder: its two files are replaced, each by one rename)."""
+    out = check_sae_target(folder)
     tmp = staging_folder(out)
     try:
         tensors = {name: getattr(sae, name).detach().float().contiguous() for name in WEIGHT_SHAPES}
         save_file(tensors, str(tmp / WEIGHTS_FILE))
         (tmp / CFG_FILE).write_text(json.dumps(sae_config(sae), indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        if out.is_dir() and not kept_in_place(out):
+            shutil.rmtree(out)  # an SAE folder (check_sae_target): replaced as a whole
+        move_into_place(tmp, out, last=CFG_FILE)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise NapkitError(f"cannot write {out}: {exc.strerror or exc}") from None

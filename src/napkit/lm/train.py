@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,7 +26,7 @@ from napkit.lm.evaluate import GATE, answer_accuracy, gate_failures, task_accura
 from napkit.lm.tokenizer import build_tokenizer
 from napkit.lm.train_checkpoint import CHECKPOINT_EVERY, PHASES, Checkpoints, Position
 from napkit.progress import progress_bar
-from napkit.staging import check_parent, staging_folder
+from napkit.staging import check_parent, move_into_place, staging_folder
 
 INFO_FILE = "napkit.json"
 INFO_FORMAT = "napkit.lm.tiny/1"
@@ -392,6 +391,7 @@ def train_tiny(
     log=None,
     checkpoint_every: int = CHECKPOINT_EVERY,
     on_checkpoint=None,
+    on_resume=None,
 ) -> dict:
     """Train the tiny model, check the gate, and save it at ``out`` (an HF folder + napkit.json).
 
@@ -399,7 +399,8 @@ def train_tiny(
     ``checkpoint_every`` steps and after each phase, ``on_checkpoint(position)`` after each):
     an interrupted call resumes where its last checkpoint stands when called again with the
     same ``out``, seed and options, and ends with bitwise the weights of an uninterrupted one;
-    a checkpoint of another seed or options is refused (NapkitError). Raises
+    a checkpoint of another seed or options, or a second run on ``out`` while one trains, is
+    refused (NapkitError); ``on_resume(position)`` is called before a resumed run goes on. Raises
     :class:`TrainingGateError` with the accuracies when the gate is missed; then nothing is
     written (and the checkpoint is removed). ``out`` appears, whole, only when the gate passed.
     Returns the contents of ``napkit.json``.
@@ -409,7 +410,15 @@ def train_tiny(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise NapkitError(f"{out} exists and is not an empty folder; choose a new output folder")
     checkpoints = tiny_checkpoints(out, seed, cfg, checkpoint_every, on_checkpoint)
-    checkpoints.position()  # another training's checkpoint is refused before any work
+    with checkpoints.held():  # a second run on this --out is refused
+        at = checkpoints.position()  # another training's checkpoint is refused before any work
+        if at is not None and on_resume is not None:
+            on_resume(at)
+        return _train_and_save(out, seed, cfg, progress, log, checkpoints)
+
+
+def _train_and_save(out: Path, seed: int, cfg: TinyConfig, progress: bool, log, checkpoints) -> dict:
+    """train_tiny's work once its checkpoint folder is held."""
     model, tokenizer, acc = train_model(seed, cfg, progress=progress, log=log, checkpoints=checkpoints)
     seconds = checkpoints.elapsed()
     failed = gate_failures(acc)
@@ -434,11 +443,11 @@ def train_tiny(
         model.save_pretrained(staged, safe_serialization=True)
         tokenizer.save_pretrained(staged)
         (staged / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-        if out.exists():
-            out.rmdir()
-        os.replace(staged, out)
-    except BaseException:
+        move_into_place(staged, out, last=INFO_FILE)  # ".", a link: filled, not replaced
+    except BaseException as exc:
         shutil.rmtree(staged, ignore_errors=True)
+        if isinstance(exc, OSError):  # e.g. --out filled meanwhile: the checkpoint is kept
+            raise NapkitError(f"cannot write {out}: {exc.strerror or exc}") from None
         raise
     checkpoints.remove()
     return info

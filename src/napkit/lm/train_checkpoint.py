@@ -13,11 +13,14 @@ than mix two trainings or overwrite hours of another one. It is read with
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import random
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,11 +28,12 @@ import numpy as np
 import torch
 
 from napkit.errors import NapkitError
-from napkit.staging import replacing
+from napkit.staging import named, replacing
 
 FORMAT = "napkit.lm.tiny-checkpoint/1"
 CHECKPOINT_EVERY = 250  # steps between checkpoints inside a phase (about 10 MB each, ~0.1 s)
 PHASES = ("bindings", "mixed corpus", "polish")  # train_model's phases, in order
+LOCK_FILE = "lock"  # in the checkpoint folder while a training runs (flock: freed when it dies)
 
 
 @dataclass(frozen=True)
@@ -103,12 +107,40 @@ class Checkpoints:
     @property
     def folder(self) -> Path:
         """The hidden folder beside ``out`` that holds the checkpoint."""
-        out = self.out if self.out.name else self.out.resolve()  # "." has no name to hide
+        out = named(self.out)  # ".", ".." and links: beside the folder they name
         return out.with_name(f".{out.name}.training")
 
     @property
     def file(self) -> Path:
         return self.folder / "checkpoint.pt"
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the checkpoint folder for one training: a second run on the same output is
+        refused (NapkitError) rather than write the same checkpoint in turns. The lock file
+        goes on exit, and the folder too when it holds no checkpoint."""
+        try:
+            self.folder.mkdir(exist_ok=True)
+            fd = os.open(self.folder / LOCK_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise NapkitError(f"cannot write {self.folder}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise NapkitError(
+                f"another run is training into {self.out} (it holds {self.folder}): "
+                "wait for it to end, or give another --out"
+            ) from None
+        try:
+            yield
+        finally:
+            (self.folder / LOCK_FILE).unlink(missing_ok=True)  # while held: no one else has it
+            os.close(fd)
+            try:
+                self.folder.rmdir()  # only when empty: no checkpoint (nor a new run's lock)
+            except OSError:
+                pass
 
     def _load(self) -> dict | None:
         """The checkpoint's contents, checked against this training; None when there is none."""

@@ -20,6 +20,12 @@ from napkit.staging import replacing
 
 NAP_FORMAT = "napkit.naps/1"
 NEAREST_LAYERS = 3  # valid layer names suggested when a NAP file names an unknown one
+INDEX_MAX = int(np.iinfo(np.int64).max)  # labels, supports and sizes are held as int64
+
+
+def _count(value: object) -> bool:
+    """``value`` is an integer (not a bool) in [0, INDEX_MAX]: a label, support or size."""
+    return not isinstance(value, bool) and isinstance(value, int) and 0 <= value <= INDEX_MAX
 
 
 def check_napset(naps: object, what: str = "naps") -> NAPSet:
@@ -34,9 +40,8 @@ def check_napset(naps: object, what: str = "naps") -> NAPSet:
 def unknown_layer(name: str, where: str, owner: str, valid) -> NapkitError:
     """The error for a layer ``name`` that ``owner`` lacks, naming the closest of its ``valid`` layers."""
     near = difflib.get_close_matches(name, [str(v) for v in valid], n=NEAREST_LAYERS, cutoff=0.0)
-    return NapkitError(
-        f"{where} names layer {name!r}, which {owner} does not have; nearest: {', '.join(near)}"
-    )
+    hint = f"nearest: {', '.join(near)}" if near else f"{owner} lists no layers"
+    return NapkitError(f"{where} names layer {name!r}, which {owner} does not have; {hint}")
 
 
 def field_error(where: str, label: int | None, field: str, problem: str) -> NapkitError:
@@ -287,24 +292,29 @@ class NAPSet:
         delta = d.get("delta")
         if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0.5 < delta <= 1.0:
             raise NapkitError(f"{where}, 'delta': {delta!r} is outside (0.5, 1], the range of the mining δ")
+        all_samples = d.get("all_samples", False)
+        if not isinstance(all_samples, bool | np.bool_):  # np.bool_: a dict built in Python
+            raise NapkitError(f"{where}, 'all_samples': {all_samples!r} is not true or false")
         names = tuple(str(layer["name"]) for layer in d["layers"])
         sizes = tuple(layer["size"] for layer in d["layers"])
-        if len(set(names)) != len(names) or any(
-            isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in sizes
-        ):
+        if len(set(names)) != len(names) or not all(_count(s) for s in sizes) or sum(sizes) > INDEX_MAX:
             raise NapkitError(f"{where}, 'layers': layer names must be unique and sizes integers ≥ 0")
         off = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
         c = len(d["naps"])
         labels, support = np.zeros(c, np.int64), np.zeros(c, np.int64)
-        active, inactive = np.zeros((c, off[-1]), bool), np.zeros((c, off[-1]), bool)
+        try:
+            active, inactive = np.zeros((c, off[-1]), bool), np.zeros((c, off[-1]), bool)
+        except (MemoryError, ValueError):  # sizes no network has (ValueError: beyond numpy's index)
+            problem = f"{c} NAPs over {int(off[-1])} units do not fit in memory"
+            raise field_error(where, None, "'layers'", problem) from None
         for r, nap in enumerate(d["naps"]):
             label = nap["label"]
-            if isinstance(label, bool) or not isinstance(label, int) or label < 0:
+            if not _count(label):
                 raise field_error(where, None, "'label'", f"{label!r} is not a class index (an integer ≥ 0)")
             if label in labels[:r]:
                 raise field_error(where, label, "'label'", "a second NAP for this class (one per class)")
             count = nap.get("support", 0)
-            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            if not _count(count):
                 problem = f"{count!r} is not a sample count (an integer ≥ 0)"
                 raise field_error(where, label, "'support'", problem)
             labels[r], support[r] = label, count
@@ -325,7 +335,7 @@ class NAPSet:
             active=active,
             inactive=inactive,
             support=support,
-            all_samples=bool(d.get("all_samples", False)),
+            all_samples=bool(all_samples),
         )
 
     @classmethod
@@ -336,7 +346,7 @@ class NAPSet:
             d = json.loads(p.read_text())
         except FileNotFoundError:
             raise NapkitError(f"NAP file not found: {p}") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise NapkitError(f"{p} is not valid JSON: {exc}") from None
         if not isinstance(d, dict):
             raise NapkitError(f"{p} is not a napkit NAP file")

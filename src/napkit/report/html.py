@@ -15,7 +15,7 @@ from pathlib import Path
 
 from napkit.errors import NapkitError
 from napkit.report.fmt import fmt
-from napkit.staging import check_parent, staging_folder
+from napkit.staging import check_parent, kept_in_place, staging_folder
 
 MARKER = ".napkit-report"  # names a folder as a napkit report, which a new report may replace
 DRAWN_PREFIX = "cex_"  # file names of drawn counterexamples (their number varies between runs)
@@ -106,10 +106,11 @@ def publish(staged: Path, out: Path, merge: bool = False) -> None:
 
     Without ``merge`` the staged folder replaces ``out`` as a whole (an earlier report there
     is removed only after the new one is in place). With ``merge`` each file is moved into
-    ``out`` (each move atomic), ``index.html`` last.
+    ``out`` (each move atomic), ``index.html`` last; so is a folder that cannot be renamed
+    away (``.``, a link: :func:`napkit.staging.kept_in_place`).
     """
     (staged / MARKER).write_text("written by napkit report\n")
-    if merge:
+    if merge or kept_in_place(out):
         out.mkdir(parents=True, exist_ok=True)
         for stale in out.glob(f"{DRAWN_PREFIX}*.png"):  # an earlier report's counterexamples
             stale.unlink()

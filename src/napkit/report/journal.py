@@ -17,6 +17,7 @@ import numpy as np
 
 from napkit.errors import NapkitError
 from napkit.jsonlines import append_record, read_records
+from napkit.staging import named
 
 
 def query_key(*parts) -> str:
@@ -65,5 +66,5 @@ class QueryJournal:
 
 def journal_path(out: str | Path) -> Path:
     """Where the report written to folder ``out`` keeps its finished queries (beside it, hidden)."""
-    out = Path(out)
+    out = named(out)  # "." has no name to hide
     return out.parent / f".{out.name}.queries.jsonl"

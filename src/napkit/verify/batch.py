@@ -118,7 +118,7 @@ def check_results_file(path: str | Path) -> Path:
     if p.is_dir():
         raise NapkitError(f"cannot use {p} for results: it is a folder, give a file name")
     parent = check_parent(p)
-    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+    if not os.access(p if p.exists() else parent, os.W_OK):  # appends and repairs touch the file only
         raise NapkitError(f"cannot write {p}: permission denied")
     if not p.exists():
         return p

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from napkit.errors import NapkitError
 from napkit.network import ReluNetwork, load_model
+from napkit.staging import replacing
 from napkit.verify.batch import BatchJob, query_id
 from napkit.verify.vnnlib import read_vnnlib
 
@@ -98,11 +98,6 @@ def write_vnncomp_csv(
     for inst, rec in zip(instances, records, strict=True):
         w.writerow([benchmark, inst.onnx, inst.vnnlib, "0", vnncomp_result(rec),
                     f"{float(rec.get('seconds') or 0.0):.6f}"])
-    tmp = p.with_name(f".{p.name}.partial")
-    try:
+    with replacing(p) as tmp:  # one rename; removed on failure or Ctrl-C
         tmp.write_text(buf.getvalue())
-        os.replace(tmp, p)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise NapkitError(f"cannot write {p}: {exc.strerror or exc}") from None
     return p
