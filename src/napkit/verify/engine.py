@@ -149,6 +149,7 @@ def _run_stages(net, prop, opts: VerifyOptions, onnx_model, witness) -> Verifica
 
     falsifier = Falsifier(q, FALSIFY_STAGES if q.prop.phases is not None else FALSIFY_STAGES_PLAIN)
     q.stop = falsifier.poll
+    q.helper_alive = falsifier.alive
     try:
         res = _in_order(q, PROVE_STAGES)
         while res is not None and res.verdict == "unknown" and q.found is None and q.left() > 0:

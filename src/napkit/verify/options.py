@@ -95,8 +95,12 @@ class VerifyOptions:
     many_unstable: int = 100
     # after MILP-refined bounds (``refine_share``), the compact MILP per disjunct is the
     # stronger prover: on 256x4 prop_5_0.05 it refuted all 9 disjuncts in 95 s (1-31 s each)
-    # where branch and bound's bound moved from -0.43 to -0.41 in 170 s
-    bab_left_refined: float = 0.1
+    # where branch and bound's bound moved from -0.43 to -0.41 in 170 s; a tree of 18 s after
+    # the refinement closed none of the 9
+    bab_left_refined: float = 0.05
+    # the last MILP stage asks an undecided disjunct again only when its share of the time left
+    # is at least this many times the share it ran out of (at most half the time is repeated)
+    milp_retry_growth: float = 2.0
     # with phases (a NAP fixes most neurons of the deep layers, so the MILP has few binaries)
     # and at most ``handoff_max_unstable`` unstable neurons, branch and bound hands the query to
     # the MILP once more than ``handoff_open`` subdomains are open: 256x4 NAP-local class 2 (173

@@ -46,6 +46,7 @@ class Query:
         # with a falsifier process beside (``parallel.py``): a poll that is True once it found
         # a counterexample, and that counterexample (re-checked here)
         self.stop: Callable[[], bool] | None = None
+        self.helper_alive: Callable[[], bool] | None = None  # is the falsifier process still running?
         self.found: Counterexample | None = None
         # points given with the query (e.g. the data a NAP was mined from), and per open
         # disjunct the smallest slack among those that follow the phases (``napfalsify.py``)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import highspy
@@ -147,11 +148,12 @@ def _refine_layer(enc: CompactEncoding, neurons: np.ndarray, lo: np.ndarray, up:
 
 def refine_with_milp(
     net: ReluNetwork, bounds: Bounds, deadline: float, per_side: float = 0.3, opt_iters: int = 20,
-    workers: int = 1,
+    workers: int | Callable[[], int] = 1,
 ) -> RefineStats:
     """In place: tighten every unstable neuron's interval, layer by layer from hidden layer 1
     (layer 0's bounds are exact over the box), by the MILP of the layers below, with
-    ``workers`` processes per layer."""
+    ``workers`` processes per layer (a callable: asked again before each layer, as the cores
+    another process holds may come free)."""
     t0 = time.monotonic()
     st = RefineStats()
     n_h = len(net.layer_sizes)
@@ -164,7 +166,7 @@ def refine_with_milp(
             continue
         lo0, up0 = lo[unst].copy(), up[unst].copy()
         asked, empty = _refine_layer(CompactEncoding(net, bounds, upto=k), unst, lo, up, per_side,
-                                     deadline, max(1, workers))
+                                     deadline, max(1, workers() if callable(workers) else workers))
         st.asked += asked
         st.narrowed += int(((lo[unst] > lo0) | (up[unst] < up0)).sum())
         st.stabilised += int(((lo[unst] >= 0) | (up[unst] <= 0)).sum())

@@ -176,8 +176,11 @@ def milp_refine(q: Query) -> VerificationResult | None:
     from napkit.verify.refine import refine_with_milp
 
     t = time.monotonic()
+    def free_cores() -> int:  # a falsifier still running holds one of the query's workers
+        return o.n_workers - (1 if q.helper_alive is not None and q.helper_alive() else 0)
+
     st = refine_with_milp(q.net, q.bounds, q.until(o.refine_share * q.left()), per_side=o.refine_side_s,
-                          workers=o.n_workers)
+                          workers=free_cores)
     q.stats.update(refine_asked=st.asked, refine_stabilised=st.stabilised, refine_narrowed=st.narrowed,
                    refine_s=round(st.seconds, 3))
     q.forget_encodings()
@@ -249,24 +252,37 @@ def bab(q: Query) -> VerificationResult | None:
 
 
 def milp(q: Query) -> VerificationResult | None:
-    """The complete method on each disjunct still open, weakest bound first; each gets an
-    equal share of the time left (a disjunct decided early leaves its rest to the others)."""
-    reasons = []
-    order = sorted(q.open_ids, key=lambda k: float(q.lows[k].max()))
-    for n, k in enumerate(order):
-        if q.left() <= 0:
-            reasons.append("timeout")
-            break
-        status, ce, why = q.milp_disjunct(k, time_limit=q.left() / (len(order) - n),
-                                          ipm=q.opts.milp_ipm and q.prop.phases is not None)
-        if status == FOUND:
-            return q.done("falsified", "counterexample found by MILP", ce)
-        if status == UNKNOWN:
-            reasons.append(why or "timeout")
-        else:
-            q.how = "MILP"
-    if reasons:
-        return q.done("unknown", "; ".join(dict.fromkeys(reasons)))
+    """The complete method on each disjunct still open, strongest bound first (the likeliest
+    quick refutations go first; counterexamples are the falsifier's and the attack's job).
+    Each pass gives every undecided disjunct an equal share of the time left; the ones that
+    ran out are asked again while that share grows by ``milp_retry_growth`` or more."""
+    todo = sorted(q.open_ids, key=lambda k: -float(q.lows[k].max()))
+    reasons: list[str] = []
+    share = 0.0
+    while todo and q.left() > 0 and q.left() / len(todo) >= q.opts.milp_retry_growth * share:
+        share = q.left() / len(todo)
+        reasons, undecided = [], []
+        for n, k in enumerate(todo):
+            if q.left() <= 0:
+                reasons.append("timeout")
+                undecided += todo[n:]
+                break
+            t = time.monotonic()
+            status, ce, why = q.milp_disjunct(k, time_limit=q.left() / (len(todo) - n),
+                                              ipm=q.opts.milp_ipm and q.prop.phases is not None)
+            done = f"{k}:{status}:{time.monotonic() - t:.1f}s"  # disjunct, outcome, seconds
+            q.stats["milp_disjuncts"] = " ".join(filter(None, [q.stats.get("milp_disjuncts"), done]))
+            if status == FOUND:
+                return q.done("falsified", "counterexample found by MILP", ce)
+            if status == UNKNOWN:
+                reasons.append(why or "timeout")
+                undecided.append(k)
+            else:
+                q.how = "MILP"
+        todo = undecided
+    if todo:
+        q.open_ids = todo
+        return q.done("unknown", "; ".join(dict.fromkeys(reasons or ["timeout"])))
     q.open_ids = []
     return None
 
