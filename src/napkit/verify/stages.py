@@ -166,11 +166,11 @@ def lp_tightening(q: Query) -> VerificationResult | None:
 
 
 def milp_refine(q: Query) -> VerificationResult | None:
-    """Optional (``refine_share`` > 0, deep networks): MILP-refined intermediate bounds
+    """Deep networks without phases (``refine_share`` > 0): MILP-refined intermediate bounds
     (``refine.py``), then the optimised bounds of the open disjuncts again."""
     o = q.opts
     if not (q.open_ids and o.refine_share > 0 and len(q.net.layer_sizes) >= o.refine_min_layers
-            and q.bounds.n_unstable > o.few_unstable and q.left() > 0):
+            and q.prop.phases is None and q.bounds.n_unstable > o.many_unstable and q.left() > 0):
         return None
     torch_pinned()
     from napkit.verify.refine import refine_with_milp
