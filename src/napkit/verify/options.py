@@ -98,6 +98,8 @@ class VerifyOptions:
     # where branch and bound's bound moved from -0.43 to -0.41 in 170 s; a tree of 18 s after
     # the refinement closed none of the 9
     bab_left_refined: float = 0.05
+    # before the refinement, a short tree for the easier deep queries (share of the time left)
+    bab_first_share: float = 0.1
     # the last MILP stage asks an undecided disjunct again only when its share of the time left
     # is at least this many times the share it ran out of (at most half the time is repeated)
     milp_retry_growth: float = 2.0
