@@ -57,7 +57,7 @@ def test_refine_stage_keeps_verdicts(seed, eps):
     prop = Property(linf_ball(x0, eps), robustness_spec(label, 3))
     plain = verify_property(net, prop, options=VerifyOptions(timeout=10, workers=1))
     refined = verify_property(net, prop, options=VerifyOptions(timeout=10, workers=1, refine_share=0.5,
-                                                               many_unstable=0))
+                                                               many_unstable=0, bab_first_share=0))
     assert refined.stats.get("refine_asked", 0) > 0, refined.stats
     assert {plain.verdict, refined.verdict} - {"unknown"} in ({plain.verdict}, {refined.verdict}, set())
 

@@ -175,7 +175,7 @@ def _refines(q: Query) -> bool:
 def first_bab(q: Query) -> VerificationResult | None:
     """Before a refinement: a short branch and bound (``bab_first_share`` of the time left),
     which decides the easier deep queries in seconds (256x4 prop_3_0.05: 2.6 s)."""
-    if not (_refines(q) and q.opts.bab and q.left() > 0):
+    if not (_refines(q) and q.opts.bab and q.opts.bab_first_share > 0 and q.left() > 0):
         return None
     return _bab(q, q.opts.bab_first_share)
 
