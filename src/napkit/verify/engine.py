@@ -23,13 +23,18 @@ falsifying stages 4-7 while this one runs the proving ones, ``parallel.py``):
 5. ``lp_relaxation``: the LP relaxation of the phase polytope (infeasible: vacuous);
 6. ``attack``, 7. ``patterns``: a projected-gradient attack, then pattern-fixed LPs from its
    iterates and the LP relaxation;
-8. ``lp_tightening`` (only with ``tighten``), ``milp_refine`` (only with ``refine_share``:
-   MILP "can this neuron change sign?" questions, ``refine.py``);
+8. ``lp_tightening`` (only with ``tighten``); on deep networks without phases and with more
+   than ``many_unstable`` unstable neurons: ``first_bab``, a short tree
+   (``bab_first_share``), then ``milp_refine``: each unstable neuron's minimum and maximum
+   by the dual bound of a compact MILP of the layers below, on the free cores
+   (``refine.py``, ``compact_milp.py``; ``refine_share`` of the time left);
 9. ``bab``: one branch-and-bound tree over every open disjunct (``bab.py``; a share of the
    time left, smaller with at most ``few_unstable`` unstable neurons; with phases and few
    enough unstable neurons a tree that keeps growing is handed to the MILP, ``handoff_open``),
    pattern-fixed LPs from its candidates when it stays undecided;
-10. ``milp``: a MILP per disjunct still open, with the rest of the time;
+10. ``milp``: a MILP per disjunct still open (``CompactEncoding``), strongest bound first,
+    each with an equal share of the rest of the time, the undecided ones asked again while
+    their share doubles;
 11. ``non_empty``: ``verified`` also needs the region to be non-empty (a witness point: one
     given by the caller, e.g. a training input that follows the NAP, the box centre,
     pattern-fixed and elastic LPs, the attack, or a feasibility MILP); otherwise the
