@@ -27,3 +27,21 @@ def mnist_small():
     with np.load(need_shared("data", "mnist.npz")) as f:
         x, y = f["x_test"][:1000], f["y_test"][:1000]
     return x.reshape(len(x), -1).astype(np.float64) / 255.0, y.astype(np.int64)
+
+
+@pytest.fixture
+def existing_out_folder(monkeypatch):
+    """``make(tmp, form)``: an existing empty folder ``tmp/real`` and how a user names it as an
+    output: ``"."`` after a chdir into it (form ``current_folder``), or a symlink to it."""
+
+    def make(tmp, form: str):
+        real = tmp / "real"
+        real.mkdir()
+        if form == "current_folder":
+            monkeypatch.chdir(real)
+            return real, "."
+        link = tmp / "link"
+        link.symlink_to(real, target_is_directory=True)
+        return real, link
+
+    return make

@@ -181,18 +181,11 @@ def test_capture_into_an_empty_folder_and_not_into_another_folder(setup, capsys)
 
 
 @pytest.mark.parametrize("form", ["current_folder", "symlink_to_empty_folder"])
-def test_capture_into_the_current_folder_or_a_linked_empty_one(setup, capsys, monkeypatch, form):
+def test_capture_into_the_current_folder_or_a_linked_empty_one(setup, capsys, existing_out_folder, form):
     """Both were refused: "cannot create a store at .: Invalid argument" (rmdir of "." or of
     a link) after the staged store was built."""
     tmp, model, data, *_ = setup
-    real = tmp / "real"
-    real.mkdir()
-    if form == "current_folder":
-        monkeypatch.chdir(real)
-        out = "."
-    else:
-        out = tmp / "link"
-        out.symlink_to(real, target_is_directory=True)
+    real, out = existing_out_folder(tmp, form)
     code, _, err = run_cli(capsys, "capture", model, data, "--out", out, "--no-progress")
     assert code == 0, err
     code, _, err = run_cli(capsys, "capture", model, data, "--out", out, "--no-progress")  # resumes: done
@@ -342,22 +335,15 @@ def test_export_vnnlib_refuses_a_missing_parent_folder_as_report_does(setup, cap
 
 
 @pytest.mark.parametrize("form", ["current_folder", "symlink_to_empty_folder", "symlink_to_a_report"])
-def test_report_fills_the_current_folder_or_a_linked_one_in_place(setup, capsys, monkeypatch, form):
+def test_report_fills_the_current_folder_or_a_linked_one_in_place(setup, capsys, existing_out_folder, form):
     """``--out .`` raised ValueError (a traceback) after all the work and left ``..queries.jsonl``;
     a link was replaced by a folder (the report missed the folder it names) and a stray
     ``.link.old-PID`` link was left behind."""
     tmp, model, data, naps, _ = setup
-    real = tmp / "real"
-    real.mkdir()
+    real, out = existing_out_folder(tmp, form)
     args = ["report", model, "--naps", naps, "--data", data, "--no-progress"]
-    if form == "current_folder":
-        monkeypatch.chdir(real)
-        out = "."
-    else:
-        out = tmp / "link"
-        out.symlink_to(real, target_is_directory=True)
-        if form == "symlink_to_a_report":
-            assert run_cli(capsys, *args, "--out", out)[0] == 0
+    if form == "symlink_to_a_report":
+        assert run_cli(capsys, *args, "--out", out)[0] == 0
     code, _, err = run_cli(capsys, *args, "--out", out)
     assert code == 0, err
     assert (real / "index.html").is_file() and (real / ".napkit-report").is_file()

@@ -247,16 +247,9 @@ def test_save_sae_never_replaces_a_folder_of_other_files(tmp_path, monkeypatch, 
 
 @pytest.mark.parametrize("form", ["current_folder", "symlink"])
 def test_save_sae_fills_the_current_folder_or_a_linked_one_and_replaces_its_own_sae(
-    tmp_path, monkeypatch, form
+    tmp_path, existing_out_folder, form
 ):
-    real = tmp_path / "real"
-    real.mkdir()
-    if form == "current_folder":
-        monkeypatch.chdir(real)
-        out = "."
-    else:
-        out = tmp_path / "link"
-        out.symlink_to(real, target_is_directory=True)
+    real, out = existing_out_folder(tmp_path, form)
     first, second = _small_sae(), train_sae(torch.randn(200, 8), 24, kind="topk", k=2, steps=2)[0]
     save_sae(first, out)
     save_sae(second, out)  # an SAE folder is replaced (what --force asks for)

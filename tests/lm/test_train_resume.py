@@ -165,17 +165,10 @@ def test_a_checkpoint_of_another_seed_or_options_is_refused_and_kept(tmp_path, s
 
 
 @pytest.mark.parametrize("form", ["current_folder", "symlink_to_empty_folder"])
-def test_train_tiny_fills_an_existing_empty_output_folder(tmp_path, monkeypatch, passing_gate, form):
+def test_train_tiny_fills_an_existing_empty_output_folder(tmp_path, existing_out_folder, passing_gate, form):
     """``--out .`` (and a link to an empty folder) trained to the end, then failed to rename
     its model into place: OSError, the whole training lost."""
-    real = tmp_path / "real"
-    real.mkdir()
-    if form == "current_folder":
-        monkeypatch.chdir(real)
-        out = "."
-    else:
-        out = tmp_path / "link"
-        out.symlink_to(real, target_is_directory=True)
+    real, out = existing_out_folder(tmp_path, form)
     info = train_tiny(out, seed=0, cfg=SMALL, progress=False)
     assert (real / "model.safetensors").is_file()
     assert json.loads((real / "napkit.json").read_text()) == json.loads(json.dumps(info))
