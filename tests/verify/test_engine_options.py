@@ -8,6 +8,7 @@ from verify_helpers import random_net, random_phases
 
 from napkit.errors import NapkitError
 from napkit.verify import (
+    InputBox,
     Property,
     VerificationResult,
     VerifyOptions,
@@ -24,6 +25,7 @@ from napkit.verify.stages import (
     PREFIX_STAGES,
     PROVE_STAGES,
     STAGES,
+    milp,
     optimised_bounds,
     symbolic_bounds,
 )
@@ -257,3 +259,27 @@ def test_branch_and_bound_keeps_the_best_or_the_last_iterate_as_asked(monkeypatc
 
     assert VerifyOptions().bab_keep_best is False
     _stage_passes_option(monkeypatch, bab, "optimise", "keep_best", None, "bab_keep_best", stages.bab)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_milp_stage_on_two_processes_answers_as_on_one(seed):
+    """The last MILP stage on the bounds alone: dealing the open disjuncts to two processes
+    (this one and a forked one) decides as one process does, and a counterexample is a real
+    one (re-checked by an exact forward pass)."""
+    rng = np.random.default_rng(400 + seed)
+    net = random_net(rng, 3, [10, 10], 5)
+    box = InputBox(np.zeros(3), np.ones(3))
+    label = int(net.forward(box.center[None])[0].argmax())
+    prop = Property(box, robustness_spec(label, 5)).check(net.layer_sizes, 3, 5)
+    answers = []
+    for workers in (1, 2):
+        q = Query(net, prop, VerifyOptions(timeout=30.0, workers=workers))
+        assert symbolic_bounds(q) is None
+        opened = len(q.open_ids)
+        res = milp(q)
+        answers.append("refuted" if res is None else res.verdict)
+        assert q.stats.get("milp_processes", 1) == min(workers, max(opened, 1))
+        if answers[-1] == "falsified":
+            y = net.forward(res.counterexample[None])[0][0]
+            assert y[label] <= np.delete(y, label).max()
+    assert answers[0] == answers[1] != "unknown"

@@ -12,7 +12,6 @@ on hidden layer 1 (81 s) moved the root bound from -0.82 to -0.43, 0.6 s per sid
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import numpy as np
 from napkit.network import ReluNetwork
 from napkit.verify.bounds import Bounds
 from napkit.verify.compact_milp import CompactEncoding
+from napkit.verify.forked import can_fork, fork_map
 from napkit.verify.optimized import tighten_optimized
 from napkit.verify.tolerances import REFINE_BOUND_PAD
 
@@ -44,7 +44,6 @@ _DUAL_BOUND_OPTIONS = {
 
 
 _CHILD_GRACE_S = 5.0  # a forked slice past the deadline by more than this is killed, its bounds kept
-_LONGEST_WAIT_S = 86400.0  # the pipe's poll refuses larger timeouts (a deadline far away)
 
 
 @dataclass
@@ -105,42 +104,21 @@ def _refine_neurons(enc: CompactEncoding, neurons: np.ndarray, lo: np.ndarray, u
     return lo, up, asked, False
 
 
-def _child(conn, *args) -> None:
-    try:
-        conn.send(_refine_neurons(*args))
-    except Exception:  # noqa: BLE001 - the parent keeps the old bounds of this slice
-        conn.send(None)
-    finally:
-        conn.close()
-
-
 def _refine_layer(enc: CompactEncoding, neurons: np.ndarray, lo: np.ndarray, up: np.ndarray,
                   per_side: float, deadline: float, workers: int) -> tuple[int, bool]:
     """In place on ``lo``/``up``: the neurons dealt round-robin to ``workers`` processes (this
     one and forked ones); a slice whose process fails or overruns keeps its old bounds."""
-    slices = [neurons[w::workers] for w in range(workers) if neurons[w::workers].size]
-    ctx = mp.get_context("fork")
-    kids = []
-    for part in slices[1:]:
-        recv, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_child, args=(send, enc, part, lo, up, per_side, deadline), daemon=True)
-        proc.start()
-        send.close()
-        kids.append((part, recv, proc))
-    results = [(slices[0], _refine_neurons(enc, slices[0], lo, up, per_side, deadline))]
-    for part, recv, proc in kids:
-        wait = min(max(deadline - time.monotonic(), 0.0) + _CHILD_GRACE_S, _LONGEST_WAIT_S)
-        got = recv.recv() if recv.poll(wait) else None
-        if proc.is_alive():
-            proc.kill()
-        proc.join()
-        if got is not None:
-            results.append((part, got))
+    slices = [neurons[w::workers] for w in range(workers if can_fork() else 1)]
+    slices = [part for part in slices if part.size]
+    results = fork_map(lambda part: _refine_neurons(enc, part, lo, up, per_side, deadline), slices,
+                       deadline, _CHILD_GRACE_S)
     asked, empty = 0, False
-    for part, (new_lo, new_up, n, shown_empty) in results:
-        np.maximum(lo[part], new_lo, out=new_lo)
-        np.minimum(up[part], new_up, out=new_up)
-        lo[part], up[part] = new_lo, new_up
+    for part, got in zip(slices, results, strict=True):
+        if got is None:
+            continue
+        new_lo, new_up, n, shown_empty = got
+        lo[part] = np.maximum(lo[part], new_lo)
+        up[part] = np.minimum(up[part], new_up)
         asked += n
         empty |= shown_empty
     return asked, empty

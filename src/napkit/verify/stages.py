@@ -16,6 +16,7 @@ import numpy as np
 
 from napkit.verify.attack import Counterexample, pgd_attack
 from napkit.verify.bounds import propagate, spec_lower
+from napkit.verify.forked import can_fork, fork_map
 from napkit.verify.milp import tighten_bounds
 from napkit.verify.napfalsify import data_points, nap_lp, nap_milp, nap_tail, nap_tail_lp
 from napkit.verify.patternlp import agreement_starts
@@ -272,35 +273,71 @@ def _bab(q: Query, share: float) -> VerificationResult | None:
     return None
 
 
+def _milp_slice(q: Query, ks: list[int]) -> list[tuple[int, str, np.ndarray | None, str, float]]:
+    """The MILP of each disjunct of ``ks`` in turn, each with an equal share of the time left:
+    (disjunct, outcome, counterexample point, reason, seconds); stops at a counterexample."""
+    out = []
+    for n, k in enumerate(ks):
+        if q.left() <= 0:
+            break
+        t = time.monotonic()
+        status, ce, why = q.milp_disjunct(k, time_limit=q.left() / (len(ks) - n),
+                                          ipm=q.opts.milp_ipm and q.prop.phases is not None)
+        out.append((k, status, None if ce is None else ce.x, why, time.monotonic() - t))
+        if status == FOUND:
+            break
+    return out
+
+
+def _milp_pass(q: Query, todo: list[int]) -> list[tuple[int, str, np.ndarray | None, str, float]]:
+    """One pass over ``todo``, dealt round-robin to the query's free cores (forked processes
+    that no longer poll the falsifier; their points are re-checked here by the caller)."""
+    free = q.opts.n_workers - (1 if q.helper_alive is not None and q.helper_alive() else 0)
+    n = max(1, min(free, len(todo))) if can_fork() else 1
+    q.stats["milp_processes"] = max(n, q.stats.get("milp_processes", 1))
+    if n == 1:
+        return _milp_slice(q, todo)
+    stop = q.stop
+
+    def run(ks: list[int]):
+        if ks is not todo_parts[0]:  # a forked child: the falsifier's pipe is the parent's
+            q.stop = None
+        return _milp_slice(q, ks)
+
+    todo_parts = [todo[w::n] for w in range(n)]
+    try:
+        got = fork_map(run, todo_parts, q.deadline)
+    finally:
+        q.stop = stop
+    return [r for part in got if part is not None for r in part]
+
+
 def milp(q: Query) -> VerificationResult | None:
     """The complete method on each disjunct still open, strongest bound first (the likeliest
-    quick refutations go first; counterexamples are the falsifier's and the attack's job).
-    Each pass gives every undecided disjunct an equal share of the time left; the ones that
-    ran out are asked again while that share grows by ``milp_retry_growth`` or more."""
+    quick refutations go first; counterexamples are the falsifier's and the attack's job),
+    on the free cores. Each pass gives every undecided disjunct an equal share of the time
+    left; the ones that ran out are asked again while that share grows by
+    ``milp_retry_growth`` or more."""
     todo = sorted(q.open_ids, key=lambda k: -float(q.lows[k].max()))
     reasons: list[str] = []
     share = 0.0
     while todo and q.left() > 0 and q.left() / len(todo) >= q.opts.milp_retry_growth * share:
         share = q.left() / len(todo)
-        reasons, undecided = [], []
-        for n, k in enumerate(todo):
-            if q.left() <= 0:
-                reasons.append("timeout")
-                undecided += todo[n:]
-                break
-            t = time.monotonic()
-            status, ce, why = q.milp_disjunct(k, time_limit=q.left() / (len(todo) - n),
-                                              ipm=q.opts.milp_ipm and q.prop.phases is not None)
-            done = f"{k}:{status}:{time.monotonic() - t:.1f}s"  # disjunct, outcome, seconds
+        decided, reasons = set(), []
+        for k, status, x, why, secs in _milp_pass(q, todo):
+            done = f"{k}:{status}:{secs:.1f}s"  # disjunct, outcome, seconds
             q.stats["milp_disjuncts"] = " ".join(filter(None, [q.stats.get("milp_disjuncts"), done]))
             if status == FOUND:
-                return q.done("falsified", "counterexample found by MILP", ce)
-            if status == UNKNOWN:
-                reasons.append(why or "timeout")
-                undecided.append(k)
-            else:
+                ce = q.confirm_point(x, q.spec)
+                if ce is not None:
+                    return q.done("falsified", "counterexample found by MILP", ce)
+                status, why = UNKNOWN, "MILP solution failed the exact float64 re-check"
+            if status == REFUTED:
+                decided.add(k)
                 q.how = "MILP"
-        todo = undecided
+            else:
+                reasons.append(why or "timeout")
+        todo = [k for k in todo if k not in decided]
     if todo:
         q.open_ids = todo
         return q.done("unknown", "; ".join(dict.fromkeys(reasons or ["timeout"])))
