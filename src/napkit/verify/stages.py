@@ -9,6 +9,7 @@ that the region is non-empty.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import time
 from collections.abc import Callable
 
@@ -273,40 +274,49 @@ def _bab(q: Query, share: float) -> VerificationResult | None:
     return None
 
 
-def _milp_slice(q: Query, ks: list[int]) -> list[tuple[int, str, np.ndarray | None, str, float]]:
-    """The MILP of each disjunct of ``ks`` in turn, each with an equal share of the time left:
-    (disjunct, outcome, counterexample point, reason, seconds); stops at a counterexample."""
+_MilpRecord = tuple[int, str, "np.ndarray | None", str, float]  # disjunct, outcome, point, reason, s
+
+
+def _milp_worker(q: Query, todo: list[int], taken, n: int) -> list[_MilpRecord]:
+    """Take the next disjunct of ``todo`` (``taken``: a shared counter) until none is left,
+    each with its share of the time left (the disjuncts not yet taken, spread over ``n``
+    processes): (disjunct, outcome, counterexample point, reason, seconds)."""
     out = []
-    for n, k in enumerate(ks):
-        if q.left() <= 0:
+    while q.left() > 0:
+        with taken.get_lock():
+            i = taken.value
+            taken.value += 1
+        if i >= len(todo):
             break
         t = time.monotonic()
-        status, ce, why = q.milp_disjunct(k, time_limit=q.left() / (len(ks) - n),
+        rounds_left = -(-(len(todo) - i) // n)  # ceil: this process's turns still to come
+        status, ce, why = q.milp_disjunct(todo[i], time_limit=q.left() / rounds_left,
                                           ipm=q.opts.milp_ipm and q.prop.phases is not None)
-        out.append((k, status, None if ce is None else ce.x, why, time.monotonic() - t))
+        out.append((todo[i], status, None if ce is None else ce.x, why, time.monotonic() - t))
         if status == FOUND:
+            with taken.get_lock():
+                taken.value = len(todo)  # the others stop after their current disjunct
             break
     return out
 
 
-def _milp_pass(q: Query, todo: list[int]) -> list[tuple[int, str, np.ndarray | None, str, float]]:
-    """One pass over ``todo``, dealt round-robin to the query's free cores (forked processes
-    that no longer poll the falsifier; their points are re-checked here by the caller)."""
+def _milp_pass(q: Query, todo: list[int]) -> list[_MilpRecord]:
+    """One pass over ``todo`` on the query's free cores: each process (this one and forked
+    ones, which no longer poll the falsifier) takes the next disjunct when it is done with
+    one; their points are re-checked here by the caller."""
     free = q.opts.n_workers - (1 if q.helper_alive is not None and q.helper_alive() else 0)
     n = max(1, min(free, len(todo))) if can_fork() else 1
     q.stats["milp_processes"] = max(n, q.stats.get("milp_processes", 1))
-    if n == 1:
-        return _milp_slice(q, todo)
+    taken = mp.get_context("fork").Value("i", 0)
     stop = q.stop
 
-    def run(ks: list[int]):
-        if ks is not todo_parts[0]:  # a forked child: the falsifier's pipe is the parent's
+    def run(part: int):
+        if part:  # a forked child: the falsifier's pipe is the parent's
             q.stop = None
-        return _milp_slice(q, ks)
+        return _milp_worker(q, todo, taken, n)
 
-    todo_parts = [todo[w::n] for w in range(n)]
     try:
-        got = fork_map(run, todo_parts, q.deadline)
+        got = fork_map(run, list(range(n)), q.deadline)
     finally:
         q.stop = stop
     return [r for part in got if part is not None for r in part]
