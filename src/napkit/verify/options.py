@@ -119,9 +119,10 @@ class VerifyOptions:
     # root node, 0.25 instead of 0.46 CPU-s per disjunct (slower where the root needs many cut
     # rounds, as class 3's disjuncts, which branch and bound proves first)
     milp_ipm: bool = True
-    # the proving MILP per disjunct on ``CompactEncoding`` (stable neurons substituted out):
-    # the same points with a fifth of the nonzeros on 256x4 (the dense input block shrinks to
-    # the first layer's unstable neurons)
+    # the proving MILP per disjunct of a query without phases on ``CompactEncoding`` (stable
+    # neurons substituted out): the same points with a fifth of the nonzeros on 256x4 (the
+    # dense input block shrinks to the first layer's unstable neurons). With phases every
+    # fixed neuron would keep a dense row there: 256x4 NAP-local class 2 took 5.6 s, not 1.5
     milp_compact: bool = True
     bab_patterns_share: float = 1 / 3  # of branch and bound's budget: pattern LPs from its candidates
     bab_batch: int = 256

@@ -152,7 +152,7 @@ class Query:
         the MILP relaxed by ``PROOF_SLACK`` is infeasible; ``found``: a re-checked point."""
         c, d = self.spec.disjuncts[k]
         end = self.until(self.left() if time_limit is None else time_limit)
-        compact = self.opts.milp_compact
+        compact = self.opts.milp_compact and self.prop.phases is None
         res = self.encoding(slack=PROOF_SLACK, compact=compact).solve(
             c, d, time_limit=end - time.monotonic(), stop=self.stop, ipm=ipm)
         self.stats["milp_s"] = self.stats.get("milp_s", 0.0) + res.seconds
