@@ -27,6 +27,24 @@ from napkit.verify.tolerances import LP_BOUND_PAD
 
 _INF = highspy.kHighsInf
 
+# HiGHS options of every MILP solve here and in ``refine.py``: one thread, no presolve (HiGHS
+# 1.14's MIP presolve, probing, ignores time_limit: 5 s asked, 32 s taken), no primal
+# heuristics (the attack and pattern-fixed LPs look for points; the refinement only uses the
+# dual bound; RINS/RENS/root reduced cost ran 10 s between two interrupt checks on a 256x2
+# domain query that, without them, is infeasible in 4 s), and no symmetry detection (0.4-0.6 s
+# of each 0.9-1.5 s MILP of a 256x4 NAP-local query, all decided at the root node).
+MILP_OPTIONS = {
+    "output_flag": False,
+    "threads": 1,
+    "presolve": "off",
+    "mip_detect_symmetry": False,
+    "mip_heuristic_effort": 0.0,
+    "mip_heuristic_run_feasibility_jump": False,
+    "mip_heuristic_run_rins": False,
+    "mip_heuristic_run_rens": False,
+    "mip_heuristic_run_root_reduced_cost": False,
+}
+
 
 @dataclass
 class MilpResult:
@@ -205,18 +223,9 @@ class MilpEncoding:
         h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("mip_max_improving_sols", 1)
         h.setOptionValue("threads", 1)
-        if not relax:  # HiGHS 1.14's MIP presolve (probing) ignores time_limit: 5 s asked, 32 s taken
-            h.setOptionValue("presolve", "off")
-            # No primal heuristics: the attack and pattern-fixed LPs look for points; HiGHS's
-            # sub-MIP heuristics (RINS, RENS, root reduced cost) ran 10 s between two interrupt
-            # checks on a 256x2 domain query that, without them, is infeasible in 4 s (9 nodes).
-            for name in ("mip_heuristic_run_rins", "mip_heuristic_run_rens",
-                         "mip_heuristic_run_root_reduced_cost", "mip_heuristic_run_feasibility_jump"):
-                h.setOptionValue(name, False)
-            h.setOptionValue("mip_heuristic_effort", 0.0)
-            # nor symmetry detection: it searched for 0.4-0.6 s of each 0.9-1.5 s MILP of a
-            # 256x4 NAP-local query (all decided at the root node, where no symmetry helps)
-            h.setOptionValue("mip_detect_symmetry", False)
+        if not relax:
+            for name, value in MILP_OPTIONS.items():
+                h.setOptionValue(name, value)
             if ipm:
                 h.setOptionValue("mip_lp_solver", "ipm")
         h.passModel(self._lp(rows, cost, relax))

@@ -64,6 +64,10 @@ class Query:
     def left(self) -> float:
         return self.deadline - time.monotonic()
 
+    def free_cores(self) -> int:
+        """The query's worker processes less the falsifier's, while it still runs."""
+        return self.opts.n_workers - (1 if self.helper_alive is not None and self.helper_alive() else 0)
+
     def until(self, seconds: float) -> float:
         """A deadline ``seconds`` from now, never past the query's."""
         return time.monotonic() + max(0.0, min(seconds, self.left()))

@@ -23,27 +23,9 @@ from napkit.network import ReluNetwork
 from napkit.verify.bounds import Bounds
 from napkit.verify.compact_milp import CompactEncoding
 from napkit.verify.forked import can_fork, fork_map
+from napkit.verify.milp import MILP_OPTIONS
 from napkit.verify.optimized import tighten_optimized
 from napkit.verify.tolerances import REFINE_BOUND_PAD
-
-# HiGHS options of a refinement solve: one thread, no presolve (HiGHS 1.14's MIP presolve
-# ignores time limits), and none of the primal heuristics (RINS, RENS, feasibility jump,
-# reduced-cost fixing): their incumbents are never used, and on 256x4 layer 1 they took
-# more than half of each 5 s solve; without them the same 5 s explored 116 nodes, not 1.
-_DUAL_BOUND_OPTIONS = {
-    "output_flag": False,
-    "threads": 1,
-    "presolve": "off",
-    "mip_detect_symmetry": False,
-    "mip_heuristic_effort": 0.0,
-    "mip_heuristic_run_feasibility_jump": False,
-    "mip_heuristic_run_rins": False,
-    "mip_heuristic_run_rens": False,
-    "mip_heuristic_run_root_reduced_cost": False,
-}
-
-
-_CHILD_GRACE_S = 5.0  # a forked slice past the deadline by more than this is killed, its bounds kept
 
 
 @dataclass
@@ -56,7 +38,7 @@ class RefineStats:
 
 def _highs(lp: highspy.HighsLp) -> highspy.Highs:
     h = highspy.Highs()
-    for name, value in _DUAL_BOUND_OPTIONS.items():
+    for name, value in MILP_OPTIONS.items():
         h.setOptionValue(name, value)
     h.passModel(lp)
     return h
@@ -110,8 +92,7 @@ def _refine_layer(enc: CompactEncoding, neurons: np.ndarray, lo: np.ndarray, up:
     one and forked ones); a slice whose process fails or overruns keeps its old bounds."""
     slices = [neurons[w::workers] for w in range(workers if can_fork() else 1)]
     slices = [part for part in slices if part.size]
-    results = fork_map(lambda part: _refine_neurons(enc, part, lo, up, per_side, deadline), slices,
-                       deadline, _CHILD_GRACE_S)
+    results = fork_map(lambda part: _refine_neurons(enc, part, lo, up, per_side, deadline), slices, deadline)
     asked, empty = 0, False
     for part, got in zip(slices, results, strict=True):
         if got is None:

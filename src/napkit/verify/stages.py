@@ -192,11 +192,8 @@ def milp_refine(q: Query) -> VerificationResult | None:
     from napkit.verify.refine import refine_with_milp
 
     t = time.monotonic()
-    def free_cores() -> int:  # a falsifier still running holds one of the query's workers
-        return o.n_workers - (1 if q.helper_alive is not None and q.helper_alive() else 0)
-
     st = refine_with_milp(q.net, q.bounds, q.until(o.refine_share * q.left()), per_side=o.refine_side_s,
-                          workers=free_cores)
+                          workers=q.free_cores)
     q.stats.update(refine_asked=st.asked, refine_stabilised=st.stabilised, refine_narrowed=st.narrowed,
                    refine_s=round(st.seconds, 3))
     q.forget_encodings()
@@ -304,8 +301,7 @@ def _milp_pass(q: Query, todo: list[int]) -> list[_MilpRecord]:
     """One pass over ``todo`` on the query's free cores: each process (this one and forked
     ones, which no longer poll the falsifier) takes the next disjunct when it is done with
     one; their points are re-checked here by the caller."""
-    free = q.opts.n_workers - (1 if q.helper_alive is not None and q.helper_alive() else 0)
-    n = max(1, min(free, len(todo))) if can_fork() else 1
+    n = max(1, min(q.free_cores(), len(todo))) if can_fork() else 1
     q.stats["milp_processes"] = max(n, q.stats.get("milp_processes", 1))
     taken = mp.get_context("fork").Value("i", 0)
     stop = q.stop
