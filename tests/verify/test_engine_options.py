@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from verify_helpers import random_net, random_phases
@@ -283,3 +285,21 @@ def test_milp_stage_on_two_processes_answers_as_on_one(seed):
             y = net.forward(res.counterexample[None])[0][0]
             assert y[label] <= np.delete(y, label).max()
     assert answers[0] == answers[1] != "unknown"
+
+
+_NUMERIC = [f.name for f in dataclasses.fields(VerifyOptions)
+            if f.type in ("float", "int") and f.name != "timeout"]
+
+
+@pytest.mark.parametrize("name", _NUMERIC)
+def test_every_budget_option_refuses_nan_and_negatives(name):
+    """Every numeric option (the refinement's and the MILP stage's included) is checked."""
+    for bad in (float("nan"), -1.0):
+        with pytest.raises(NapkitError, match=name):
+            VerifyOptions(**{name: bad})
+
+
+@pytest.mark.parametrize("name", [n for n in _NUMERIC if n.endswith("_share")])
+def test_every_share_option_refuses_more_than_the_budget(name):
+    with pytest.raises(NapkitError, match="between 0 and 1"):
+        VerifyOptions(**{name: 1.5})
