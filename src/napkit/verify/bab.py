@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import multiprocessing as mp
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,13 +29,16 @@ import torch
 from napkit.network import ReluNetwork
 from napkit.verify.bounds import Bounds
 from napkit.verify.crown import CrownLayer, CrownProblem, layer_from_bounds, optimise, torch_net
+from napkit.verify.forked import can_fork, fork_map
 from napkit.verify.optimized import with_phases
 from napkit.verify.options import VerifyOptions
+from napkit.verify.threads import one_thread
 from napkit.verify.tolerances import PROOF_SLACK
 from napkit.verify.verdict import FOUND, REFUTED, UNKNOWN, Outcome
 
 _MAX_CHECKS = 4000  # candidate points handed to ``check`` (each an exact re-check)
 _KEEP_CANDIDATES = 16  # first candidates returned to the caller (starts for pattern-fixed LPs)
+_STOPPED = "branch and bound: stopped"
 
 
 @dataclass
@@ -48,6 +52,7 @@ class BabResult:
     seconds: float = 0.0
     rows: int = 0  # (subdomain, objective row) pairs bounded
     bound: float | None = None  # unknown: the weakest open subdomain's bound (the tree's global one)
+    processes: int = 1  # that grew the tree (more after a split, ``_split``)
 
 
 @dataclass
@@ -207,12 +212,144 @@ def _limit_reason(tree: _Tree, deadline: float, stop, seen: int, max_domains: in
     if time.monotonic() > deadline:
         return f"branch and bound: time out ({len(tree.heap)} open)"
     if stop is not None and stop():
-        return "branch and bound: stopped"
+        return _STOPPED
     if seen > max_domains:
         return "branch and bound: domain limit"
     if max_open is not None and len(tree.heap) > max_open:
         return f"branch and bound: {len(tree.heap)} open, handed to the MILP"
     return ""
+
+
+class _Search:
+    """The loop of one tree (or of one process's share of it after a split) and its counts."""
+
+    def __init__(self, tree: _Tree, net, bounds, c, const, groups, check, screen, o: VerifyOptions,
+                 deadline: float, stop, max_open, max_domains: int) -> None:
+        self.tree, self.net, self.bounds = tree, net, bounds
+        self.c, self.const, self.groups = c, const, groups
+        self.check, self.screen, self.o = check, screen, o
+        self.deadline, self.stop, self.max_open, self.max_domains = deadline, stop, max_open, max_domains
+        self.t0 = time.monotonic()
+        self.seen = self.checks = self.n_rows = 0
+        self.cands: list[np.ndarray] = []
+        self.found_x: np.ndarray | None = None  # the point ``check`` confirmed (FOUND)
+        self.in_batch = np.zeros(tree.n_groups, dtype=bool)  # groups of the batch being processed
+
+    def result(self, status: Outcome, ce=None, reason: str = "") -> BabResult:
+        tree = self.tree
+        # unknown: every disjunct open in a queued domain or in the batch not fully queued yet
+        still = [int(g) for g in np.flatnonzero(self.in_batch)] if status == UNKNOWN else []
+        opened = sorted(set(tree.open_groups()) | set(still)) if status == UNKNOWN else []
+        low = float(tree.heap[0][0]) if status == UNKNOWN and tree.heap else None
+        return BabResult(status, ce, self.seen, reason, opened, self.cands, time.monotonic() - self.t0,
+                         self.n_rows, low)
+
+    def _checked(self, x: np.ndarray):
+        ce = self.check(x)
+        if ce is not None:
+            self.found_x = np.array(x, dtype=np.float64)
+        return ce
+
+    def run(self, split_now: Callable[[int], bool] | None = None) -> BabResult | None:
+        """Grow the tree to a verdict or a limit; None when ``split_now(open subdomains)`` says
+        the open subdomains should be shared out (``_split``)."""
+        tree, groups, o = self.tree, self.groups, self.o
+        while tree.heap:
+            self.in_batch = np.zeros(tree.n_groups, dtype=bool)  # the last batch is fully queued
+            why = _limit_reason(tree, self.deadline, self.stop, self.seen, self.max_domains, self.max_open)
+            if why:
+                return self.result(UNKNOWN, reason=why)
+            if split_now is not None and split_now(len(tree.heap)):
+                return None
+            take = tree.pop(o.bab_batch)
+            self.in_batch = np.logical_or.reduce([d.groups for d in take])
+            b = tree.bound(take)
+            self.seen += len(take)
+            self.n_rows += b.rows.size
+            still = b.still_open(groups, tree.n_groups)
+            alive = np.flatnonzero(still.any(1))
+            if alive.size == 0:
+                continue
+            gmax, pick = b.weakest(groups, still, alive)
+            xs = torch.where(b.ax[pick] > 0, tree.box_lo, tree.box_hi).numpy()
+            for x in xs[: max(0, _KEEP_CANDIDATES - len(self.cands))]:
+                self.cands.append(x.copy())
+            worth = np.ones(len(xs), dtype=bool) if self.screen is None else self.screen(xs)
+            for x in xs[worth]:
+                if self.checks >= _MAX_CHECKS:
+                    break
+                self.checks += 1
+                ce = self._checked(x)
+                if ce is not None:
+                    return self.result(FOUND, ce)
+            best_s, best_at = b.branching(groups, still, tree.n_h)
+            for i in alive:
+                if float(best_s[i]) < 0:
+                    out, ce, why = _leaf(self.net, self.bounds, take[i].phases, self.c, self.const, groups,
+                                         still[i], self.deadline, self._checked)
+                    if out == REFUTED:
+                        continue
+                    if out == FOUND:
+                        return self.result(FOUND, ce)
+                    return self.result(UNKNOWN, reason=f"branch and bound: leaf LP {why}")
+                key = float(gmax[i].min())
+                for child in b.children(i, still[i], groups, (int(best_at[i, 0]), int(best_at[i, 1]))):
+                    tree.push(key, child)
+        return self.result(REFUTED)
+
+
+def _split(search: _Search, n: int) -> BabResult:
+    """The open subdomains dealt round-robin, weakest first, to ``n`` processes (this one and
+    forked ones), each growing its share to the deadline. A part that ends undecided (a
+    counterexample, a limit) halts the others through a shared flag; a counterexample from a
+    child is re-checked here. Refuted only when every part is; a part that failed counts as
+    undecided on every disjunct open when the tree was split."""
+    entries = sorted(search.tree.heap, key=lambda e: e[:2])
+    open_at_split = search.tree.open_groups()
+    halt = mp.get_context("fork").Value("b", 0)
+    parent_stop = search.stop
+
+    def part(i: int) -> tuple[BabResult, np.ndarray | None]:
+        search.tree.heap = entries[i::n]  # a sorted list is a heap
+        if i:  # a forked child counts its own work; the falsifier's pipe is the parent's
+            search.seen = search.n_rows = 0
+            search.cands = []
+            search.t0 = time.monotonic()
+        search.stop = lambda: bool(halt.value) or (i == 0 and parent_stop is not None and parent_stop())
+        res = search.run()
+        if res.status != REFUTED:
+            halt.value = 1
+        return res, search.found_x
+
+    with one_thread():  # forked children must not touch the parent's OpenMP pool (they hang)
+        got = fork_map(part, list(range(n)), search.deadline)
+    parts = [g[0] for g in got if g is not None]
+    for res, x in (g for g in got if g is not None):
+        if res.status == FOUND:
+            ce = search.check(x) if x is not None else None
+            if ce is not None:
+                return _merged(parts, FOUND, ce, open_at_split)
+    if len(parts) == n and all(r.status == REFUTED for r in parts):
+        return _merged(parts, REFUTED, None, [])
+    failed = len(parts) < n or any(r.status == FOUND for r in parts)  # a point that failed here
+    return _merged(parts, UNKNOWN, None, open_at_split if failed else None)
+
+
+def _merged(parts: list[BabResult], status: Outcome, ce, open_groups: list[int] | None) -> BabResult:
+    """One result from the parts of a split tree (``open_groups`` None: the parts' union)."""
+    res = BabResult(status, ce, domains=sum(r.domains for r in parts), rows=sum(r.rows for r in parts),
+                    candidates=[x for r in parts for x in r.candidates][:_KEEP_CANDIDATES],
+                    seconds=max((r.seconds for r in parts), default=0.0), processes=len(parts))
+    if status != UNKNOWN:
+        return res
+    undecided = [r for r in parts if r.status != REFUTED]
+    reasons = [r.reason for r in undecided if r.reason and r.reason != _STOPPED]
+    res.reason = (reasons or [_STOPPED])[0]
+    union = sorted({g for r in undecided for g in r.open_groups})
+    res.open_groups = union if open_groups is None else open_groups
+    bounds = [r.bound for r in undecided if r.bound is not None]
+    res.bound = min(bounds) if bounds else None
+    return res
 
 
 def branch_and_bound(
@@ -230,6 +367,7 @@ def branch_and_bound(
     max_open: int | None = None,
     root_warm: tuple[dict, dict] | None = None,
     max_domains: int = 200000,
+    workers: int | Callable[[], int] | None = None,
 ) -> BabResult:
     """Prove that on the region of ``bounds``, for every disjunct, some row of ``c @ y + const``
     is positive. ``groups[i]``: the disjunct of row i (default: all rows form one).
@@ -243,7 +381,10 @@ def branch_and_bound(
     its ``bab_batch``, ``bab_iters``, ``bab_lr``, ``bab_dtype``, ``bab_keep_best`` (each
     subdomain keeps its best Adam iterate, else the last one) and ``bab_best_bound`` (with the
     last iterate, a subdomain's bound is the best iterate's when that is higher; its children
-    still start from the last). ``status``: ``refuted`` when every disjunct is refuted on every
+    still start from the last). ``workers`` (a count, or a callable asked before each batch, as
+    the falsifier's core may come free): once ``bab_split_domains`` subdomains are open and two
+    or more processes are available, the open subdomains are shared out among them
+    (``_split``); never with ``max_open``. ``status``: ``refuted`` when every disjunct is refuted on every
     subdomain, ``found`` with a counterexample ``check`` confirmed, else ``unknown``.
     """
     t0 = time.monotonic()
@@ -259,57 +400,21 @@ def branch_and_bound(
         root_warm = ({j: v for j, v in root_warm[0].items() if j in tree.alpha_keys and v.shape[0] == n},
                      {j: v for j, v in root_warm[1].items() if j < tree.n_h and v.shape[0] == n})
     tree.push(-np.inf, _Domain([p.copy() for p in root_ph], np.ones(tree.n_groups, dtype=bool), root_warm))
-    seen, checks, n_rows = 0, 0, 0
-    cands: list[np.ndarray] = []
+    search = _Search(tree, net, bounds, c, const, groups, check, screen, o, deadline, stop, max_open,
+                     max_domains)
+    search.t0 = t0
+    if max_open is not None or workers is None or not can_fork():
+        return search.run()
 
-    in_batch = np.zeros(tree.n_groups, dtype=bool)  # groups of the batch being processed
+    def split_now(n_open: int) -> bool:
+        return n_open >= o.bab_split_domains and _count(workers) >= 2
 
-    def result(status: Outcome, ce=None, reason=""):
-        # unknown: every disjunct open in a queued domain or in the batch not fully queued yet
-        still = [int(g) for g in np.flatnonzero(in_batch)] if status == UNKNOWN else []
-        opened = sorted(set(tree.open_groups()) | set(still)) if status == UNKNOWN else []
-        low = float(tree.heap[0][0]) if status == UNKNOWN and tree.heap else None
-        return BabResult(status, ce, seen, reason, opened, cands, time.monotonic() - t0, n_rows, low)
+    res = search.run(split_now)
+    return res if res is not None else _split(search, _count(workers))
 
-    while tree.heap:
-        in_batch = np.zeros(tree.n_groups, dtype=bool)  # the last batch is fully queued
-        why = _limit_reason(tree, deadline, stop, seen, max_domains, max_open)
-        if why:
-            return result(UNKNOWN, reason=why)
-        take = tree.pop(o.bab_batch)
-        in_batch = np.logical_or.reduce([d.groups for d in take])
-        b = tree.bound(take)
-        seen += len(take)
-        n_rows += b.rows.size
-        still = b.still_open(groups, tree.n_groups)
-        alive = np.flatnonzero(still.any(1))
-        if alive.size == 0:
-            continue
-        gmax, pick = b.weakest(groups, still, alive)
-        xs = torch.where(b.ax[pick] > 0, tree.box_lo, tree.box_hi).numpy()
-        for x in xs[: max(0, _KEEP_CANDIDATES - len(cands))]:
-            cands.append(x.copy())
-        worth = np.ones(len(xs), dtype=bool) if screen is None else screen(xs)
-        for x in xs[worth]:
-            if checks >= _MAX_CHECKS:
-                break
-            checks += 1
-            ce = check(x)
-            if ce is not None:
-                return result(FOUND, ce)
-        best_s, best_at = b.branching(groups, still, tree.n_h)
-        for i in alive:
-            if float(best_s[i]) < 0:
-                out, ce, why = _leaf(net, bounds, take[i].phases, c, const, groups, still[i], deadline, check)
-                if out == REFUTED:
-                    continue
-                if out == FOUND:
-                    return result(FOUND, ce)
-                return result(UNKNOWN, reason=f"branch and bound: leaf LP {why}")
-            key = float(gmax[i].min())
-            for child in b.children(i, still[i], groups, (int(best_at[i, 0]), int(best_at[i, 1]))):
-                tree.push(key, child)
-    return result(REFUTED)
+
+def _count(workers: int | Callable[[], int]) -> int:
+    return max(1, workers() if callable(workers) else int(workers))
 
 
 def _leaf(net, bounds, phases, c, const, groups, still, deadline, check

@@ -246,9 +246,11 @@ def _bab(q: Query, share: float) -> VerificationResult | None:
         deadline=q.until(budget * (1 - o.bab_patterns_share if o.patterns and q.stop is None else 1)),
         check=lambda x: q.confirm_point(x, q.spec), groups=groups, screen=q.screen, options=o, stop=q.stop,
         max_open=o.handoff_open if q.prop.phases is not None and n <= o.handoff_max_unstable else None,
+        workers=q.free_cores,
     )
     q.add_time("bab_s", t)
     q.stats["bab_domains"] = q.stats.get("bab_domains", 0) + res.domains
+    q.stats["bab_processes"] = max(res.processes, q.stats.get("bab_processes", 1))
     if res.status == FOUND:
         return q.done("falsified", "counterexample found by branch and bound", res.counterexample)
     if res.status == REFUTED:
