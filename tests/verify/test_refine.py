@@ -76,3 +76,22 @@ def test_two_processes_refine_as_one(seed):
     for k in range(len(net.layer_sizes)):
         np.testing.assert_allclose(one.lower[k], two.lower[k], atol=1e-6)
         np.testing.assert_allclose(one.upper[k], two.upper[k], atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_another_pass_follows_while_time_is_left(seed):
+    """A pass that ends early is followed by one with more time per side while the last
+    narrowed something; on a small network every MILP is solved, so the second pass starts
+    from the same models, narrows nothing and the intervals are those of one pass."""
+    rng = np.random.default_rng(970 + seed)
+    net = random_net(rng, 3, [8, 8, 8], 3)
+    box = InputBox(np.zeros(3), np.ones(3))
+    one, many = propagate(net, box), propagate(net, box)
+    s1 = refine_with_milp(net, one, time.monotonic() + 60, per_side=10.0)
+    s2 = refine_with_milp(net, many, time.monotonic() + 60, per_side=10.0, side_growth=2.0)
+    assert s1.passes == 1
+    assert s2.passes == (2 if s1.narrowed else 1)
+    assert s2.narrowed == s1.narrowed
+    for k in range(len(net.layer_sizes)):
+        np.testing.assert_allclose(one.lower[k], many.lower[k], atol=1e-6)
+        np.testing.assert_allclose(one.upper[k], many.upper[k], atol=1e-6)

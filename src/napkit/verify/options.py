@@ -154,6 +154,9 @@ class VerifyOptions:
     # refinement took 118 s to -0.44, then the compact MILP refuted the 9 disjuncts in 126 s
     refine_share: float = 0.5
     refine_side_s: float = 0.3  # HiGHS time limit per neuron's minimum and per its maximum
+    # a pass over every layer that ends within ``refine_share`` is followed by another with
+    # this many times the time per side (0: one pass)
+    refine_side_growth: float = 2.0
     refine_min_layers: int = 3
     # NAP queries (``napfalsify.py``): of the points given with the query, how many violating
     # followers are re-checked, and how many followers closest to a violation start the

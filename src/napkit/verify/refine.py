@@ -32,8 +32,9 @@ from napkit.verify.tolerances import REFINE_BOUND_PAD
 class RefineStats:
     asked: int = 0  # MILP solves (two per neuron: its minimum and its maximum)
     stabilised: int = 0
-    narrowed: int = 0  # neurons whose interval shrank
+    narrowed: int = 0  # neurons whose interval shrank (counted once per pass)
     seconds: float = 0.0
+    passes: int = 0  # over every hidden layer (the last one may be cut by the deadline)
 
 
 def _highs(lp: highspy.HighsLp) -> highspy.Highs:
@@ -107,15 +108,32 @@ def _refine_layer(enc: CompactEncoding, neurons: np.ndarray, lo: np.ndarray, up:
 
 def refine_with_milp(
     net: ReluNetwork, bounds: Bounds, deadline: float, per_side: float = 0.3, opt_iters: int = 20,
-    workers: int | Callable[[], int] = 1,
+    workers: int | Callable[[], int] = 1, side_growth: float = 0.0,
 ) -> RefineStats:
     """In place: tighten every unstable neuron's interval, layer by layer from hidden layer 1
     (layer 0's bounds are exact over the box), by the MILP of the layers below, with
     ``workers`` processes per layer (a callable: asked again before each layer, as the cores
-    another process holds may come free)."""
+    another process holds may come free). A pass over every layer that ends before
+    ``deadline`` is followed by another with ``per_side`` times ``side_growth`` (when > 1),
+    from the tighter bounds, as long as the last pass narrowed some interval."""
     t0 = time.monotonic()
     st = RefineStats()
+    while time.monotonic() < deadline and not bounds.vacuous:
+        narrowed = _refine_pass(net, bounds, deadline, per_side, opt_iters, workers, st)
+        st.passes += 1
+        if not narrowed or side_growth <= 1:
+            break
+        per_side *= side_growth
+    st.seconds = time.monotonic() - t0
+    return st
+
+
+def _refine_pass(net: ReluNetwork, bounds: Bounds, deadline: float, per_side: float, opt_iters: int,
+                 workers: int | Callable[[], int], st: RefineStats) -> int:
+    """One pass over the hidden layers (``refine_with_milp``), counted into ``st``; the
+    number of neurons it narrowed."""
     n_h = len(net.layer_sizes)
+    narrowed = 0
     for k in range(1, n_h):
         lo, up = bounds.lower[k], bounds.upper[k]
         unst = np.flatnonzero((lo < 0) & (up > 0))
@@ -127,7 +145,9 @@ def refine_with_milp(
         asked, empty = _refine_layer(CompactEncoding(net, bounds, upto=k), unst, lo, up, per_side,
                                      deadline, max(1, workers() if callable(workers) else workers))
         st.asked += asked
-        st.narrowed += int(((lo[unst] > lo0) | (up[unst] < up0)).sum())
+        moved = int(((lo[unst] > lo0) | (up[unst] < up0)).sum())
+        narrowed += moved
+        st.narrowed += moved
         st.stabilised += int(((lo[unst] >= 0) | (up[unst] <= 0)).sum())
         if empty or (lo > up).any():
             bounds.vacuous = True
@@ -135,5 +155,4 @@ def refine_with_milp(
             break
         if k + 1 < n_h and time.monotonic() < deadline:
             tighten_optimized(net, bounds, iters=opt_iters, deadline=deadline, layers=list(range(k + 1, n_h)))
-    st.seconds = time.monotonic() - t0
-    return st
+    return narrowed
