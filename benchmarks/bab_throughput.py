@@ -9,7 +9,9 @@ Routes, each for ``--seconds`` from the same optimised root bounds:
 - before: the old tree on the first open disjunct only (float64, batches of 32), as the
   old engine ran it (the MILP took the other disjuncts);
 - after-f64-32: today's tree over every open disjunct, float64, batches of 32;
-- after: today's tree as the engine runs it (float32 ascent, batches of 256).
+- after: today's tree as the engine runs it (float32 ascent, batches of 256), one process;
+- after-2proc: the same tree shared out over two processes once 512 subdomains are open
+  (``bab._split``, as the engine does once the falsifier's core is free).
 A domain of the old tree bounds one disjunct, today's bounds every disjunct still open on
 it: "rows/s" counts (domain, disjunct row) pairs and is the fair throughput figure.
 """
@@ -102,15 +104,17 @@ def measure(which: str, before, seconds: float) -> None:
         y, pre = net.forward(xs)
         return prop.box.contains(xs) & follows_phases(pre, prop.phases) & prop.output.violated(y)
 
-    def after(batch, dtype):
+    def after(batch, dtype, workers=None):
         return branch_and_bound(net, b, c, -d, time.monotonic() + seconds, check, groups=np.arange(c.shape[0]),
-                                screen=screen, options=VerifyOptions(bab_batch=batch, bab_dtype=dtype))
+                                screen=screen, options=VerifyOptions(bab_batch=batch, bab_dtype=dtype),
+                                workers=workers)
 
     rates = {}
     routes = [
         ("before", lambda: before(net, b, c[:1], -d[:1], time.monotonic() + seconds, check)),
         ("after-f64-32", lambda: after(32, "float64")),
         ("after", lambda: after(256, "float32")),
+        ("after-2proc", lambda: after(256, "float32", workers=2)),
     ]
     for name, go in routes:
         t = time.monotonic()
@@ -120,8 +124,9 @@ def measure(which: str, before, seconds: float) -> None:
         rates[name] = rows / secs
         print(f"| {which} | {n_unst} | {c.shape[0]} | {name} | {res.domains} | "
               f"{res.domains / secs:.0f} | {rows / secs:.0f} | {res.status} |", flush=True)
-    print(f"| {which} | | | after / before (rows/s) | | | {rates['after'] / rates['before']:.2f}x | |",
-          flush=True)
+    for name in ("after", "after-2proc"):
+        print(f"| {which} | | | {name} / before (rows/s) | | | {rates[name] / rates['before']:.2f}x | |",
+              flush=True)
 
 
 def main(argv=None) -> int:
