@@ -11,7 +11,8 @@ and with ``--lp`` the region's LP (``naplp.tighten_layer``, a few minutes on 256
 those needs: ``--walk`` climbs each unit by pattern-fixed LPs (``PatternSearch.climb``) from
 the followers that push it furthest (how far inputs that follow the NAP are seen to reach),
 ``--milp S`` bounds each unit by a MILP of the layers below it at ``S`` seconds per side
-(HiGHS's dual bound, as in ``vnncomp_root_probe.py``).
+(HiGHS's dual bound, as in ``vnncomp_root_probe.py``); ``--refine S`` runs the MILP
+refinement of every layer (``refine.py``) for at most ``S`` seconds first.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def main(argv=None) -> int:
     ap.add_argument("--walk-seconds", type=float, default=60.0, help="seconds per climb at most")
     ap.add_argument("--milp", type=float, default=0.0, metavar="S",
                     help="also the units' bounds by a MILP of the layers below, S seconds per side")
+    ap.add_argument("--refine", type=float, default=0.0, metavar="S",
+                    help="first the optimised bounds, then the MILP refinement of every layer "
+                         "(refine.py, 0.3 s per side, both cores) for at most S seconds")
     args = ap.parse_args(argv)
     from napkit.network import from_onnx, load_onnx_model
     from napkit.patterns import mine
@@ -63,6 +67,8 @@ def main(argv=None) -> int:
     margin = y[fol, args.cls] - np.delete(y[fol], args.cls, axis=1).max(axis=1)
     print(f"  followers {int(fol.sum())}: units reach {np.round(t_data.max(axis=0), 2).tolist()}, "
           f"smallest margin {margin.min():.4f}")
+    if args.refine > 0:
+        refine_units(net, b, k, units, args.refine)
     if args.lp:
         from napkit.verify.milp import MilpEncoding
         from napkit.verify.naplp import RegionLp, tighten_layer
@@ -99,6 +105,24 @@ def main(argv=None) -> int:
             there = f" (second unit there >= {first[r][1]:.1f})" if units.size == 2 else ""
             print(f"  rival {r}: smallest first unit with a violation {first[r][0]:.1f}{there}")
     return 0
+
+
+def refine_units(net, b, k, units, seconds: float) -> None:
+    """The units' upper bounds after the optimised bounds and after the MILP refinement (the
+    stage deep VNN-COMP queries get), with the free neurons per layer before and after."""
+    from napkit.verify.optimized import tighten_optimized
+    from napkit.verify.refine import refine_with_milp
+
+    def free():
+        return [int(((lo < 0) & (up > 0)).sum()) for lo, up in zip(b.lower, b.upper, strict=True)]
+
+    t0 = time.monotonic()
+    tighten_optimized(net, b, iters=20)
+    print(f"  optimised bounds ({time.monotonic() - t0:.0f} s): units {np.round(b.upper[k][units], 1).tolist()}, "
+          f"free neurons per layer {free()}")
+    st = refine_with_milp(net, b, time.monotonic() + seconds, workers=2)
+    print(f"  MILP-refined ({st.seconds:.0f} s, {st.asked} solves, {st.narrowed} narrowed, {st.stabilised} "
+          f"stabilised): units {np.round(b.upper[k][units], 1).tolist()}, free neurons per layer {free()}")
 
 
 def climb_units(net, b, ph, k, units, followers, pre_k, args) -> None:
