@@ -287,6 +287,27 @@ def test_milp_stage_on_two_processes_answers_as_on_one(seed):
     assert answers[0] == answers[1] != "unknown"
 
 
+def test_milp_seconds_count_every_process(monkeypatch):
+    """``milp_s`` adds the HiGHS time of the forked process's disjuncts to this one's: each
+    (stubbed) disjunct reports one second, so the total is the number of disjuncts."""
+    from napkit.verify.verdict import REFUTED
+
+    def one_second(q, k, time_limit=None, ipm=False):
+        q.stats["milp_s"] = q.stats.get("milp_s", 0.0) + 1.0
+        return REFUTED, None, ""
+
+    monkeypatch.setattr(Query, "milp_disjunct", one_second)
+    rng = np.random.default_rng(7)
+    net = random_net(rng, 3, [10, 10], 5)
+    prop = Property(InputBox(np.zeros(3), np.ones(3)), robustness_spec(0, 5)).check(net.layer_sizes, 3, 5)
+    q = Query(net, prop, VerifyOptions(timeout=30.0, workers=2))
+    symbolic_bounds(q)
+    q.open_ids = [0, 1, 2, 3]  # the rival classes' disjuncts, whatever the bounds decided
+    assert milp(q) is None
+    assert q.stats["milp_processes"] == 2
+    assert q.stats["milp_s"] == 4.0
+
+
 _NUMERIC = [f.name for f in dataclasses.fields(VerifyOptions)
             if f.type in ("float", "int") and f.name != "timeout"]
 

@@ -311,13 +311,18 @@ def _milp_pass(q: Query, todo: list[int]) -> list[_MilpRecord]:
     def run(part: int):
         if part:  # a forked child: the falsifier's pipe is the parent's
             q.stop = None
-        return _milp_worker(q, todo, taken, n)
+        before = q.stats.get("milp_s", 0.0)
+        records = _milp_worker(q, todo, taken, n)
+        return records, q.stats.get("milp_s", 0.0) - before
 
     try:
         got = fork_map(run, list(range(n)), q.deadline)
     finally:
         q.stop = stop
-    return [r for part in got if part is not None for r in part]
+    for part in got[1:]:  # the children's HiGHS time (the parent's is counted already)
+        if part is not None:
+            q.stats["milp_s"] = q.stats.get("milp_s", 0.0) + part[1]
+    return [r for part in got if part is not None for r in part[0]]
 
 
 def milp(q: Query) -> VerificationResult | None:
