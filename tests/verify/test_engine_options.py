@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 import pytest
@@ -293,6 +294,7 @@ def test_milp_seconds_count_every_process(monkeypatch):
     from napkit.verify.verdict import REFUTED
 
     def one_second(q, k, time_limit=None, ipm=False):
+        time.sleep(0.3)  # long enough for the forked process to take disjuncts too
         q.stats["milp_s"] = q.stats.get("milp_s", 0.0) + 1.0
         return REFUTED, None, ""
 
@@ -306,6 +308,7 @@ def test_milp_seconds_count_every_process(monkeypatch):
     assert milp(q) is None
     assert q.stats["milp_processes"] == 2
     assert q.stats["milp_s"] == 4.0
+    assert sum(int(r.split(":")[0]) >= 0 for r in q.stats["milp_disjuncts"].split()) == 4
 
 
 _NUMERIC = [f.name for f in dataclasses.fields(VerifyOptions)
