@@ -69,13 +69,17 @@ def test_split_and_single_tree_give_the_same_verdict(seed):
     assert all(s == (FOUND if bad.any() else REFUTED) for s in decided)
 
 
-def test_a_part_whose_process_fails_leaves_the_tree_undecided():
-    """A child whose ``check`` raises sends nothing back: its share of the subdomains is not
-    refuted, so the tree is not either, and the disjuncts open at the split stay open."""
+@pytest.mark.parametrize("how", ["raises", "exits"])
+def test_a_part_whose_process_fails_leaves_the_tree_undecided(how):
+    """A child whose ``check`` raises, or whose process exits, sends nothing back: its share
+    of the subdomains is not refuted, so the tree is not either, and the disjuncts open at
+    the split stay open."""
     parent = os.getpid()
 
     def check(z):
         if os.getpid() != parent:
+            if how == "exits":
+                os._exit(3)
             raise RuntimeError("a child's failure")
         return None
 
@@ -89,5 +93,6 @@ def test_a_part_whose_process_fails_leaves_the_tree_undecided():
         res = _tree(net, b, spec, check, workers=2)
         assert res.status == UNKNOWN
         assert res.open_groups
+        assert res.bound is None
         return
     pytest.skip("no seed gave a true property that needs a tree")

@@ -301,24 +301,31 @@ class _Search:
 def _split(search: _Search, n: int) -> BabResult:
     """The open subdomains dealt round-robin, weakest first, to ``n`` processes (this one and
     forked ones), each growing its share to the deadline. A part that ends undecided (a
-    counterexample, a limit) halts the others through a shared flag; a counterexample from a
-    child is re-checked here. Refuted only when every part is; a part that failed counts as
-    undecided on every disjunct open when the tree was split."""
+    counterexample, a limit, an error) halts the others through a shared flag; a
+    counterexample from a child is re-checked here. Refuted only when every part is; a part
+    that failed counts as undecided on every disjunct open when the tree was split."""
     entries = sorted(search.tree.heap, key=lambda e: e[:2])
-    open_at_split = search.tree.open_groups()
-    halt = mp.get_context("fork").Value("b", 0)
+    shares = [entries[i::n] for i in range(n)]  # sorted lists are heaps
+    del entries
+    search.tree.heap = []
+    open_at_split = sorted({int(g) for share in shares for *_, d in share for g in np.flatnonzero(d.groups)})
+    halt = mp.get_context("fork").Value("b", 0, lock=False)  # one byte: no lock to die holding
     parent_stop = search.stop
 
     def part(i: int) -> tuple[BabResult, np.ndarray | None]:
-        search.tree.heap = entries[i::n]  # a sorted list is a heap
+        search.tree.heap = shares[i]
+        shares[:] = []  # only this share stays alive in this process
         if i:  # a forked child counts its own work; the falsifier's pipe is the parent's
             search.seen = search.n_rows = 0
             search.cands = []
             search.t0 = time.monotonic()
         search.stop = lambda: bool(halt.value) or (i == 0 and parent_stop is not None and parent_stop())
-        res = search.run()
-        if res.status != REFUTED:
-            halt.value = 1
+        res = None
+        try:
+            res = search.run()
+        finally:  # an error halts the others as an undecided share does
+            if res is None or res.status != REFUTED:
+                halt.value = 1
         return res, search.found_x
 
     with one_thread():  # forked children must not touch the parent's OpenMP pool (they hang)
@@ -332,7 +339,10 @@ def _split(search: _Search, n: int) -> BabResult:
     if len(parts) == n and all(r.status == REFUTED for r in parts):
         return _merged(parts, REFUTED, None, [])
     failed = len(parts) < n or any(r.status == FOUND for r in parts)  # a point that failed here
-    return _merged(parts, UNKNOWN, None, open_at_split if failed else None)
+    res = _merged(parts, UNKNOWN, None, open_at_split if failed else None)
+    if failed:
+        res.bound = None  # the parts that came back do not bound the whole tree
+    return res
 
 
 def _merged(parts: list[BabResult], status: Outcome, ce, open_groups: list[int] | None) -> BabResult:

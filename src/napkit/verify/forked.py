@@ -36,24 +36,28 @@ def fork_map(fn: Callable[[P], R], parts: Sequence[P], deadline: float, grace: f
         return []
     ctx = mp.get_context("fork")
     kids = []
-    for part in parts[1:]:
-        recv, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_child, args=(send, fn, part), daemon=True)
-        proc.start()
-        send.close()
-        kids.append((recv, proc))
-    results: list[R | None] = [fn(parts[0])]
-    for recv, proc in kids:
-        wait = min(max(deadline - time.monotonic(), 0.0) + grace, _LONGEST_WAIT_S)
-        try:
-            results.append(recv.recv() if recv.poll(wait) else None)
-        except (EOFError, OSError):
-            results.append(None)
-        if proc.is_alive():
-            proc.kill()
-        proc.join()
-        recv.close()
-    return results
+    try:
+        for part in parts[1:]:
+            recv, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_child, args=(send, fn, part), daemon=True)
+            kids.append((recv, proc))
+            proc.start()
+            send.close()
+        results: list[R | None] = [fn(parts[0])]
+        for recv, _ in kids:
+            wait = min(max(deadline - time.monotonic(), 0.0) + grace, _LONGEST_WAIT_S)
+            try:
+                results.append(recv.recv() if recv.poll(wait) else None)
+            except (EOFError, OSError):
+                results.append(None)
+        return results
+    finally:  # also when this process's part or a fork raised: no child outlives the call
+        for recv, proc in kids:
+            if proc.is_alive():
+                proc.kill()
+            if proc.pid is not None:
+                proc.join()
+            recv.close()
 
 
 def can_fork() -> bool:
