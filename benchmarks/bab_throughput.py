@@ -11,7 +11,7 @@ Routes, each for ``--seconds`` from the same optimised root bounds:
 - after-f64-32: today's tree over every open disjunct, float64, batches of 32;
 - after: today's tree as the engine runs it (float32 ascent, batches of 256), one process;
 - after-2proc: the same tree shared out over two processes once 512 subdomains are open
-  (``bab._split``, as the engine does once the falsifier's core is free).
+  (``bab_split.py``, as the engine does once the falsifier's core is free).
 A domain of the old tree bounds one disjunct, today's bounds every disjunct still open on
 it: "rows/s" counts (domain, disjunct row) pairs and is the fair throughput figure.
 """

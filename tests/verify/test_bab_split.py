@@ -1,4 +1,4 @@
-"""Branch and bound shared out over two processes (``bab._split``): the same verdicts as
+"""Branch and bound shared out over two processes (``bab_split.py``): the same verdicts as
 a fine grid on tiny 2-d networks, counterexamples re-checked, a failed part never proves."""
 
 import os

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import multiprocessing as mp
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,16 +28,15 @@ import torch
 from napkit.network import ReluNetwork
 from napkit.verify.bounds import Bounds
 from napkit.verify.crown import CrownLayer, CrownProblem, layer_from_bounds, optimise, torch_net
-from napkit.verify.forked import can_fork, fork_map
+from napkit.verify.forked import can_fork
 from napkit.verify.optimized import with_phases
 from napkit.verify.options import VerifyOptions
-from napkit.verify.threads import one_thread
 from napkit.verify.tolerances import PROOF_SLACK
 from napkit.verify.verdict import FOUND, REFUTED, UNKNOWN, Outcome
 
 _MAX_CHECKS = 4000  # candidate points handed to ``check`` (each an exact re-check)
-_KEEP_CANDIDATES = 16  # first candidates returned to the caller (starts for pattern-fixed LPs)
-_STOPPED = "branch and bound: stopped"
+KEEP_CANDIDATES = 16  # first candidates returned to the caller (starts for pattern-fixed LPs)
+STOPPED = "branch and bound: stopped"
 
 
 @dataclass
@@ -52,7 +50,7 @@ class BabResult:
     seconds: float = 0.0
     rows: int = 0  # (subdomain, objective row) pairs bounded
     bound: float | None = None  # unknown: the weakest open subdomain's bound (the tree's global one)
-    processes: int = 1  # that grew the tree (more after a split, ``_split``)
+    processes: int = 1  # that grew the tree (more after a split, ``bab_split.py``)
 
 
 @dataclass
@@ -212,7 +210,7 @@ def _limit_reason(tree: _Tree, deadline: float, stop, seen: int, max_domains: in
     if time.monotonic() > deadline:
         return f"branch and bound: time out ({len(tree.heap)} open)"
     if stop is not None and stop():
-        return _STOPPED
+        return STOPPED
     if seen > max_domains:
         return "branch and bound: domain limit"
     if max_open is not None and len(tree.heap) > max_open:
@@ -220,7 +218,7 @@ def _limit_reason(tree: _Tree, deadline: float, stop, seen: int, max_domains: in
     return ""
 
 
-class _Search:
+class TreeSearch:
     """The loop of one tree (or of one process's share of it after a split) and its counts."""
 
     def __init__(self, tree: _Tree, net, bounds, c, const, groups, check, screen, o: VerifyOptions,
@@ -252,7 +250,7 @@ class _Search:
 
     def run(self, split_now: Callable[[int], bool] | None = None) -> BabResult | None:
         """Grow the tree to a verdict or a limit; None when ``split_now(open subdomains)`` says
-        the open subdomains should be shared out (``_split``)."""
+        the open subdomains should be shared out (``bab_split.split_search``)."""
         tree, groups, o = self.tree, self.groups, self.o
         while tree.heap:
             self.in_batch = np.zeros(tree.n_groups, dtype=bool)  # the last batch is fully queued
@@ -272,7 +270,7 @@ class _Search:
                 continue
             gmax, pick = b.weakest(groups, still, alive)
             xs = torch.where(b.ax[pick] > 0, tree.box_lo, tree.box_hi).numpy()
-            for x in xs[: max(0, _KEEP_CANDIDATES - len(self.cands))]:
+            for x in xs[: max(0, KEEP_CANDIDATES - len(self.cands))]:
                 self.cands.append(x.copy())
             worth = np.ones(len(xs), dtype=bool) if self.screen is None else self.screen(xs)
             for x in xs[worth]:
@@ -296,70 +294,6 @@ class _Search:
                 for child in b.children(i, still[i], groups, (int(best_at[i, 0]), int(best_at[i, 1]))):
                     tree.push(key, child)
         return self.result(REFUTED)
-
-
-def _split(search: _Search, n: int) -> BabResult:
-    """The open subdomains dealt round-robin, weakest first, to ``n`` processes (this one and
-    forked ones), each growing its share to the deadline. A part that ends undecided (a
-    counterexample, a limit, an error) halts the others through a shared flag; a
-    counterexample from a child is re-checked here. Refuted only when every part is; a part
-    that failed counts as undecided on every disjunct open when the tree was split."""
-    entries = sorted(search.tree.heap, key=lambda e: e[:2])
-    shares = [entries[i::n] for i in range(n)]  # sorted lists are heaps
-    del entries
-    search.tree.heap = []
-    open_at_split = sorted({int(g) for share in shares for *_, d in share for g in np.flatnonzero(d.groups)})
-    halt = mp.get_context("fork").Value("b", 0, lock=False)  # one byte: no lock to die holding
-    parent_stop = search.stop
-
-    def part(i: int) -> tuple[BabResult, np.ndarray | None]:
-        search.tree.heap = shares[i]
-        shares[:] = []  # only this share stays alive in this process
-        if i:  # a forked child counts its own work; the falsifier's pipe is the parent's
-            search.seen = search.n_rows = 0
-            search.cands = []
-            search.t0 = time.monotonic()
-        search.stop = lambda: bool(halt.value) or (i == 0 and parent_stop is not None and parent_stop())
-        res = None
-        try:
-            res = search.run()
-        finally:  # an error halts the others as an undecided share does
-            if res is None or res.status != REFUTED:
-                halt.value = 1
-        return res, search.found_x
-
-    with one_thread():  # forked children must not touch the parent's OpenMP pool (they hang)
-        got = fork_map(part, list(range(n)), search.deadline)
-    parts = [g[0] for g in got if g is not None]
-    for res, x in (g for g in got if g is not None):
-        if res.status == FOUND:
-            ce = search.check(x) if x is not None else None
-            if ce is not None:
-                return _merged(parts, FOUND, ce, open_at_split)
-    if len(parts) == n and all(r.status == REFUTED for r in parts):
-        return _merged(parts, REFUTED, None, [])
-    failed = len(parts) < n or any(r.status == FOUND for r in parts)  # a point that failed here
-    res = _merged(parts, UNKNOWN, None, open_at_split if failed else None)
-    if failed:
-        res.bound = None  # the parts that came back do not bound the whole tree
-    return res
-
-
-def _merged(parts: list[BabResult], status: Outcome, ce, open_groups: list[int] | None) -> BabResult:
-    """One result from the parts of a split tree (``open_groups`` None: the parts' union)."""
-    res = BabResult(status, ce, domains=sum(r.domains for r in parts), rows=sum(r.rows for r in parts),
-                    candidates=[x for r in parts for x in r.candidates][:_KEEP_CANDIDATES],
-                    seconds=max((r.seconds for r in parts), default=0.0), processes=len(parts))
-    if status != UNKNOWN:
-        return res
-    undecided = [r for r in parts if r.status != REFUTED]
-    reasons = [r.reason for r in undecided if r.reason and r.reason != _STOPPED]
-    res.reason = (reasons or [_STOPPED])[0]
-    union = sorted({g for r in undecided for g in r.open_groups})
-    res.open_groups = union if open_groups is None else open_groups
-    bounds = [r.bound for r in undecided if r.bound is not None]
-    res.bound = min(bounds) if bounds else None
-    return res
 
 
 def branch_and_bound(
@@ -394,8 +328,9 @@ def branch_and_bound(
     still start from the last). ``workers`` (a count, or a callable asked before each batch, as
     the falsifier's core may come free): once ``bab_split_domains`` subdomains are open and two
     or more processes are available, the open subdomains are shared out among them
-    (``_split``); never with ``max_open``. ``status``: ``refuted`` when every disjunct is refuted on every
-    subdomain, ``found`` with a counterexample ``check`` confirmed, else ``unknown``.
+    (``bab_split.py``); never with ``max_open``. ``status``: ``refuted`` when every disjunct
+    is refuted on every subdomain, ``found`` with a counterexample ``check`` confirmed, else
+    ``unknown``.
     """
     t0 = time.monotonic()
     o = VerifyOptions() if options is None else options
@@ -410,7 +345,7 @@ def branch_and_bound(
         root_warm = ({j: v for j, v in root_warm[0].items() if j in tree.alpha_keys and v.shape[0] == n},
                      {j: v for j, v in root_warm[1].items() if j < tree.n_h and v.shape[0] == n})
     tree.push(-np.inf, _Domain([p.copy() for p in root_ph], np.ones(tree.n_groups, dtype=bool), root_warm))
-    search = _Search(tree, net, bounds, c, const, groups, check, screen, o, deadline, stop, max_open,
+    search = TreeSearch(tree, net, bounds, c, const, groups, check, screen, o, deadline, stop, max_open,
                      max_domains)
     search.t0 = t0
     if max_open is not None or workers is None or not can_fork():
@@ -420,7 +355,11 @@ def branch_and_bound(
         return n_open >= o.bab_split_domains and _count(workers) >= 2
 
     res = search.run(split_now)
-    return res if res is not None else _split(search, _count(workers))
+    if res is not None:
+        return res
+    from napkit.verify.bab_split import split_search
+
+    return split_search(search, _count(workers))
 
 
 def _count(workers: int | Callable[[], int]) -> int:

@@ -127,7 +127,7 @@ class VerifyOptions:
     bab_patterns_share: float = 1 / 3  # of branch and bound's budget: pattern LPs from its candidates
     bab_batch: int = 256
     # once this many subdomains are open and the falsifier's core is free, the open subdomains
-    # are dealt to both processes (``bab._split``): two batches each, so both start full
+    # are dealt to both processes (``bab_split.py``): two batches each, so both start full
     bab_split_domains: int = 512
     # Adam steps per subdomain from its parent's parameters (the root from the optimised
     # bounds'), best iterate kept, small steps: 256x4 prop_5_0.05, 30-40 s, the tree's global
