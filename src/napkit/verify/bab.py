@@ -29,7 +29,7 @@ from napkit.network import ReluNetwork
 from napkit.verify.bounds import Bounds
 from napkit.verify.crown import CrownLayer, CrownProblem, layer_from_bounds, optimise, torch_net
 from napkit.verify.forked import can_fork
-from napkit.verify.optimized import with_phases
+from napkit.verify.optimized import tighten_optimized, with_phases
 from napkit.verify.options import VerifyOptions
 from napkit.verify.tolerances import PROOF_SLACK
 from napkit.verify.verdict import FOUND, REFUTED, UNKNOWN, Outcome
@@ -51,6 +51,8 @@ class BabResult:
     rows: int = 0  # (subdomain, objective row) pairs bounded
     bound: float | None = None  # unknown: the weakest open subdomain's bound (the tree's global one)
     processes: int = 1  # that grew the tree (more after a split, ``bab_split.py``)
+    refreshed: int = 0  # subdomains whose intermediate bounds were re-optimised (``bab_interm_every``)
+    emptied: int = 0  # of those, shown to hold no input of the region (closed)
 
 
 @dataclass
@@ -58,6 +60,11 @@ class _Domain:
     phases: list[np.ndarray]
     groups: np.ndarray  # bool per disjunct: still open on this subdomain
     warm: tuple[dict, dict] | None  # parameters per open row, in row order
+    depth: int = 0  # splits below the root
+    # its own intermediate bounds (lower, upper per layer), re-optimised with its splits as
+    # constraints at depth ``fresh_at`` (``TreeSearch._refresh``); None: the root's
+    interm: tuple[list[np.ndarray], list[np.ndarray]] | None = None
+    fresh_at: int = 0
 
 
 def _score(lay: CrownLayer, coef: torch.Tensor) -> torch.Tensor:
@@ -106,8 +113,8 @@ class _Tree:
         layers = []
         for k in range(self.n_h):
             pk = np.stack([d.phases[k] for d in take])
-            lo = np.repeat(self.bounds.lower[k][None], len(take), 0)
-            up = np.repeat(self.bounds.upper[k][None], len(take), 0)
+            lo = np.stack([(self.bounds.lower if d.interm is None else d.interm[0])[k] for d in take])
+            up = np.stack([(self.bounds.upper if d.interm is None else d.interm[1])[k] for d in take])
             lo[pk > 0] = np.maximum(lo[pk > 0], 0.0)
             up[pk < 0] = np.minimum(up[pk < 0], 0.0)
             layers.append(layer_from_bounds(torch.from_numpy(lo[dom]), torch.from_numpy(up[dom]),
@@ -198,10 +205,11 @@ class _Batch:
         keep = torch.from_numpy(open_i[groups[self.rows[self.span(i)]]])
         warm = tuple({q: t[self.span(i)][keep] for q, t in part.items()} for part in self.params)
         out = []
+        parent = self.take[i]
         for sign in (1, -1):
-            child = [p.copy() for p in self.take[i].phases]
+            child = [p.copy() for p in parent.phases]
             child[k][j] = sign
-            out.append(_Domain(child, open_i.copy(), warm))
+            out.append(_Domain(child, open_i.copy(), warm, parent.depth + 1, parent.interm, parent.fresh_at))
         return out
 
 
@@ -231,6 +239,7 @@ class TreeSearch:
         self.seen = self.checks = self.n_rows = 0
         self.cands: list[np.ndarray] = []
         self.found_x: np.ndarray | None = None  # the point ``check`` confirmed (FOUND)
+        self.refreshed = self.emptied = 0  # intermediate bounds re-optimised; subdomains shown empty
         self.in_batch = np.zeros(tree.n_groups, dtype=bool)  # groups of the batch being processed
 
     def result(self, status: Outcome, ce=None, reason: str = "") -> BabResult:
@@ -240,7 +249,32 @@ class TreeSearch:
         opened = sorted(set(tree.open_groups()) | set(still)) if status == UNKNOWN else []
         low = float(tree.heap[0][0]) if status == UNKNOWN and tree.heap else None
         return BabResult(status, ce, self.seen, reason, opened, self.cands, time.monotonic() - self.t0,
-                         self.n_rows, low)
+                         self.n_rows, low, refreshed=self.refreshed, emptied=self.emptied)
+
+    def _refresh(self, d: _Domain) -> bool:
+        """Once ``d`` has ``bab_interm_every`` more splits than when its intermediate bounds
+        were computed, re-optimise them (``tighten_optimized``, ``bab_interm_iters`` steps)
+        with its splits as constraints, from the layer above its lowest split (alpha-beta-
+        CROWN's ``enable_opt_interm_bounds``); the children inherit them. False when they
+        show that no input of the region reaches ``d`` (it is closed)."""
+        o = self.o
+        if d.depth - d.fresh_at < o.bab_interm_every or time.monotonic() > self.deadline:
+            return True
+        root = self.bounds
+        base = root if d.interm is None else Bounds(d.interm[0], d.interm[1], root.box, None)
+        sub = with_phases(base, d.phases)
+        if not sub.vacuous:
+            root_ph = root.phases or [None] * len(d.phases)
+            split = [k for k, (p, r) in enumerate(zip(d.phases, root_ph, strict=True))
+                     if (p != 0).any() if r is None or (p != r).any()]
+            above = list(range(min(split, default=0) + 1, len(d.phases)))
+            tighten_optimized(self.net, sub, iters=o.bab_interm_iters, deadline=self.deadline, layers=above)
+        self.refreshed += 1
+        if sub.vacuous:
+            self.emptied += 1
+            return False
+        d.interm, d.fresh_at = (sub.lower, sub.upper), d.depth
+        return True
 
     def _checked(self, x: np.ndarray):
         ce = self.check(x)
@@ -261,6 +295,10 @@ class TreeSearch:
                 return None
             take = tree.pop(o.bab_batch)
             self.in_batch = np.logical_or.reduce([d.groups for d in take])
+            if o.bab_interm_every > 0:
+                take = [d for d in take if self._refresh(d)]
+                if not take:
+                    continue
             b = tree.bound(take)
             self.seen += len(take)
             self.n_rows += b.rows.size

@@ -40,7 +40,7 @@ def split_search(search: TreeSearch, n: int) -> BabResult:
         search.tree.heap = shares[i]
         shares[:] = []  # only this share stays alive in this process
         if i:  # a forked child counts its own work; the falsifier's pipe is the parent's
-            search.seen = search.n_rows = 0
+            search.seen = search.n_rows = search.refreshed = search.emptied = 0
             search.cands = []
             search.t0 = time.monotonic()
         search.stop = lambda: bool(halt.value) or (i == 0 and parent_stop is not None and parent_stop())
@@ -73,7 +73,8 @@ def _merged(parts: list[BabResult], status: Outcome, ce, open_groups: list[int] 
     """One result from the parts of a split tree (``open_groups`` None: the parts' union)."""
     res = BabResult(status, ce, domains=sum(r.domains for r in parts), rows=sum(r.rows for r in parts),
                     candidates=[x for r in parts for x in r.candidates][:KEEP_CANDIDATES],
-                    seconds=max((r.seconds for r in parts), default=0.0), processes=len(parts))
+                    seconds=max((r.seconds for r in parts), default=0.0), processes=len(parts),
+                    refreshed=sum(r.refreshed for r in parts), emptied=sum(r.emptied for r in parts))
     if status != UNKNOWN:
         return res
     undecided = [r for r in parts if r.status != REFUTED]

@@ -129,6 +129,10 @@ class VerifyOptions:
     # once this many subdomains are open and the falsifier's core is free, the open subdomains
     # are dealt to both processes (``bab_split.py``): two batches each, so both start full
     bab_split_domains: int = 512
+    # re-optimise a subdomain's intermediate bounds with its splits as constraints once it has
+    # this many more splits than when they were last computed (0: never; the root's are used)
+    bab_interm_every: int = 0
+    bab_interm_iters: int = 20
     # Adam steps per subdomain from its parent's parameters (the root from the optimised
     # bounds'), best iterate kept, small steps: 256x4 prop_5_0.05, 30-40 s, the tree's global
     # bound from the root's -0.84: lr 0.1 last iterate (before) -2.8, lr 0.1 best -0.93 to -1.17,

@@ -251,6 +251,9 @@ def _bab(q: Query, share: float) -> VerificationResult | None:
     q.add_time("bab_s", t)
     q.stats["bab_domains"] = q.stats.get("bab_domains", 0) + res.domains
     q.stats["bab_processes"] = max(res.processes, q.stats.get("bab_processes", 1))
+    if res.refreshed:
+        q.stats["bab_refreshed"] = q.stats.get("bab_refreshed", 0) + res.refreshed
+        q.stats["bab_emptied"] = q.stats.get("bab_emptied", 0) + res.emptied
     if res.status == FOUND:
         return q.done("falsified", "counterexample found by branch and bound", res.counterexample)
     if res.status == REFUTED:
