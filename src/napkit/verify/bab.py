@@ -28,7 +28,7 @@ import torch
 from napkit.network import ReluNetwork
 from napkit.verify.bounds import Bounds
 from napkit.verify.crown import CrownLayer, CrownProblem, layer_from_bounds, optimise, torch_net
-from napkit.verify.forked import can_fork
+from napkit.verify.forked import can_fork, worker_count
 from napkit.verify.optimized import tighten_optimized, with_phases
 from napkit.verify.options import VerifyOptions
 from napkit.verify.tolerances import PROOF_SLACK
@@ -240,6 +240,7 @@ class TreeSearch:
         self.cands: list[np.ndarray] = []
         self.found_x: np.ndarray | None = None  # the point ``check`` confirmed (FOUND)
         self.refreshed = self.emptied = 0  # intermediate bounds re-optimised; subdomains shown empty
+        self.root_phases = bounds.phases or [np.zeros(lo.size, np.int8) for lo in bounds.lower]
         self.in_batch = np.zeros(tree.n_groups, dtype=bool)  # groups of the batch being processed
 
     def result(self, status: Outcome, ce=None, reason: str = "") -> BabResult:
@@ -264,11 +265,10 @@ class TreeSearch:
         base = root if d.interm is None else Bounds(d.interm[0], d.interm[1], root.box, None)
         sub = with_phases(base, d.phases)
         if not sub.vacuous:
-            root_ph = root.phases or [None] * len(d.phases)
-            split = [k for k, (p, r) in enumerate(zip(d.phases, root_ph, strict=True))
-                     if (p != 0).any() if r is None or (p != r).any()]
-            above = list(range(min(split, default=0) + 1, len(d.phases)))
-            tighten_optimized(self.net, sub, iters=o.bab_interm_iters, deadline=self.deadline, layers=above)
+            lowest = min(k for k, (p, r) in enumerate(zip(d.phases, self.root_phases, strict=True))
+                         if (p != r).any())  # d.depth > 0: some layer has a split
+            tighten_optimized(self.net, sub, iters=o.bab_interm_iters, deadline=self.deadline,
+                              layers=list(range(lowest + 1, len(d.phases))))
         self.refreshed += 1
         if sub.vacuous:
             self.emptied += 1
@@ -377,31 +377,27 @@ def branch_and_bound(
     groups = np.zeros(c.shape[0], dtype=np.int64) if groups is None else np.asarray(groups, np.int64)
     tree = _Tree(net, bounds, c, const, groups, o.bab_iters, o.bab_lr, o.torch_dtype, o.bab_keep_best,
                  o.bab_best_bound)
-    root_ph = bounds.phases or [np.zeros(lo.size, np.int8) for lo in bounds.lower]
     if root_warm is not None:  # only the layers this tree optimises, one row per row of c
         n = c.shape[0]
         root_warm = ({j: v for j, v in root_warm[0].items() if j in tree.alpha_keys and v.shape[0] == n},
                      {j: v for j, v in root_warm[1].items() if j < tree.n_h and v.shape[0] == n})
-    tree.push(-np.inf, _Domain([p.copy() for p in root_ph], np.ones(tree.n_groups, dtype=bool), root_warm))
     search = TreeSearch(tree, net, bounds, c, const, groups, check, screen, o, deadline, stop, max_open,
-                     max_domains)
+                        max_domains)
+    tree.push(-np.inf, _Domain([p.copy() for p in search.root_phases], np.ones(tree.n_groups, dtype=bool),
+                               root_warm))
     search.t0 = t0
     if max_open is not None or workers is None or not can_fork():
         return search.run()
 
     def split_now(n_open: int) -> bool:
-        return n_open >= o.bab_split_domains and _count(workers) >= 2
+        return n_open >= o.bab_split_domains and worker_count(workers) >= 2
 
     res = search.run(split_now)
     if res is not None:
         return res
     from napkit.verify.bab_split import split_search
 
-    return split_search(search, _count(workers))
-
-
-def _count(workers: int | Callable[[], int]) -> int:
-    return max(1, workers() if callable(workers) else int(workers))
+    return split_search(search, worker_count(workers))
 
 
 def _leaf(net, bounds, phases, c, const, groups, still, deadline, check

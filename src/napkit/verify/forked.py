@@ -60,6 +60,12 @@ def fork_map(fn: Callable[[P], R], parts: Sequence[P], deadline: float, grace: f
             recv.close()
 
 
+def worker_count(workers: int | Callable[[], int]) -> int:
+    """How many processes to use now: ``workers`` itself, or asked of it when it is a callable
+    (the cores another process holds may have come free); at least 1."""
+    return max(1, workers() if callable(workers) else int(workers))
+
+
 def can_fork() -> bool:
     """A daemon process (e.g. the falsifier) may not have children."""
     return not mp.current_process().daemon

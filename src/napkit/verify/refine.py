@@ -22,7 +22,7 @@ import numpy as np
 from napkit.network import ReluNetwork
 from napkit.verify.bounds import Bounds
 from napkit.verify.compact_milp import CompactEncoding
-from napkit.verify.forked import can_fork, fork_map
+from napkit.verify.forked import can_fork, fork_map, worker_count
 from napkit.verify.milp import MILP_OPTIONS
 from napkit.verify.optimized import tighten_optimized
 from napkit.verify.tolerances import REFINE_BOUND_PAD
@@ -143,7 +143,7 @@ def _refine_pass(net: ReluNetwork, bounds: Bounds, deadline: float, per_side: fl
             continue
         lo0, up0 = lo[unst].copy(), up[unst].copy()
         asked, empty = _refine_layer(CompactEncoding(net, bounds, upto=k), unst, lo, up, per_side,
-                                     deadline, max(1, workers() if callable(workers) else workers))
+                                     deadline, worker_count(workers))
         st.asked += asked
         moved = int(((lo[unst] > lo0) | (up[unst] < up0)).sum())
         narrowed += moved
