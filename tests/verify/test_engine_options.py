@@ -311,6 +311,41 @@ def test_milp_seconds_count_every_process(monkeypatch):
     assert sum(int(r.split(":")[0]) >= 0 for r in q.stats["milp_disjuncts"].split()) == 4
 
 
+
+@pytest.mark.parametrize("shares", [False, True])
+def test_milp_runs_each_disjunct_to_the_end_unless_time_is_shared(monkeypatch, shares):
+    """Without ``milp_time_shares`` each disjunct gets all the time left and is asked once (a
+    proof needs all of them, and HiGHS restarts from scratch); with it, each gets its share of
+    the time left. The order is the bounds': weakest first without shares, strongest with."""
+    from napkit.verify.verdict import UNKNOWN
+
+    asked: list[tuple[int, float, float]] = []  # disjunct, time limit, time left when asked
+
+    def runs_out(q, k, time_limit=None, ipm=False):
+        asked.append((k, time_limit, q.left()))
+        return UNKNOWN, None, "MILP time limit"
+
+    monkeypatch.setattr(Query, "milp_disjunct", runs_out)
+    rng = np.random.default_rng(8)
+    net = random_net(rng, 3, [10, 10], 5)
+    prop = Property(InputBox(np.zeros(3), np.ones(3)), robustness_spec(0, 5)).check(net.layer_sizes, 3, 5)
+    q = Query(net, prop, VerifyOptions(timeout=30.0, workers=1, milp_time_shares=shares))
+    symbolic_bounds(q)
+    q.open_ids = [0, 1, 2, 3]
+    res = milp(q)
+    assert res.verdict == "unknown" and sorted(q.open_ids) == [0, 1, 2, 3]
+    bounds = [float(q.lows[k].max()) for k, _, _ in asked[:4]]
+    # weakest bound first when each runs to the end (the long ones start first), else strongest
+    assert bounds == sorted(bounds, reverse=shares) and len(set(bounds)) > 1
+    if not shares:
+        assert sorted(k for k, _, _ in asked) == [0, 1, 2, 3]
+        assert all(limit == pytest.approx(left, abs=0.5) for _, limit, left in asked)
+    else:
+        first = asked[:4]
+        assert sorted(k for k, _, _ in first) == [0, 1, 2, 3]
+        # shares of what is left to the disjuncts not yet taken: 1/4, 1/3, 1/2, all
+        assert [limit / left for _, limit, left in first] == pytest.approx([1 / 4, 1 / 3, 1 / 2, 1], abs=0.02)
+
 _NUMERIC = [f.name for f in dataclasses.fields(VerifyOptions)
             if f.type in ("float", "int") and f.name != "timeout"]
 

@@ -102,8 +102,15 @@ class VerifyOptions:
     # (0.05: the ten 256x4 VNN-COMP instances decided so far took at most 7.5 s each; 0.1 cost
     # 256x4 prop_5_0.05 the 15 s its last disjunct needed)
     bab_first_share: float = 0.05
-    # the last MILP stage asks an undecided disjunct again only when its share of the time left
-    # is at least this many times the share it ran out of (at most half the time is repeated)
+    # the last MILP stage runs each disjunct until it is decided or the time is up (False), or
+    # gives each an equal share of the time left and asks the undecided again (True). A proof
+    # needs every disjunct refuted and HiGHS restarts a MILP from scratch, so a share that runs
+    # out only repeats work: on 256x4 prop_5_0.05 disjunct 3 ran out at 30.8 s and was refuted
+    # in 29.3 s when asked again; on prop_0_0.05 two disjuncts ran out at 44-45 s with too
+    # little time left to ask them again (unknown at 261 s)
+    milp_time_shares: bool = False
+    # with shares: an undecided disjunct is asked again only when its share of the time left is
+    # at least this many times the share it ran out of (at most half the time is repeated)
     milp_retry_growth: float = 2.0
     # with phases (a NAP fixes most neurons of the deep layers, so the MILP has few binaries)
     # and at most ``handoff_max_unstable`` unstable neurons, branch and bound hands the query to

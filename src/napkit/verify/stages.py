@@ -281,8 +281,9 @@ _MilpRecord = tuple[int, str, "np.ndarray | None", str, float]  # disjunct, outc
 
 def _milp_worker(q: Query, todo: list[int], taken, n: int) -> list[_MilpRecord]:
     """Take the next disjunct of ``todo`` (``taken``: a shared counter) until none is left,
-    each with its share of the time left (the disjuncts not yet taken, spread over ``n``
-    processes): (disjunct, outcome, counterexample point, reason, seconds)."""
+    each with the time left or, with ``milp_time_shares``, its share of it (the disjuncts not
+    yet taken, spread over ``n`` processes): (disjunct, outcome, counterexample point, reason,
+    seconds)."""
     out = []
     while q.left() > 0:
         with taken.get_lock():
@@ -291,7 +292,7 @@ def _milp_worker(q: Query, todo: list[int], taken, n: int) -> list[_MilpRecord]:
         if i >= len(todo):
             break
         t = time.monotonic()
-        rounds_left = -(-(len(todo) - i) // n)  # ceil: this process's turns still to come
+        rounds_left = -(-(len(todo) - i) // n) if q.opts.milp_time_shares else 1  # ceil: turns to come
         status, ce, why = q.milp_disjunct(todo[i], time_limit=q.left() / rounds_left,
                                           ipm=q.opts.milp_ipm and q.prop.phases is not None)
         out.append((todo[i], status, None if ce is None else ce.x, why, time.monotonic() - t))
@@ -329,16 +330,21 @@ def _milp_pass(q: Query, todo: list[int]) -> list[_MilpRecord]:
 
 
 def milp(q: Query) -> VerificationResult | None:
-    """The complete method on each disjunct still open, strongest bound first (the likeliest
-    quick refutations go first; counterexamples are the falsifier's and the attack's job),
-    on the free cores. Each pass gives every undecided disjunct an equal share of the time
-    left; the ones that ran out are asked again while that share grows by
-    ``milp_retry_growth`` or more."""
-    todo = sorted(q.open_ids, key=lambda k: -float(q.lows[k].max()))
+    """The complete method on each disjunct still open, on the free cores, each until it is
+    decided or the time is up, weakest bound first: a proof waits for the slowest disjunct, so
+    the likely long ones start first and the short ones fill in beside them (and a disjunct
+    with a counterexample is likeliest among the weak ones). With ``milp_time_shares``, each
+    pass gives every undecided disjunct an equal share of the time left, strongest bound first
+    (the likeliest quick refutations), and the ones that ran out are asked again while that
+    share grows by ``milp_retry_growth`` or more."""
+    shares = q.opts.milp_time_shares
+    todo = sorted(q.open_ids, key=lambda k: (-1 if shares else 1) * float(q.lows[k].max()))
     reasons: list[str] = []
-    share = 0.0
+    share, passes = 0.0, 0
     while todo and q.left() > 0 and q.left() / len(todo) >= q.opts.milp_retry_growth * share:
-        share = q.left() / len(todo)
+        if passes and not shares:
+            break
+        share, passes = q.left() / len(todo), passes + 1
         decided, reasons = set(), []
         for k, status, x, why, secs in _milp_pass(q, todo):
             done = f"{k}:{status}:{secs:.1f}s"  # disjunct, outcome, seconds
