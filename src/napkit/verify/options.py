@@ -107,7 +107,7 @@ class VerifyOptions:
     # needs every disjunct refuted and HiGHS restarts a MILP from scratch, so a share that runs
     # out only repeats work: on 256x4 prop_5_0.05 disjunct 3 ran out at 30.8 s and was refuted
     # in 29.3 s when asked again; on prop_0_0.05 two disjuncts ran out at 44-45 s with too
-    # little time left to ask them again (unknown at 261 s)
+    # little time left to ask them again (unknown at 261 s). Run to the end: 247 s and 240 s
     milp_time_shares: bool = False
     # with shares: an undecided disjunct is asked again only when its share of the time left is
     # at least this many times the share it ran out of (at most half the time is repeated)
@@ -171,8 +171,8 @@ class VerifyOptions:
     refine_side_s: float = 0.3  # HiGHS time limit per neuron's minimum and per its maximum
     # a pass over every layer that ends within ``refine_share`` is followed by another with
     # this many times the time per side (0: one pass). Off: at 2, 256x4 prop_7_0.05's refined
-    # bound went from -2.30 to -2.16 (still open), but prop_0_0.05 and prop_5_0.05 were proved
-    # in 223 s and 288 s instead of 196 s and 228 s (the second pass took the MILP's time)
+    # bound went from -2.30 to -2.16 (still open); with the MILP run to the end, prop_0_0.05
+    # and prop_5_0.05 were proved in 203 s and 254 s with it, 247 s and 240 s without
     refine_side_growth: float = 0.0
     refine_min_layers: int = 3
     # NAP queries (``napfalsify.py``): of the points given with the query, how many violating
