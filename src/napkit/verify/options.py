@@ -109,6 +109,10 @@ class VerifyOptions:
     # in 29.3 s when asked again; on prop_0_0.05 two disjuncts ran out at 44-45 s with too
     # little time left to ask them again (unknown at 261 s). Run to the end: 247 s and 240 s
     milp_time_shares: bool = False
+    # the last MILP stage ends this share of the timeout before the deadline: HiGHS polls its
+    # interrupt callbacks between phases, and on 256x6 (850-950 unstable) the MILPs run to the
+    # deadline of a 300 s query ended up to 2.4 s after it
+    milp_end_reserve_share: float = 0.01
     # with shares: an undecided disjunct is asked again only when its share of the time left is
     # at least this many times the share it ran out of (at most half the time is repeated)
     milp_retry_growth: float = 2.0

@@ -281,9 +281,9 @@ _MilpRecord = tuple[int, str, "np.ndarray | None", str, float]  # disjunct, outc
 
 def _milp_worker(q: Query, todo: list[int], taken, n: int) -> list[_MilpRecord]:
     """Take the next disjunct of ``todo`` (``taken``: a shared counter) until none is left,
-    each with the time left or, with ``milp_time_shares``, its share of it (the disjuncts not
-    yet taken, spread over ``n`` processes): (disjunct, outcome, counterexample point, reason,
-    seconds)."""
+    each with the time left (less ``milp_end_reserve_share`` of the timeout) or, with
+    ``milp_time_shares``, its share of it (the disjuncts not yet taken, spread over ``n``
+    processes): (disjunct, outcome, counterexample point, reason, seconds)."""
     out = []
     while q.left() > 0:
         with taken.get_lock():
@@ -293,7 +293,10 @@ def _milp_worker(q: Query, todo: list[int], taken, n: int) -> list[_MilpRecord]:
             break
         t = time.monotonic()
         rounds_left = -(-(len(todo) - i) // n) if q.opts.milp_time_shares else 1  # ceil: turns to come
-        status, ce, why = q.milp_disjunct(todo[i], time_limit=q.left() / rounds_left,
+        left = q.left() - q.opts.milp_end_reserve_share * q.timeout
+        if left <= 0:
+            break
+        status, ce, why = q.milp_disjunct(todo[i], time_limit=left / rounds_left,
                                           ipm=q.opts.milp_ipm and q.prop.phases is not None)
         out.append((todo[i], status, None if ce is None else ce.x, why, time.monotonic() - t))
         if status == FOUND:
