@@ -343,11 +343,9 @@ def milp(q: Query) -> VerificationResult | None:
     shares = q.opts.milp_time_shares
     todo = sorted(q.open_ids, key=lambda k: (-1 if shares else 1) * float(q.lows[k].max()))
     reasons: list[str] = []
-    share, passes = 0.0, 0
+    share = 0.0
     while todo and q.left() > 0 and q.left() / len(todo) >= q.opts.milp_retry_growth * share:
-        if passes and not shares:
-            break
-        share, passes = q.left() / len(todo), passes + 1
+        share = q.left() / len(todo)
         decided, reasons = set(), []
         for k, status, x, why, secs in _milp_pass(q, todo):
             done = f"{k}:{status}:{secs:.1f}s"  # disjunct, outcome, seconds
@@ -363,6 +361,8 @@ def milp(q: Query) -> VerificationResult | None:
             else:
                 reasons.append(why or "timeout")
         todo = [k for k in todo if k not in decided]
+        if not shares:  # each disjunct ran until decided or the time was up: one pass
+            break
     if todo:
         q.open_ids = todo
         return q.done("unknown", "; ".join(dict.fromkeys(reasons or ["timeout"])))
