@@ -16,7 +16,17 @@ disjuncts dealt to two processes, each with ``--limit`` seconds:
 - ``no-node-cuts``, ``pscost-0``, ``no-restart``: one HiGHS option changed (below);
 - ``tighten-last``: first each unstable neuron of the last hidden layer gets its LP minimum
   and maximum over the region with the disjunct's violation row (bounds valid where a
-  counterexample of that disjunct could be), then the MILP on those bounds.
+  counterexample of that disjunct could be), then the MILP on those bounds;
+- ``ideal-cuts``: ``CUT_ROUNDS`` rounds of root separation of the ideal-formulation ReLU cuts
+  (``separate_ideal_cuts``) added as rows, then the MILP;
+- ``split-top``: the disjunct split on the neuron branch and bound would split first, each
+  half's intermediate bounds re-optimised, one MILP per half (the seconds are both halves');
+- ``scip``: the same model in SCIP (``pyscipopt``, one thread), when it is installed;
+- ``combined``: one MILP for all the disjuncts at once (selector binaries), not per row.
+
+``--rows`` picks disjunct rows; ``--save-bounds``/``--load-bounds`` keep the refined bounds
+so that variants can be compared on the same bounds across runs. A variant whose disjuncts
+were not all refuted gets no ratio.
 
 The figure is the seconds per disjunct and their sum against ``base`` in the same run.
 """
@@ -25,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -41,7 +52,12 @@ HIGHS_VARIANTS = {
     "no-node-cuts": {"mip_allow_cut_separation_at_nodes": False},
     "pscost-0": {"mip_pscost_minreliable": 0},
     "no-restart": {"mip_allow_restart": False},
+    "ideal-cuts": {},
+    "split-top": {},
+    "scip": {},
 }
+COMBINED = "combined"  # one MILP over every disjunct at once (not per row)
+CUT_ROUNDS = 3  # root separation rounds of ``ideal-cuts`` (the LP bound stalled after 3 on prop_7_0.05)
 
 
 def tighten_last_layer(net, bounds, c, d):
@@ -58,13 +74,10 @@ def tighten_last_layer(net, bounds, c, d):
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
     h.passModel(enc._lp(enc.output_rows(c, d), None, relax=True))
-    first = net.n_inputs  # the z columns of the last hidden layer: after 3 columns per unstable below
-    for lo, up in zip(out.lower[:-1], out.upper[:-1], strict=True):
-        first += 3 * int(((lo < 0) & (up > 0)).sum())
     lo, up = out.lower[-1], out.upper[-1]
-    unst = np.flatnonzero((lo < 0) & (up > 0))
+    last = enc.layout[-1]
     n = enc.n_col
-    for i, col in zip(unst, first + np.arange(unst.size), strict=True):
+    for i, col in zip(last.neurons, last.z, strict=True):
         for sense in (1.0, -1.0):
             cost = np.zeros(n)
             cost[col] = sense
@@ -79,6 +92,183 @@ def tighten_last_layer(net, bounds, c, d):
             else:
                 up[i] = min(up[i], v + pad)
     return out
+
+
+def _csr(enc):
+    import scipy.sparse as sp
+
+    return sp.csr_matrix((enc.val, enc.idx, np.append(enc.starts, enc.idx.size)), shape=(enc.rlo.size, enc.n_col))
+
+
+def separate_ideal_cuts(enc, point: np.ndarray, tol: float = 1e-4) -> list[tuple[np.ndarray, float]]:
+    """The most violated ideal-formulation cut of each unstable neuron at an LP ``point``, where
+    violated: rows ``coef @ columns <= rhs``.
+
+    Neuron a = relu(w @ v + b), v the columns its pre-activation reads (each in its box [L, U])
+    and d its binary. For every subset I of those columns (Anderson et al. 2020, "Strong
+    mixed-integer programming formulations for trained neural networks"):
+    a <= sum_{i in I} w_i (v_i - L'_i (1 - d)) + (b + sum_{i not in I} w_i U'_i) d, with L'/U'
+    the bound where w_i v_i is smallest/largest. The most violated: i in I iff its term in the
+    first sum is the smaller one.
+    """
+    m = _csr(enc)
+    out = []
+    for lay in enc.layout:
+        if lay.neurons.size == 0:
+            continue
+        w = -m[lay.z_rows].toarray()
+        w[np.arange(lay.z.size), lay.z] = 0.0
+        b = enc.rlo[lay.z_rows]
+        lo_b = np.where(w >= 0, enc.col_lo, enc.col_hi)
+        up_b = np.where(w >= 0, enc.col_hi, enc.col_lo)
+        dv = point[lay.d][:, None]
+        left, right = w * (point[None, :] - lo_b * (1 - dv)), w * up_b * dv
+        in_i = (left < right) & (w != 0)
+        value = np.where(in_i, left, right).sum(1) + b * point[lay.d]
+        for t in np.flatnonzero(point[lay.a] - value > tol * (1 + np.abs(value))):
+            i = in_i[t]
+            coef = np.zeros(enc.n_col)
+            coef[i] = -w[t, i]
+            coef[lay.a[t]] += 1.0
+            coef[lay.d[t]] -= (w[t, i] * lo_b[t, i]).sum() + b[t] + (w[t, ~i] * up_b[t, ~i]).sum()
+            out.append((coef, -(w[t, i] * lo_b[t, i]).sum()))
+    return out
+
+
+def with_ideal_cuts(enc, rows, cost, rounds: int = CUT_ROUNDS):
+    """The disjunct's MILP with ``rounds`` rounds of root separation of ideal cuts added as rows:
+    (HighsLp with integrality, cuts added, the last LP bound of the guide objective)."""
+    import highspy
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    h.passModel(enc._lp(rows, cost, relax=True))
+    added, bound = 0, float("nan")
+    for _ in range(rounds):
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            break
+        bound = h.getInfo().objective_function_value
+        cuts = separate_ideal_cuts(enc, np.asarray(h.getSolution().col_value))
+        for coef, rhs in cuts:
+            nz = np.flatnonzero(coef).astype(np.int32)
+            h.addRow(-highspy.kHighsInf, rhs, nz.size, nz, coef[nz])
+        added += len(cuts)
+        if not cuts:
+            break
+    lp = h.getLp()
+    vt = highspy.HighsVarType
+    lp.integrality_ = [vt.kInteger if q else vt.kContinuous for q in enc.integ]
+    return lp, added, bound
+
+
+def _run_milp(enc, lp, limit: float) -> str:
+    """HiGHS on ``lp`` with the engine's MILP options; "infeasible" (refuted) or its status."""
+    import highspy
+
+    from napkit.verify.milp import MILP_OPTIONS, hard_deadline
+
+    h = highspy.Highs()
+    for name, value in MILP_OPTIONS.items():
+        h.setOptionValue(name, value)
+    h.setOptionValue("time_limit", limit)
+    h.setOptionValue("mip_max_improving_sols", 1)
+    h.passModel(lp)
+    hard_deadline(h, time.monotonic() + limit)
+    h.run()
+    st, codes = h.getModelStatus(), highspy.HighsModelStatus
+    if st == codes.kInfeasible:
+        return "infeasible"
+    return "timeout" if st in (codes.kTimeLimit, codes.kInterrupt) else h.modelStatusToString(st)
+
+
+def _run_scip(lp, limit: float) -> str:
+    """SCIP (pyscipopt, one thread, stop at the first solution) on the same model, via MPS."""
+    import tempfile
+
+    import highspy
+    import pyscipopt
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "disjunct.mps")
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.passModel(lp)
+        h.writeModel(path)
+        m = pyscipopt.Model()
+        m.hideOutput()
+        m.readProblem(path)
+    m.setParam("limits/time", limit)
+    m.setParam("limits/solutions", 1)
+    m.optimize()
+    return m.getStatus()
+
+
+def split_top(net, bounds, c, d, r: int, limit: float) -> tuple[str, float]:
+    """Disjunct ``r`` split on the neuron branch and bound would split first, each half's
+    intermediate bounds re-optimised below it, then a MILP per half: (outcome, seconds)."""
+    from napkit.verify.bab import _score
+    from napkit.verify.compact_milp import CompactEncoding
+    from napkit.verify.optimized import optimize_rows, tighten_optimized, with_phases
+    from napkit.verify.tolerances import PROOF_SLACK
+
+    t0 = time.monotonic()
+    n_h = len(net.layer_sizes)
+    _, info = optimize_rows(net, bounds, n_h, c[r : r + 1], -d[r : r + 1], iters=20)
+    scores = {k: _score(info["layers"][k], coef)[0].numpy() for k, coef in info["coefs"].items()}
+    k = max(scores, key=lambda q: scores[q].max())
+    j = int(scores[k].argmax())
+    base = bounds.phases or [np.zeros(lo.size, np.int8) for lo in bounds.lower]
+    outcome = "infeasible"
+    for sign in (1, -1):
+        phases = [p.copy() for p in base]
+        phases[k][j] = sign
+        sub = with_phases(bounds, phases)
+        if not sub.vacuous:
+            tighten_optimized(net, sub, iters=20, layers=list(range(k + 1, n_h)))
+        if sub.vacuous:
+            continue
+        left = limit - (time.monotonic() - t0)
+        res = CompactEncoding(net, sub, slack=PROOF_SLACK).solve(c[r : r + 1], d[r : r + 1], time_limit=left)
+        if res.status != "infeasible":
+            outcome = res.status
+            break
+    return outcome, time.monotonic() - t0
+
+
+def combined(net, bounds, c, d, limit: float) -> tuple[str, float]:
+    """One MILP for every disjunct: binaries s_i (sum 1) select a disjunct and t, minimised, is at
+    least the selected violation row: c_i y - d_i - t <= M_i (1 - s_i), t <= PROOF_SLACK;
+    infeasible refutes them all. M_i from the columns' boxes. (outcome, seconds)."""
+    import highspy
+
+    from napkit.verify.compact_milp import CompactEncoding
+    from napkit.verify.tolerances import PROOF_SLACK
+
+    t0 = time.monotonic()
+    enc = CompactEncoding(net, bounds, slack=PROOF_SLACK)
+    g, r0 = c @ enc.target, c @ enc.offset - d
+    lo = np.minimum(g * enc.col_lo, g * enc.col_hi).sum(1) + r0
+    hi = np.maximum(g * enc.col_lo, g * enc.col_hi).sum(1) + r0
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.passModel(enc._lp(None, None, relax=False))
+    n, m, t_lo = enc.n_col, c.shape[0], float(lo.min())
+    none_i, none_v = np.array([], np.int32), np.array([])
+    h.addCol(1.0, t_lo, PROOF_SLACK, 0, none_i, none_v)
+    sel = n + 1 + np.arange(m, dtype=np.int32)
+    for col in sel:
+        h.addCol(0.0, 0.0, 1.0, 0, none_i, none_v)
+        h.changeColIntegrality(int(col), highspy.HighsVarType.kInteger)
+    h.addRow(1.0, 1.0, m, sel, np.ones(m))
+    for i in range(m):
+        big = float(hi[i] - t_lo)
+        nz = np.flatnonzero(g[i])
+        cols = np.concatenate([nz, [n, sel[i]]]).astype(np.int32)
+        h.addRow(-highspy.kHighsInf, big - r0[i], cols.size, cols, np.concatenate([g[i][nz], [-1.0, big]]))
+    left = limit - (time.monotonic() - t0)
+    return _run_milp(enc, h.getLp(), left), time.monotonic() - t0
 
 
 def solve_rows(net, bounds, c, d, rows, variant: str, limit: float):
@@ -99,11 +289,22 @@ def _solve_row(net, bounds, c, d, r: int, variant: str, limit: float):
     from napkit.verify.tolerances import PROOF_SLACK
 
     t = time.monotonic()
+    if variant == "split-top":
+        status, secs = split_top(net, bounds, c, d, r, limit)
+        return r, status, secs, 0.0
     b = tighten_last_layer(net, bounds, c[r : r + 1], d[r : r + 1]) if variant == "tighten-last" else bounds
-    prep = time.monotonic() - t
     enc = CompactEncoding(net, b, slack=PROOF_SLACK)
+    rows = enc.output_rows(c[r : r + 1], d[r : r + 1])
+    cost = np.zeros(enc.n_col)
+    np.add.at(cost, enc.out_cols, rows[5][0])  # the guide, as ``MilpEncoding.solve``
+    if variant in ("ideal-cuts", "scip"):
+        lp, _, _ = with_ideal_cuts(enc, rows, cost) if variant == "ideal-cuts" else (enc._lp(rows, cost), 0, 0)
+        prep = time.monotonic() - t
+        status = _run_milp(enc, lp, limit) if variant == "ideal-cuts" else _run_scip(lp, limit)
+        return r, status, time.monotonic() - t, prep
+    prep = time.monotonic() - t
     if variant == "no-guide":
-        res = enc._solve(enc.output_rows(c[r : r + 1], d[r : r + 1]), None, limit, False)
+        res = enc._solve(rows, None, limit, False)
     else:
         res = enc.solve(c[r : r + 1], d[r : r + 1], time_limit=limit)
     return r, res.status, res.seconds, prep
@@ -115,7 +316,11 @@ def main(argv=None) -> int:
     ap.add_argument("--refine-seconds", type=float, default=140.0)
     ap.add_argument("--side-growth", type=float, default=2.0)
     ap.add_argument("--limit", type=float, default=120.0, help="HiGHS seconds per disjunct")
-    ap.add_argument("--variants", nargs="+", default=["base", "no-guide"], choices=sorted(HIGHS_VARIANTS))
+    ap.add_argument("--variants", nargs="+", default=["base", "no-guide"],
+                    choices=sorted([*HIGHS_VARIANTS, COMBINED]))
+    ap.add_argument("--rows", type=int, nargs="+", help="only these disjunct rows (default: all)")
+    ap.add_argument("--save-bounds", type=Path, help="pickle the refined bounds here")
+    ap.add_argument("--load-bounds", type=Path, help="refined bounds pickled by --save-bounds (no refinement)")
     args = ap.parse_args(argv)
     from napkit.verify.forked import fork_map
     from napkit.verify.optimized import one_thread
@@ -123,27 +328,46 @@ def main(argv=None) -> int:
 
     with one_thread():
         net, prop = instance(args.instance)
-        b, c, d, n_unst = root(net, prop, 6.0)
-        st = refine_with_milp(net, b, time.monotonic() + args.refine_seconds, workers=2,
-                              side_growth=args.side_growth)
+        if args.load_bounds is not None:
+            with open(args.load_bounds, "rb") as f:
+                saved = pickle.load(f)
+            if saved["instance"] != args.instance:
+                raise SystemExit(f"{args.load_bounds} holds {saved['instance']}, not {args.instance}")
+            b, c, d, n_unst, how = saved["bounds"], saved["c"], saved["d"], saved["root_unstable"], saved["how"]
+        else:
+            b, c, d, n_unst = root(net, prop, 6.0)
+            st = refine_with_milp(net, b, time.monotonic() + args.refine_seconds, workers=2,
+                                  side_growth=args.side_growth)
+            how = f"{st.passes} passes, {st.seconds:.0f} s"
+        if args.save_bounds is not None:
+            with open(args.save_bounds, "wb") as f:
+                pickle.dump({"instance": args.instance, "bounds": b, "c": c, "d": d, "root_unstable": n_unst,
+                             "how": how}, f)
         print(f"# {args.instance}: {n_unst} unstable at the root, {b.n_unstable} after the refinement "
-              f"({st.passes} passes, {st.seconds:.0f} s); {c.shape[0]} open disjuncts, two processes, "
-              f"{args.limit:g} s per disjunct\n")
+              f"({how}); {c.shape[0]} open disjuncts, two processes, {args.limit:g} s per disjunct\n")
         print("| variant | seconds per disjunct (row: outcome s) | sum of MILP s | tightening s |")
         print("|---|---|---|---|")
-        totals = {}
+        totals, decided = {}, {}
+        rows = list(range(c.shape[0])) if args.rows is None else args.rows
         for variant in args.variants:
-            parts = [list(range(c.shape[0]))[w::2] for w in range(2)]
-            got = fork_map(lambda rows, v=variant: solve_rows(net, b, c, d, rows, v, args.limit), parts,
+            if variant == COMBINED:
+                status, secs = combined(net, b, c[rows], d[rows], args.limit)
+                totals[variant], decided[variant] = secs, status == "infeasible"
+                print(f"| {variant} | rows {rows} at once: {'ok' if status == 'infeasible' else status} "
+                      f"{secs:.1f} | {secs:.1f} | - |", flush=True)
+                continue
+            parts = [rows[w::2] for w in range(2)]
+            got = fork_map(lambda part, v=variant: solve_rows(net, b, c, d, part, v, args.limit), parts,
                            time.monotonic() + args.limit * len(parts[0]) + 120)
             recs = sorted(r for part in got if part is not None for r in part)
             totals[variant] = sum(s for _, _, s, _ in recs)
+            decided[variant] = len(recs) == len(rows) and all(st == "infeasible" for _, st, _, _ in recs)
             cells = " ".join(f"{r}: {'ok' if st == 'infeasible' else st} {s:.1f}" for r, st, s, _ in recs)
             print(f"| {variant} | {cells} | {totals[variant]:.1f} | {sum(p for *_, p in recs):.1f} |", flush=True)
         if "base" in totals:
             for variant, total in totals.items():
-                print(f"\n{variant}: {total:.1f} s against base {totals['base']:.1f} s "
-                      f"({total / max(totals['base'], 1e-9):.2f}x)", end="")
+                ratio = f"{total / max(totals['base'], 1e-9):.2f}x" if decided[variant] else "not all refuted"
+                print(f"\n{variant}: {total:.1f} s against base {totals['base']:.1f} s ({ratio})", end="")
             print()
     return 0
 

@@ -90,3 +90,33 @@ def test_compact_and_full_encodings_answer_alike(seed):
                 assert b.box.contains(rc.x[None]).all()
                 if phases is not None and strict > 0:
                     assert follows_phases(pre, phases).all()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_layout_places_an_exact_forward_pass_on_every_row(seed):
+    """``layout`` names exactly the unstable neurons of each layer; an input of the region, with
+    each unstable neuron's pre-activation, ReLU and phase written into the columns the layout
+    gives, satisfies every row, each ``z_rows`` row holds +1 on its own ``z`` column, and the
+    logits are ``target @ columns + offset``."""
+    rng, net, phases, b = _region(seed, seed % 2 == 1)
+    enc = CompactEncoding(net, b)
+    x = rng.random((20000, 4))
+    y, pre = net.forward(x)
+    ok = np.flatnonzero(follows_phases(pre, phases)) if phases is not None else np.arange(len(x))
+    a_mat = np.zeros((enc.rlo.size, enc.n_col))
+    for r in range(enc.rlo.size):
+        span = slice(enc.starts[r], enc.starts[r + 1] if r + 1 < enc.rlo.size else enc.idx.size)
+        a_mat[r, enc.idx[span]] = enc.val[span]
+    assert len(enc.layout) == len(net.layer_sizes)
+    for j, lay in enumerate(enc.layout):
+        assert lay.neurons.tolist() == np.flatnonzero((b.lower[j] < 0) & (b.upper[j] > 0)).tolist()
+        assert (a_mat[lay.z_rows, lay.z] == 1.0).all()
+    for i in ok[:50]:
+        col = np.zeros(enc.n_col)
+        col[: net.n_inputs] = x[i]
+        for j, lay in enumerate(enc.layout):
+            z = pre[j][i, lay.neurons]
+            col[lay.z], col[lay.a], col[lay.d] = z, np.maximum(z, 0.0), (z > 0).astype(float)
+        v = a_mat @ col
+        assert (v >= enc.rlo - 1e-9).all() and (v <= enc.rhi + 1e-9).all()
+        assert enc.target @ col + enc.offset == pytest.approx(y[i], abs=1e-9)

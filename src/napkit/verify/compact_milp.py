@@ -15,6 +15,8 @@ are the logits, and the encoding answers ``solve(c, d)`` like ``MilpEncoding``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import highspy
 import numpy as np
 import scipy.sparse as sp
@@ -69,11 +71,27 @@ class _Rows:
         return m
 
 
+@dataclass(frozen=True)
+class UnstableColumns:
+    """Where one hidden layer's unstable neurons live in a ``CompactEncoding``: for neuron
+    ``neurons[t]`` its pre-activation column ``z[t]``, post-activation column ``a[t]``, binary
+    ``d[t]``, and the equality row ``z_rows[t]`` (``z - pre-activation = bias``, whose other
+    entries are minus the neuron's weights on the columns before)."""
+
+    neurons: np.ndarray
+    z: np.ndarray
+    a: np.ndarray
+    d: np.ndarray
+    z_rows: np.ndarray
+
+
 class CompactEncoding(MilpEncoding):
     """Columns: the inputs (the box), then per hidden layer, for its unstable neurons, the
     pre-activation ``z`` (its bounds), the post-activation ``a`` in [0, u] and a binary ``d``:
     ``a >= z``, ``a <= z - l (1 - d)``, ``a <= u d``, and one row ``z = (affine in the columns
-    before)``. ``target @ columns + offset`` is layer ``upto``'s pre-activation (the logits)."""
+    before)``. ``target @ columns + offset`` is layer ``upto``'s pre-activation (the logits);
+    ``layout[j]`` says where hidden layer j's unstable neurons are (``UnstableColumns``).
+    (``MilpEncoding.z_cols`` has a column for every neuron; here only unstable ones have any.)"""
 
     def __init__(self, net: ReluNetwork, bounds: Bounds, strict: float = 0.0, slack: float = 0.0,
                  upto: int | None = None) -> None:
@@ -89,6 +107,7 @@ class CompactEncoding(MilpEncoding):
         rows = _Rows()
         post, post_c = np.eye(n_in), np.zeros(n_in)
         n_col = n_in
+        self.layout: list[UnstableColumns] = []
         for j in range(k):
             w = net.weights[j]
             pre, pre_c = w @ post, w @ post_c + net.biases[j]
@@ -96,6 +115,7 @@ class CompactEncoding(MilpEncoding):
             unst = np.flatnonzero((lo < 0) & (up > 0))
             nu = unst.size
             z, a, d = (n_col + np.arange(nu) + s * nu for s in range(3))
+            self.layout.append(UnstableColumns(unst, z, a, d, rows.n + np.arange(nu)))
             rows.dense(-pre[unst], pre_c[unst], pre_c[unst], extra=z)  # z - pre = pre_c
             if bounds.phases is not None:  # a phase the query fixes is a constraint of the region
                 p = bounds.phases[j]
