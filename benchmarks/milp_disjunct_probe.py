@@ -18,7 +18,7 @@ disjuncts dealt to two processes, each with ``--limit`` seconds:
   and maximum over the region with the disjunct's violation row (bounds valid where a
   counterexample of that disjunct could be), then the MILP on those bounds;
 - ``ideal-cuts``: ``CUT_ROUNDS`` rounds of root separation of the ideal-formulation ReLU cuts
-  (``separate_ideal_cuts``) added as rows, then the MILP;
+  (``napkit.verify.ideal_cuts``) added as rows, then the MILP;
 - ``split-top``: the disjunct split on the neuron branch and bound would split first, each
   half's intermediate bounds re-optimised, one MILP per half (the seconds are both halves');
 - ``scip``: the same model in SCIP (``pyscipopt``, one thread), when it is installed;
@@ -94,52 +94,14 @@ def tighten_last_layer(net, bounds, c, d):
     return out
 
 
-def _csr(enc):
-    import scipy.sparse as sp
-
-    return sp.csr_matrix((enc.val, enc.idx, np.append(enc.starts, enc.idx.size)), shape=(enc.rlo.size, enc.n_col))
-
-
-def separate_ideal_cuts(enc, point: np.ndarray, tol: float = 1e-4) -> list[tuple[np.ndarray, float]]:
-    """The most violated ideal-formulation cut of each unstable neuron at an LP ``point``, where
-    violated: rows ``coef @ columns <= rhs``.
-
-    Neuron a = relu(w @ v + b), v the columns its pre-activation reads (each in its box [L, U])
-    and d its binary. For every subset I of those columns (Anderson et al. 2020, "Strong
-    mixed-integer programming formulations for trained neural networks"):
-    a <= sum_{i in I} w_i (v_i - L'_i (1 - d)) + (b + sum_{i not in I} w_i U'_i) d, with L'/U'
-    the bound where w_i v_i is smallest/largest. The most violated: i in I iff its term in the
-    first sum is the smaller one.
-    """
-    m = _csr(enc)
-    out = []
-    for lay in enc.layout:
-        if lay.neurons.size == 0:
-            continue
-        w = -m[lay.z_rows].toarray()
-        w[np.arange(lay.z.size), lay.z] = 0.0
-        b = enc.rlo[lay.z_rows]
-        lo_b = np.where(w >= 0, enc.col_lo, enc.col_hi)
-        up_b = np.where(w >= 0, enc.col_hi, enc.col_lo)
-        dv = point[lay.d][:, None]
-        left, right = w * (point[None, :] - lo_b * (1 - dv)), w * up_b * dv
-        in_i = (left < right) & (w != 0)
-        value = np.where(in_i, left, right).sum(1) + b * point[lay.d]
-        for t in np.flatnonzero(point[lay.a] - value > tol * (1 + np.abs(value))):
-            i = in_i[t]
-            coef = np.zeros(enc.n_col)
-            coef[i] = -w[t, i]
-            coef[lay.a[t]] += 1.0
-            coef[lay.d[t]] -= (w[t, i] * lo_b[t, i]).sum() + b[t] + (w[t, ~i] * up_b[t, ~i]).sum()
-            out.append((coef, -(w[t, i] * lo_b[t, i]).sum()))
-    return out
-
-
 def with_ideal_cuts(enc, rows, cost, rounds: int = CUT_ROUNDS):
     """The disjunct's MILP with ``rounds`` rounds of root separation of ideal cuts added as rows:
     (HighsLp with integrality, cuts added, the last LP bound of the guide objective)."""
     import highspy
 
+    from napkit.verify.ideal_cuts import IdealCuts
+
+    cutter = IdealCuts(enc)
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
@@ -150,10 +112,9 @@ def with_ideal_cuts(enc, rows, cost, rounds: int = CUT_ROUNDS):
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             break
         bound = h.getInfo().objective_function_value
-        cuts = separate_ideal_cuts(enc, np.asarray(h.getSolution().col_value))
-        for coef, rhs in cuts:
-            nz = np.flatnonzero(coef).astype(np.int32)
-            h.addRow(-highspy.kHighsInf, rhs, nz.size, nz, coef[nz])
+        cuts = cutter.separate(np.asarray(h.getSolution().col_value))
+        for cols, vals, rhs in cuts:
+            h.addRow(-highspy.kHighsInf, rhs, cols.size, cols, vals)
         added += len(cuts)
         if not cuts:
             break

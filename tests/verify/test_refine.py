@@ -22,8 +22,11 @@ from napkit.verify import (
 from napkit.verify.refine import refine_with_milp
 
 
+@pytest.mark.parametrize("cut_rounds", [0, 2])
 @pytest.mark.parametrize("seed", range(10))
-def test_refined_bounds_hold_on_samples(seed):
+def test_refined_bounds_hold_on_samples(seed, cut_rounds):
+    """By MILP dual bounds or (``cut_rounds``) by the LP with ideal cuts: never looser, and
+    every sampled point of the region inside."""
     rng = np.random.default_rng(900 + seed)
     net = random_net(rng, 3, [8, 8, 8], 3)
     phases = random_phases(rng, net.layer_sizes, 0.25) if seed % 2 else None
@@ -32,7 +35,7 @@ def test_refined_bounds_hold_on_samples(seed):
     if b.vacuous:
         return
     before = [lo.copy() for lo in b.lower], [up.copy() for up in b.upper]
-    st = refine_with_milp(net, b, time.monotonic() + 20, per_side=2.0)
+    st = refine_with_milp(net, b, time.monotonic() + 20, per_side=2.0, cut_rounds=cut_rounds)
     assert st.asked >= st.stabilised
     x = rng.random((20000, 3))
     _, pre = net.forward(x)
@@ -56,10 +59,12 @@ def test_refine_stage_keeps_verdicts(seed, eps):
     label = int(net.forward(x0[None])[0].argmax())
     prop = Property(linf_ball(x0, eps), robustness_spec(label, 3))
     plain = verify_property(net, prop, options=VerifyOptions(timeout=10, workers=1))
-    refined = verify_property(net, prop, options=VerifyOptions(timeout=10, workers=1, refine_share=0.5,
-                                                               many_unstable=0, bab_first_share=0))
-    assert refined.stats.get("refine_asked", 0) > 0, refined.stats
-    assert {plain.verdict, refined.verdict} - {"unknown"} in ({plain.verdict}, {refined.verdict}, set())
+    for cut_rounds in (0, 2):
+        refined = verify_property(net, prop, options=VerifyOptions(
+            timeout=10, workers=1, refine_share=0.5, many_unstable=0, bab_first_share=0,
+            refine_cut_rounds=cut_rounds))
+        assert refined.stats.get("refine_asked", 0) > 0, refined.stats
+        assert {plain.verdict, refined.verdict} - {"unknown"} in ({plain.verdict}, {refined.verdict}, set())
 
 
 @pytest.mark.parametrize("seed", range(4))

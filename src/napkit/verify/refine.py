@@ -23,6 +23,7 @@ from napkit.network import ReluNetwork
 from napkit.verify.bounds import Bounds
 from napkit.verify.compact_milp import CompactEncoding
 from napkit.verify.forked import can_fork, fork_map, worker_count
+from napkit.verify.ideal_cuts import cut_lp_bounds
 from napkit.verify.milp import MILP_OPTIONS
 from napkit.verify.optimized import tighten_optimized
 from napkit.verify.tolerances import REFINE_BOUND_PAD
@@ -61,9 +62,14 @@ def _minimum(h: highspy.Highs, cost: np.ndarray, limit: float) -> float | None:
 
 
 def _refine_neurons(enc: CompactEncoding, neurons: np.ndarray, lo: np.ndarray, up: np.ndarray,
-                    per_side: float, deadline: float) -> tuple[np.ndarray, np.ndarray, int, bool]:
-    """New (lower, upper) of ``neurons`` from the dual bounds of their min and max; the number
-    of solves; True when the region is shown empty."""
+                    per_side: float, deadline: float, cut_rounds: int = 0
+                    ) -> tuple[np.ndarray, np.ndarray, int, bool]:
+    """New (lower, upper) of ``neurons`` from the dual bounds of their min and max (with
+    ``cut_rounds``: from the LP with that many rounds of ideal cuts per side instead,
+    ``ideal_cuts.cut_lp_bounds``); the number of solves; True when the region is shown empty."""
+    if cut_rounds > 0:
+        new_lo, new_up, asked, empty = cut_lp_bounds(enc, neurons, cut_rounds, deadline)
+        return np.maximum(lo[neurons], new_lo), np.minimum(up[neurons], new_up), asked, empty
     lo, up = lo[neurons].copy(), up[neurons].copy()
     h = _highs(enc._lp())
     asked = 0
@@ -88,12 +94,13 @@ def _refine_neurons(enc: CompactEncoding, neurons: np.ndarray, lo: np.ndarray, u
 
 
 def _refine_layer(enc: CompactEncoding, neurons: np.ndarray, lo: np.ndarray, up: np.ndarray,
-                  per_side: float, deadline: float, workers: int) -> tuple[int, bool]:
+                  per_side: float, deadline: float, workers: int, cut_rounds: int = 0) -> tuple[int, bool]:
     """In place on ``lo``/``up``: the neurons dealt round-robin to ``workers`` processes (this
     one and forked ones); a slice whose process fails or overruns keeps its old bounds."""
     slices = [neurons[w::workers] for w in range(workers if can_fork() else 1)]
     slices = [part for part in slices if part.size]
-    results = fork_map(lambda part: _refine_neurons(enc, part, lo, up, per_side, deadline), slices, deadline)
+    results = fork_map(lambda part: _refine_neurons(enc, part, lo, up, per_side, deadline, cut_rounds),
+                       slices, deadline)
     asked, empty = 0, False
     for part, got in zip(slices, results, strict=True):
         if got is None:
@@ -108,18 +115,20 @@ def _refine_layer(enc: CompactEncoding, neurons: np.ndarray, lo: np.ndarray, up:
 
 def refine_with_milp(
     net: ReluNetwork, bounds: Bounds, deadline: float, per_side: float = 0.3, opt_iters: int = 20,
-    workers: int | Callable[[], int] = 1, side_growth: float = 0.0,
+    workers: int | Callable[[], int] = 1, side_growth: float = 0.0, cut_rounds: int = 0,
 ) -> RefineStats:
     """In place: tighten every unstable neuron's interval, layer by layer from hidden layer 1
     (layer 0's bounds are exact over the box), by the MILP of the layers below, with
     ``workers`` processes per layer (a callable: asked again before each layer, as the cores
     another process holds may come free). A pass over every layer that ends before
     ``deadline`` is followed by another with ``per_side`` times ``side_growth`` (when > 1),
-    from the tighter bounds, as long as the last pass narrowed some interval."""
+    from the tighter bounds, as long as the last pass narrowed some interval. ``cut_rounds`` > 0:
+    each neuron's bounds come from the LP with that many rounds of ideal cuts per side
+    (``ideal_cuts.py``) instead of a MILP of ``per_side`` seconds."""
     t0 = time.monotonic()
     st = RefineStats()
     while time.monotonic() < deadline and not bounds.vacuous:
-        narrowed = _refine_pass(net, bounds, deadline, per_side, opt_iters, workers, st)
+        narrowed = _refine_pass(net, bounds, deadline, per_side, opt_iters, workers, st, cut_rounds)
         st.passes += 1
         if not narrowed or side_growth <= 1:
             break
@@ -129,7 +138,7 @@ def refine_with_milp(
 
 
 def _refine_pass(net: ReluNetwork, bounds: Bounds, deadline: float, per_side: float, opt_iters: int,
-                 workers: int | Callable[[], int], st: RefineStats) -> int:
+                 workers: int | Callable[[], int], st: RefineStats, cut_rounds: int = 0) -> int:
     """One pass over the hidden layers (``refine_with_milp``), counted into ``st``; the
     number of neurons it narrowed."""
     n_h = len(net.layer_sizes)
@@ -143,7 +152,7 @@ def _refine_pass(net: ReluNetwork, bounds: Bounds, deadline: float, per_side: fl
             continue
         lo0, up0 = lo[unst].copy(), up[unst].copy()
         asked, empty = _refine_layer(CompactEncoding(net, bounds, upto=k), unst, lo, up, per_side,
-                                     deadline, worker_count(workers))
+                                     deadline, worker_count(workers), cut_rounds)
         st.asked += asked
         moved = int(((lo[unst] > lo0) | (up[unst] < up0)).sum())
         narrowed += moved

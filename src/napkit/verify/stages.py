@@ -193,7 +193,8 @@ def milp_refine(q: Query) -> VerificationResult | None:
 
     t = time.monotonic()
     st = refine_with_milp(q.net, q.bounds, q.until(o.refine_share * q.left()), per_side=o.refine_side_s,
-                          workers=q.free_cores, side_growth=o.refine_side_growth)
+                          workers=q.free_cores, side_growth=o.refine_side_growth,
+                          cut_rounds=o.refine_cut_rounds)
     q.stats.update(refine_asked=st.asked, refine_stabilised=st.stabilised, refine_narrowed=st.narrowed,
                    refine_passes=st.passes, refine_s=round(st.seconds, 3))
     q.forget_encodings()
