@@ -350,6 +350,28 @@ def test_milp_runs_each_disjunct_to_the_end_unless_time_is_shared(monkeypatch, s
         assert ratios == pytest.approx([1 / 4, 1 / 3, 1 / 2, 1], abs=0.01)
 
 
+def test_milp_without_a_timeout_gives_each_disjunct_unlimited_time(monkeypatch):
+    """``timeout=inf``: no reserve is taken from an infinite timeout (inf * share minus inf
+    was NaN, and every disjunct got no time)."""
+    from napkit.verify.verdict import UNKNOWN
+
+    asked: list[float] = []
+
+    def runs_out(q, k, time_limit=None, ipm=False):
+        asked.append(time_limit)
+        return UNKNOWN, None, "MILP time limit"
+
+    monkeypatch.setattr(Query, "milp_disjunct", runs_out)
+    rng = np.random.default_rng(8)
+    net = random_net(rng, 3, [10, 10], 5)
+    prop = Property(InputBox(np.zeros(3), np.ones(3)), robustness_spec(0, 5)).check(net.layer_sizes, 3, 5)
+    q = Query(net, prop, VerifyOptions(timeout=float("inf"), workers=1))
+    symbolic_bounds(q)
+    q.open_ids = [0, 1, 2, 3]
+    milp(q)
+    assert len(asked) == 4 and all(limit == float("inf") for limit in asked), asked
+
+
 _NUMERIC = [f.name for f in dataclasses.fields(VerifyOptions)
             if f.type in ("float", "int") and f.name != "timeout"]
 

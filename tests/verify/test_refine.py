@@ -67,10 +67,14 @@ def test_refine_stage_keeps_verdicts(seed, eps):
         assert {plain.verdict, refined.verdict} - {"unknown"} in ({plain.verdict}, {refined.verdict}, set())
 
 
+@pytest.mark.parametrize("forks", [True, False])
 @pytest.mark.parametrize("seed", range(4))
-def test_two_processes_refine_as_one(seed):
+def test_two_processes_refine_as_one(seed, forks, monkeypatch):
     """The neurons dealt to a forked process come back: with ample time per side (every MILP
-    solved), two workers give the same intervals as one."""
+    solved), two workers give the same intervals as one; where this process cannot fork, it
+    refines every neuron itself (it once refined only its own share)."""
+    if not forks:
+        monkeypatch.setattr("napkit.verify.refine.can_fork", lambda: False)
     rng = np.random.default_rng(950 + seed)
     net = random_net(rng, 3, [8, 8, 8], 3)
     box = InputBox(np.zeros(3), np.ones(3))
@@ -100,3 +104,23 @@ def test_another_pass_follows_while_time_is_left(seed):
     for k in range(len(net.layer_sizes)):
         np.testing.assert_allclose(one.lower[k], many.lower[k], atol=1e-6)
         np.testing.assert_allclose(one.upper[k], many.upper[k], atol=1e-6)
+
+
+def test_refined_bounds_that_empty_the_box_give_no_verdict(monkeypatch):
+    """Without phases the region is the input box, never empty: refined bounds that claim it is
+    (round-off) end the query unknown, not verified."""
+    import napkit.verify.refine as refine
+
+    def claims_empty(net, bounds, deadline, **kw):
+        bounds.vacuous, bounds.reason = True, "an interval emptied"
+        return refine.RefineStats(asked=1)
+
+    monkeypatch.setattr(refine, "refine_with_milp", claims_empty)
+    rng = np.random.default_rng(18)
+    net = random_net(rng, 3, [10, 10, 10], 3)
+    x0 = rng.random(3)
+    prop = Property(linf_ball(x0, 0.05), robustness_spec(int(net.forward(x0[None])[0].argmax()), 3))
+    res = verify_property(net, prop, options=VerifyOptions(timeout=10, workers=1, refine_share=0.5,
+                                                           many_unstable=0, bab_first_share=0))
+    assert res.stats.get("refine_asked") == 1, res.stats  # the stage ran
+    assert res.verdict == "unknown" and "numerical" in res.reason, res

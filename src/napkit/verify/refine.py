@@ -97,7 +97,8 @@ def _refine_layer(enc: CompactEncoding, neurons: np.ndarray, lo: np.ndarray, up:
                   per_side: float, deadline: float, workers: int, cut_rounds: int = 0) -> tuple[int, bool]:
     """In place on ``lo``/``up``: the neurons dealt round-robin to ``workers`` processes (this
     one and forked ones); a slice whose process fails or overruns keeps its old bounds."""
-    slices = [neurons[w::workers] for w in range(workers if can_fork() else 1)]
+    n = workers if can_fork() else 1
+    slices = [neurons[w::n] for w in range(n)]
     slices = [part for part in slices if part.size]
     results = fork_map(lambda part: _refine_neurons(enc, part, lo, up, per_side, deadline, cut_rounds),
                        slices, deadline)

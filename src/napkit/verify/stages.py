@@ -9,6 +9,7 @@ that the region is non-empty.
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import time
 from collections.abc import Callable
@@ -198,8 +199,9 @@ def milp_refine(q: Query) -> VerificationResult | None:
     q.stats.update(refine_asked=st.asked, refine_stabilised=st.stabilised, refine_narrowed=st.narrowed,
                    refine_passes=st.passes, refine_s=round(st.seconds, 3))
     q.forget_encodings()
-    if q.bounds.vacuous:
-        return q.done("vacuous", q.bounds.reason)
+    if q.bounds.vacuous:  # the region is a box here (no phases): never empty, so round-off
+        return q.done("unknown", f"refined bounds claim the input box is empty ({q.bounds.reason}): "
+                                 f"numerical trouble, no verdict")
     if st.narrowed:
         _optimise_open_rows(q, o.root_rows_share * q.left())
         if q.open_ids:  # the weakest open disjunct's best row (> 0 would have refuted it)
@@ -294,7 +296,8 @@ def _milp_worker(q: Query, todo: list[int], taken, n: int) -> list[_MilpRecord]:
             break
         t = time.monotonic()
         rounds_left = -(-(len(todo) - i) // n) if q.opts.milp_time_shares else 1  # ceil: turns to come
-        left = q.left() - q.opts.milp_end_reserve_share * q.timeout
+        reserve = q.opts.milp_end_reserve_share * q.timeout if math.isfinite(q.timeout) else 0.0
+        left = q.left() - reserve
         if left <= 0:
             break
         status, ce, why = q.milp_disjunct(todo[i], time_limit=left / rounds_left,
