@@ -172,7 +172,7 @@ class VerifyOptions:
     # MILP has few binaries already). On VNN-COMP 256x4 prop_5_0.05 (root bound -0.82) the
     # refinement took 118 s to -0.44, then the compact MILP refuted the 9 disjuncts in 126 s
     refine_share: float = 0.5
-    refine_side_s: float = 0.3  # HiGHS time limit per neuron's minimum and per its maximum
+    refine_side_s: float = 0.3  # with refine_cut_rounds=0: HiGHS's limit per neuron's min and max
     # a pass over every layer that ends within ``refine_share`` is followed by another with
     # this many times the time per side (0: one pass). Off: at 2, 256x4 prop_7_0.05's refined
     # bound went from -2.30 to -2.16 (still open); with the MILP run to the end, prop_0_0.05

@@ -8,6 +8,11 @@ solve. The dual bound of a time-limited MILP is a valid bound of the neuron over
 is widened by ``REFINE_BOUND_PAD`` before use. After a layer, the optimised bounds of the layers
 above are recomputed from the tighter relaxation. On VNN-COMP 256x4 prop_5_0.05, 0.3 s per side
 on hidden layer 1 (81 s) moved the root bound from -0.82 to -0.43, 0.6 s per side to -0.30.
+
+With ``cut_rounds`` > 0 (the engine's default, ``VerifyOptions.refine_cut_rounds``) each
+neuron's bounds come instead from the LP of the same model strengthened by ideal-formulation
+cuts (``ideal_cuts.cut_lp_bounds``): tighter and several times faster. The refinement then
+proved 256x4 prop_5_0.05 by itself in 49 s.
 """
 
 from __future__ import annotations
