@@ -94,6 +94,7 @@ def cut_lp_bounds(enc: CompactEncoding, neurons: np.ndarray, rounds: int, deadli
     every = np.arange(n, dtype=np.int32)
     lower, upper = np.full(neurons.size, -np.inf), np.full(neurons.size, np.inf)
     solved = 0
+    cut_rhs: list[float] = []  # of the cut rows after ``base_rows``, in row order
     for j, i in enumerate(neurons):
         for sense in (1.0, -1.0):
             h.changeColsCost(n, every, sense * enc.target[i])
@@ -120,16 +121,21 @@ def cut_lp_bounds(enc: CompactEncoding, neurons: np.ndarray, rounds: int, deadli
                     break
                 for cols, vals, rhs in found:
                     h.addRow(-highspy.kHighsInf, rhs, cols.size, cols, vals)
-        _drop_slack_cuts(h, base_rows)
+                    cut_rhs.append(rhs)
+        cut_rhs = _drop_slack_cuts(h, base_rows, cut_rhs)
     return lower, upper, solved, False
 
 
-def _drop_slack_cuts(h: highspy.Highs, base_rows: int) -> None:
-    """Delete the cut rows (after ``base_rows``) not tight at the last solution."""
-    if h.getNumRow() <= base_rows or h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        return
+def _drop_slack_cuts(h: highspy.Highs, base_rows: int, cut_rhs: list[float]) -> list[float]:
+    """Delete the cut rows (after ``base_rows``, right-hand sides ``cut_rhs``) not tight at the
+    last solution; the right-hand sides of the rows kept. (The rows' bounds are kept here rather
+    than read back with ``getLp``, which copies the whole model once per neuron.)"""
+    if not cut_rhs or h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return cut_rhs
     activity = np.asarray(h.getSolution().row_value)[base_rows:]
-    rhs = np.asarray(h.getLp().row_upper_)[base_rows:]
-    slack = np.flatnonzero(rhs - activity > 1e-6 * (1.0 + np.abs(rhs))) + base_rows
-    if slack.size:
-        h.deleteRows(slack.size, slack.astype(np.int32))
+    rhs = np.asarray(cut_rhs)
+    slack = rhs - activity > 1e-6 * (1.0 + np.abs(rhs))
+    if slack.any():
+        gone = np.flatnonzero(slack) + base_rows
+        h.deleteRows(gone.size, gone.astype(np.int32))
+    return rhs[~slack].tolist()
