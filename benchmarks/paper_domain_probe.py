@@ -45,6 +45,10 @@ def main(argv=None) -> int:
     ap.add_argument("--refine", type=float, default=0.0, metavar="S",
                     help="first the optimised bounds, then the MILP refinement of every layer "
                          "(refine.py, 0.3 s per side, both cores) for at most S seconds")
+    ap.add_argument("--cut-rounds", type=int, default=0, metavar="N",
+                    help="with --refine: each neuron's bounds from the LP with N rounds of ideal "
+                         "cuts per side (ideal_cuts.py) instead of the 0.3 s MILP")
+    ap.add_argument("--workers", type=int, default=2, help="processes of the refinement")
     args = ap.parse_args(argv)
     from napkit.network import from_onnx, load_onnx_model
     from napkit.patterns import mine
@@ -68,7 +72,7 @@ def main(argv=None) -> int:
     print(f"  followers {int(fol.sum())}: units reach {np.round(t_data.max(axis=0), 2).tolist()}, "
           f"smallest margin {margin.min():.4f}")
     if args.refine > 0:
-        refine_units(net, b, k, units, args.refine)
+        refine_units(net, b, k, units, args.refine, args.cut_rounds, args.workers)
     if args.lp:
         from napkit.verify.milp import MilpEncoding
         from napkit.verify.naplp import RegionLp, tighten_layer
@@ -85,9 +89,17 @@ def main(argv=None) -> int:
         tight = milp_layer(net, b, k, args.milp)
         print("  MILP bounds of the units:", {int(u): tuple(round(v, 1) for v in tight[int(u)])
                                               for u in units if int(u) in tight})
+    tail = Tail(net, b, ph, k, units)
+    if args.refine > 0:
+        from napkit.verify import robustness_spec
+        from napkit.verify.naptail import refute_by_tail
+
+        spec = robustness_spec(args.cls, net.n_outputs)
+        rivals = [r for r in range(net.n_outputs) if r != args.cls]
+        refuted, _ = refute_by_tail(tail, list(spec.disjuncts), time.monotonic() + 60)
+        print(f"  the tail on these bounds refutes rivals {[r for r, x in zip(rivals, refuted) if x]}")
     if units.size > 2:
         return 0
-    tail = Tail(net, b, ph, k, units)
     axes = [np.linspace(lo, hi, _GRID) for lo, hi in zip(tail.box.lower, tail.box.upper, strict=True)]
     first: dict[int, tuple[float, float]] = {}  # rival -> (smallest first unit, second unit there)
     for a in axes[0]:  # one row of the grid at a time, the rivals not seen yet
@@ -107,7 +119,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def refine_units(net, b, k, units, seconds: float) -> None:
+def refine_units(net, b, k, units, seconds: float, cut_rounds: int = 0, workers: int = 2) -> None:
     """The units' upper bounds after the optimised bounds and after the MILP refinement (the
     stage deep VNN-COMP queries get), with the free neurons per layer before and after."""
     from napkit.verify.optimized import tighten_optimized
@@ -120,8 +132,9 @@ def refine_units(net, b, k, units, seconds: float) -> None:
     tighten_optimized(net, b, iters=20)
     print(f"  optimised bounds ({time.monotonic() - t0:.0f} s): units {np.round(b.upper[k][units], 1).tolist()}, "
           f"free neurons per layer {free()}")
-    st = refine_with_milp(net, b, time.monotonic() + seconds, workers=2)
-    print(f"  MILP-refined ({st.seconds:.0f} s, {st.asked} solves, {st.narrowed} narrowed, {st.stabilised} "
+    st = refine_with_milp(net, b, time.monotonic() + seconds, workers=workers, cut_rounds=cut_rounds)
+    how = f"cut-LP-refined ({cut_rounds} cut rounds, " if cut_rounds else "MILP-refined ("
+    print(f"  {how}{st.seconds:.0f} s, {st.asked} solves, {st.narrowed} narrowed, {st.stabilised} "
           f"stabilised): units {np.round(b.upper[k][units], 1).tolist()}, free neurons per layer {free()}")
 
 
