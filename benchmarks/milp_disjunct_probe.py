@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import pickle
 import sys
 import time
@@ -169,7 +170,7 @@ def _run_scip(lp, limit: float) -> str:
 def split_top(net, bounds, c, d, r: int, limit: float) -> tuple[str, float]:
     """Disjunct ``r`` split on the neuron branch and bound would split first, each half's
     intermediate bounds re-optimised below it, then a MILP per half: (outcome, seconds)."""
-    from napkit.verify.bab import _score
+    from napkit.verify.bab import branching_score
     from napkit.verify.compact_milp import CompactEncoding
     from napkit.verify.optimized import optimize_rows, tighten_optimized, with_phases
     from napkit.verify.tolerances import PROOF_SLACK
@@ -177,7 +178,7 @@ def split_top(net, bounds, c, d, r: int, limit: float) -> tuple[str, float]:
     t0 = time.monotonic()
     n_h = len(net.layer_sizes)
     _, info = optimize_rows(net, bounds, n_h, c[r : r + 1], -d[r : r + 1], iters=20)
-    scores = {k: _score(info["layers"][k], coef)[0].numpy() for k, coef in info["coefs"].items()}
+    scores = {k: branching_score(info["layers"][k], coef)[0].numpy() for k, coef in info["coefs"].items()}
     k = max(scores, key=lambda q: scores[q].max())
     j = int(scores[k].argmax())
     base = bounds.phases or [np.zeros(lo.size, np.int8) for lo in bounds.lower]
@@ -283,6 +284,9 @@ def main(argv=None) -> int:
     ap.add_argument("--save-bounds", type=Path, help="pickle the refined bounds here")
     ap.add_argument("--load-bounds", type=Path, help="refined bounds pickled by --save-bounds (no refinement)")
     args = ap.parse_args(argv)
+    if "scip" in args.variants and importlib.util.find_spec("pyscipopt") is None:
+        print("the scip variant needs pyscipopt (pip install pyscipopt); it is not installed", file=sys.stderr)
+        return 2
     from napkit.verify.forked import fork_map
     from napkit.verify.optimized import one_thread
     from napkit.verify.refine import refine_with_milp

@@ -97,7 +97,7 @@ def main(argv=None) -> int:
         spec = robustness_spec(args.cls, net.n_outputs)
         rivals = [r for r in range(net.n_outputs) if r != args.cls]
         refuted, _ = refute_by_tail(tail, list(spec.disjuncts), time.monotonic() + 60)
-        print(f"  the tail on these bounds refutes rivals {[r for r, x in zip(rivals, refuted) if x]}")
+        print(f"  the tail on these bounds refutes rivals {[r for r, x in zip(rivals, refuted, strict=True) if x]}")
     if units.size > 2:
         return 0
     axes = [np.linspace(lo, hi, _GRID) for lo, hi in zip(tail.box.lower, tail.box.upper, strict=True)]

@@ -67,7 +67,7 @@ class _Domain:
     fresh_at: int = 0
 
 
-def _score(lay: CrownLayer, coef: torch.Tensor) -> torch.Tensor:
+def branching_score(lay: CrownLayer, coef: torch.Tensor) -> torch.Tensor:
     """Branching score per unstable neuron: what the triangle's intercept costs the bound."""
     s = (-coef.clamp(max=0)) * lay.tu + 1e-4 * coef.abs() * (lay.up - lay.lo)
     return torch.where(lay.unst, s, torch.full_like(s, -1.0))
@@ -189,7 +189,7 @@ class _Batch:
         for k in range(n_h):
             if k not in self.coefs:
                 continue
-            sc = torch.where(open_row[:, None], _score(self.layers[k], self.coefs[k]), -1.0)
+            sc = torch.where(open_row[:, None], branching_score(self.layers[k], self.coefs[k]), -1.0)
             per = torch.full((n, sc.shape[1]), -1.0, dtype=sc.dtype)
             per.scatter_reduce_(0, dom_t[:, None].expand_as(sc), sc, reduce="amax")
             s, j = per.max(1)
