@@ -12,7 +12,9 @@ those needs: ``--walk`` climbs each unit by pattern-fixed LPs (``PatternSearch.c
 the followers that push it furthest (how far inputs that follow the NAP are seen to reach),
 ``--milp S`` bounds each unit by a MILP of the layers below it at ``S`` seconds per side
 (HiGHS's dual bound, as in ``vnncomp_root_probe.py``); ``--refine S`` runs the MILP
-refinement of every layer (``refine.py``) for at most ``S`` seconds first.
+refinement of every layer (``refine.py``; with ``--cut-rounds N`` each neuron's LP with N rounds
+of ideal cuts instead) for at most ``S`` seconds first. After ``--refine`` or ``--lp`` it prints
+the rivals the exact tail refutes on the tightened box.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def main(argv=None) -> int:
         print("  MILP bounds of the units:", {int(u): tuple(round(v, 1) for v in tight[int(u)])
                                               for u in units if int(u) in tight})
     tail = Tail(net, b, ph, k, units)
-    if args.refine > 0:
+    if args.refine > 0 or args.lp:  # the bounds moved: which rivals the tail now refutes
         from napkit.verify import robustness_spec
         from napkit.verify.naptail import refute_by_tail
 
