@@ -113,11 +113,9 @@ def with_ideal_cuts(enc, rows, cost, rounds: int = CUT_ROUNDS):
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             break
         bound = h.getInfo().objective_function_value
-        cuts = cutter.separate(np.asarray(h.getSolution().col_value))
-        for cols, vals, rhs in cuts:
-            h.addRow(-highspy.kHighsInf, rhs, cols.size, cols, vals)
-        added += len(cuts)
-        if not cuts:
+        found = cutter.add_to(h, np.asarray(h.getSolution().col_value)).size
+        added += found
+        if not found:
             break
     lp = h.getLp()
     vt = highspy.HighsVarType

@@ -56,21 +56,42 @@ class IdealCuts:
         """The most violated cut of each neuron that ``point`` violates: (columns, coefficients,
         rhs) of a row ``coefficients @ columns <= rhs``."""
         out = []
+        for coef, rhs in self._cut_rows(point, tol):
+            for row, r in zip(coef, rhs, strict=True):
+                cols = np.flatnonzero(row).astype(np.int32)
+                out.append((cols, row[cols], float(r)))
+        return out
+
+    def add_to(self, h: highspy.Highs, point: np.ndarray, tol: float = CUT_TOLERANCE) -> np.ndarray:
+        """Add the cuts ``separate`` finds at ``point`` to ``h`` as rows (one call per layer);
+        their right-hand sides, in row order."""
+        added = []
+        for coef, rhs in self._cut_rows(point, tol):
+            m = sp.csr_matrix(coef)
+            h.addRows(m.shape[0], np.full(m.shape[0], -highspy.kHighsInf), rhs, m.nnz,
+                      m.indptr[:-1].astype(np.int32), m.indices.astype(np.int32), m.data)
+            added.append(rhs)
+        return np.concatenate(added) if added else np.empty(0)
+
+    def _cut_rows(self, point: np.ndarray, tol: float):
+        """Per layer with a violated neuron: the dense rows (over every column) and right-hand
+        sides of the most violated cut of each violated neuron, all neurons at once."""
         for lay, w, b, lo_w, up_w in self.layers:
             d = point[lay.d][:, None]
             left, right = w * (point[None, :] - lo_w * (1 - d)), w * up_w * d
             take = (left < right) & (w != 0)
             value = np.where(take, left, right).sum(1) + b * point[lay.d]
-            for t in np.flatnonzero(point[lay.a] - value > tol * (1 + np.abs(value))):
-                i = take[t]
-                coef = np.zeros(point.size)
-                coef[i] = -w[t, i]
-                coef[lay.a[t]] += 1.0
-                shift = (w[t, i] * lo_w[t, i]).sum()
-                coef[lay.d[t]] -= shift + b[t] + (w[t, ~i] * up_w[t, ~i]).sum()
-                cols = np.flatnonzero(coef).astype(np.int32)
-                out.append((cols, coef[cols], -shift))
-        return out
+            t = np.flatnonzero(point[lay.a] - value > tol * (1 + np.abs(value)))
+            if t.size == 0:
+                continue
+            wt, inside = w[t], take[t]
+            shift = np.where(inside, wt * lo_w[t], 0.0).sum(1)
+            rest = np.where(inside, 0.0, wt * up_w[t]).sum(1)
+            coef = np.where(inside, -wt, 0.0)
+            r = np.arange(t.size)
+            coef[r, lay.a[t]] += 1.0
+            coef[r, lay.d[t]] -= shift + b[t] + rest
+            yield coef, -shift
 
 
 def cut_lp_bounds(enc: CompactEncoding, neurons: np.ndarray, rounds: int, deadline: float
@@ -94,7 +115,7 @@ def cut_lp_bounds(enc: CompactEncoding, neurons: np.ndarray, rounds: int, deadli
     every = np.arange(n, dtype=np.int32)
     lower, upper = np.full(neurons.size, -np.inf), np.full(neurons.size, np.inf)
     solved = 0
-    cut_rhs: list[float] = []  # of the cut rows after ``base_rows``, in row order
+    cut_rhs = np.empty(0)  # of the cut rows after ``base_rows``, in row order
     for j, i in enumerate(neurons):
         for sense in (1.0, -1.0):
             h.changeColsCost(n, every, sense * enc.target[i])
@@ -116,26 +137,25 @@ def cut_lp_bounds(enc: CompactEncoding, neurons: np.ndarray, rounds: int, deadli
                     lower[j] = max(lower[j], v - pad)
                 else:
                     upper[j] = min(upper[j], v + pad)
-                found = cuts.separate(np.asarray(h.getSolution().col_value)) if r < rounds else []
-                if not found:
+                if r == rounds:
                     break
-                for cols, vals, rhs in found:
-                    h.addRow(-highspy.kHighsInf, rhs, cols.size, cols, vals)
-                    cut_rhs.append(rhs)
+                found = cuts.add_to(h, np.asarray(h.getSolution().col_value))
+                if found.size == 0:
+                    break
+                cut_rhs = np.concatenate([cut_rhs, found])
         cut_rhs = _drop_slack_cuts(h, base_rows, cut_rhs)
     return lower, upper, solved, False
 
 
-def _drop_slack_cuts(h: highspy.Highs, base_rows: int, cut_rhs: list[float]) -> list[float]:
+def _drop_slack_cuts(h: highspy.Highs, base_rows: int, cut_rhs: np.ndarray) -> np.ndarray:
     """Delete the cut rows (after ``base_rows``, right-hand sides ``cut_rhs``) not tight at the
     last solution; the right-hand sides of the rows kept. (The rows' bounds are kept here rather
     than read back with ``getLp``, which copies the whole model once per neuron.)"""
-    if not cut_rhs or h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+    if cut_rhs.size == 0 or h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return cut_rhs
     activity = np.asarray(h.getSolution().row_value)[base_rows:]
-    rhs = np.asarray(cut_rhs)
-    slack = rhs - activity > 1e-6 * (1.0 + np.abs(rhs))
+    slack = cut_rhs - activity > 1e-6 * (1.0 + np.abs(cut_rhs))
     if slack.any():
         gone = np.flatnonzero(slack) + base_rows
         h.deleteRows(gone.size, gone.astype(np.int32))
-    return rhs[~slack].tolist()
+    return cut_rhs[~slack]
