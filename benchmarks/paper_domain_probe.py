@@ -52,6 +52,8 @@ def main(argv=None) -> int:
                          "cuts per side (ideal_cuts.py) instead of the 0.3 s MILP")
     ap.add_argument("--workers", type=int, default=2, help="processes of the refinement")
     args = ap.parse_args(argv)
+    if args.cut_rounds < 0 or args.workers < 1:
+        ap.error("--cut-rounds must be >= 0 and --workers >= 1")
     from napkit.network import from_onnx, load_onnx_model
     from napkit.patterns import mine
     from napkit.verify import domain_box, follows_phases
